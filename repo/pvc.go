@@ -1,0 +1,54 @@
+// Package repo holds backup-oracle's domain: the PVC a request names, the snapshots a backup
+// backend reports, the identity a backup is stored under, the decision derived from them and the
+// error classes shared by every backend. It imports the standard library only.
+package repo
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// Name limits from Kubernetes: a namespace is a DNS-1123 label, a PVC name a DNS-1123 subdomain.
+const (
+	MaxNamespaceLen = 63
+	MaxPVCNameLen   = 253
+)
+
+var (
+	dns1123Label     = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// PVC names a PersistentVolumeClaim. The zero value is invalid.
+type PVC struct {
+	Namespace string
+	Name      string
+}
+
+// String returns "namespace/name".
+func (p PVC) String() string { return p.Namespace + "/" + p.Name }
+
+// Validate reports, wrapped in ErrInvalidName, the first Kubernetes naming rule p breaks.
+// A nil error means both names are exactly what the API server would accept.
+func (p PVC) Validate() error {
+	if err := validateName("namespace", p.Namespace, MaxNamespaceLen, dns1123Label,
+		"a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a letter or digit"); err != nil {
+		return err
+	}
+
+	return validateName("pvc name", p.Name, MaxPVCNameLen, dns1123Subdomain,
+		"a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each dot-separated part starting and ending with a letter or digit")
+}
+
+func validateName(what, s string, maxLen int, re *regexp.Regexp, rule string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("%w: %s is empty", ErrInvalidName, what)
+	case len(s) > maxLen:
+		return fmt.Errorf("%w: %s is %d characters long, at most %d are allowed", ErrInvalidName, what, len(s), maxLen)
+	case !re.MatchString(s):
+		return fmt.Errorf("%w: %s %q must be %s", ErrInvalidName, what, s, rule)
+	}
+
+	return nil
+}

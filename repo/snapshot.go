@@ -1,0 +1,52 @@
+package repo
+
+import (
+	"context"
+	"time"
+)
+
+// Snapshot summarises one backup of one source. Backends fill what their format records:
+// Kopia sets sizes and file counts, restic sets Host, Paths and Tags.
+type Snapshot struct {
+	ID        string
+	StartTime time.Time
+	EndTime   time.Time
+	TotalSize int64
+	FileCount int64
+	Host      string
+	Paths     []string
+	Tags      []string
+}
+
+// Finding is what one backend's index knows of the source a PVC maps to.
+// Snapshots are ordered oldest first; an empty slice from a complete index means "no backup".
+type Finding struct {
+	// Source is the identity looked up, as the backend stores it (e.g. "app-backup@web:/data").
+	Source    string
+	Snapshots []Snapshot
+}
+
+// Latest returns the newest snapshot, or nil when there is none.
+func (f Finding) Latest() *Snapshot {
+	if len(f.Snapshots) == 0 {
+		return nil
+	}
+
+	return &f.Snapshots[len(f.Snapshots)-1]
+}
+
+// Index is a complete, point-in-time view of one backend's snapshots.
+// Implementations are immutable once built and safe for concurrent use.
+type Index interface {
+	// Find returns the snapshots stored under the identity pvc maps to. An error means the
+	// index cannot answer authoritatively for this PVC (wrap ErrUnverifiable, ErrInvalidConfig, ...).
+	Find(ctx context.Context, pvc PVC) (Finding, error)
+	// Stats counts what the index holds, for metrics and logs.
+	Stats() IndexStats
+}
+
+// IndexStats counts the sources and snapshots an index holds.
+type IndexStats struct {
+	Sources   int
+	Snapshots int
+}
