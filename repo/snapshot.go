@@ -50,3 +50,16 @@ type IndexStats struct {
 	Sources   int
 	Snapshots int
 }
+
+// IndexStatus describes one backend's index for operators. It carries no secrets.
+type IndexStatus struct {
+	Backend     string
+	LoadedAt    time.Time // end of the last successful load; zero before the first
+	LastAttempt time.Time
+	Generation  uint64 // number of successful loads
+	Stats       IndexStats
+	// LastError is the error of the most recent load, nil when it succeeded.
+	LastError error
+	// NotReady is why lookups are not authoritative now, nil when they are.
+	NotReady error
+}

@@ -1,0 +1,277 @@
+// Package cache keeps each backend's snapshot index in memory, refreshes it in the background and
+// answers lookups from it, so that admission never waits on a slow backend.
+//
+// The index is the cache. On top of it, answers are memoised per PVC in a bounded LRU with a TTL
+// (hashicorp/golang-lru/v2) and tied to the index generation they were computed from, so a refresh
+// invalidates them; concurrent identical lookups are collapsed with singleflight.
+//
+// Fail-closed: a lookup answers from the index only when an index is loaded, the most recent
+// refresh succeeded, and it finished no longer than MaxIndexAge ago. Otherwise the answer is
+// Unknown with a reason, never Fresh.
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultRefreshInterval = 30 * time.Second
+	DefaultRefreshTimeout  = 2 * time.Minute
+	DefaultMaxIndexAge     = 2 * time.Minute
+	DefaultMemoSize        = 10_000
+	DefaultMemoTTL         = 30 * time.Second
+	DefaultLookupTimeout   = 5 * time.Second
+	minRetryDelay          = time.Second
+)
+
+// Options configure a Cache. Backend and Loader are required.
+type Options struct {
+	Backend string // name reported in answers and metrics ("kopia-fs")
+	Loader  Loader
+	// RefreshInterval is the pause between successful refreshes; after a failure the cache
+	// retries sooner (1 s, doubling up to RefreshInterval).
+	RefreshInterval time.Duration
+	// RefreshTimeout bounds one Load.
+	RefreshTimeout time.Duration
+	// MaxIndexAge is the staleness bound: older indexes answer Unknown.
+	MaxIndexAge time.Duration
+	// MemoSize bounds the per-PVC answer memo (entries); MemoTTL bounds an entry's life.
+	MemoSize int
+	MemoTTL  time.Duration
+	// LookupTimeout bounds one index lookup (backends whose Find does I/O).
+	LookupTimeout time.Duration
+	Metrics       *Metrics
+	Logger        *slog.Logger
+	Now           func() time.Time
+}
+
+// Cache serves one backend. It is safe for concurrent use.
+type Cache struct {
+	opts  Options
+	state atomic.Pointer[state]
+	memo  *expirable.LRU[memoKey, repo.Answer]
+	group singleflight.Group
+	mu    sync.Mutex // serialises Refresh
+}
+
+// state is replaced whole on every refresh attempt.
+type state struct {
+	index       repo.Index // last successfully loaded index, nil before the first
+	generation  uint64     // bumped on every successful load
+	loadedAt    time.Time  // when the last successful load finished
+	lastAttempt time.Time
+	lastErr     error // error of the last attempt, nil when it succeeded
+}
+
+type memoKey struct {
+	pvc        repo.PVC
+	generation uint64
+}
+
+// New validates opts and returns a cache with no index: lookups answer Unknown until the first
+// Refresh succeeds.
+func New(opts Options) (*Cache, error) {
+	var errs []error
+	if opts.Backend == "" {
+		errs = append(errs, errors.New("cache: backend name is required"))
+	}
+
+	if opts.Loader == nil {
+		errs = append(errs, errors.New("cache: loader is required"))
+	}
+
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	setDefault(&opts.RefreshInterval, DefaultRefreshInterval)
+	setDefault(&opts.RefreshTimeout, DefaultRefreshTimeout)
+	setDefault(&opts.MaxIndexAge, DefaultMaxIndexAge)
+	setDefault(&opts.MemoTTL, DefaultMemoTTL)
+	setDefault(&opts.LookupTimeout, DefaultLookupTimeout)
+	setDefault(&opts.MemoSize, DefaultMemoSize)
+
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+
+	c := &Cache{opts: opts, memo: expirable.NewLRU[memoKey, repo.Answer](opts.MemoSize, nil, opts.MemoTTL)}
+	c.state.Store(&state{lastErr: repo.ErrNotLoaded})
+
+	return c, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Backend returns the backend's name.
+func (c *Cache) Backend() string { return c.opts.Backend }
+
+// Run refreshes the index until ctx is cancelled: at once, then every RefreshInterval, sooner
+// after a failure.
+func (c *Cache) Run(ctx context.Context) {
+	delay := minRetryDelay
+
+	for {
+		wait := c.opts.RefreshInterval
+		if err := c.Refresh(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+
+			wait, delay = min(delay, c.opts.RefreshInterval), min(delay*2, c.opts.RefreshInterval)
+		} else {
+			delay = minRetryDelay
+		}
+
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Refresh loads the index once, bounded by RefreshTimeout. On failure the previous index is kept
+// for diagnostics but no longer answers (see Lookup).
+func (c *Cache) Refresh(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	ctx, cancel := context.WithTimeout(ctx, c.opts.RefreshTimeout)
+	defer cancel()
+
+	start := c.opts.Now()
+	idx, err := c.opts.Loader.Load(ctx)
+	end := c.opts.Now()
+
+	if err == nil && idx == nil {
+		err = fmt.Errorf("%s: loader returned no index: %w", c.opts.Backend, repo.ErrUnavailable)
+	}
+
+	prev := c.state.Load()
+	next := *prev
+	next.lastAttempt, next.lastErr = end, err
+
+	if err == nil {
+		next.index, next.loadedAt, next.generation = idx, end, prev.generation+1
+	}
+
+	c.state.Store(&next)
+	c.opts.Metrics.observeRefresh(c.opts.Backend, end.Sub(start), idx, end, err)
+
+	if err != nil {
+		c.opts.Logger.Warn("index refresh failed", "backend", c.opts.Backend, "err", err)
+		return err
+	}
+
+	if prev.generation == 0 || prev.lastErr != nil {
+		st := idx.Stats()
+		c.opts.Logger.Info("index loaded", "backend", c.opts.Backend,
+			"sources", st.Sources, "snapshots", st.Snapshots, "duration", end.Sub(start).String())
+	}
+
+	return nil
+}
+
+// Ready returns nil when lookups can be answered authoritatively, else the reason they cannot.
+// It does no I/O.
+func (c *Cache) Ready() error {
+	_, err := c.usable(c.state.Load())
+	return err
+}
+
+// usable applies the fail-closed policy to a state.
+func (c *Cache) usable(st *state) (repo.Index, error) {
+	switch {
+	case st.index == nil && errors.Is(st.lastErr, repo.ErrNotLoaded):
+		return nil, fmt.Errorf("%w: the first refresh of %s has not finished", repo.ErrNotLoaded, c.opts.Backend)
+	case st.index == nil:
+		return nil, fmt.Errorf("%w: %w", repo.ErrNotLoaded, st.lastErr)
+	case st.lastErr != nil:
+		return nil, fmt.Errorf("last refresh failed (%s ago): %w", c.since(st.lastAttempt), st.lastErr)
+	}
+
+	if age := c.opts.Now().Sub(st.loadedAt); age > c.opts.MaxIndexAge {
+		return nil, fmt.Errorf("%w: last successful refresh %s ago, bound is %s", repo.ErrStale, age.Round(time.Millisecond), c.opts.MaxIndexAge)
+	}
+
+	return st.index, nil
+}
+
+func (c *Cache) since(t time.Time) time.Duration { return c.opts.Now().Sub(t).Round(time.Millisecond) }
+
+// Lookup answers for one PVC from the current index. It never does backend I/O unless the
+// backend's index does (then bounded by LookupTimeout). If ctx ends first, the answer is
+// Unknown for this caller only: the shared lookup goes on for the others.
+func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
+	st := c.state.Load()
+
+	idx, err := c.usable(st)
+	if err != nil {
+		return repo.Decide(pvc, c.opts.Backend, repo.Finding{}, st.loadedAt, err)
+	}
+
+	key := memoKey{pvc: pvc, generation: st.generation}
+	if a, ok := c.memo.Get(key); ok {
+		return a
+	}
+
+	ch := c.group.DoChan(pvc.String()+"\x00"+fmt.Sprint(st.generation), func() (any, error) {
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
+		defer cancel()
+
+		f, ferr := idx.Find(lctx, pvc)
+		a := repo.Decide(pvc, c.opts.Backend, f, st.loadedAt, ferr)
+		if !errors.Is(ferr, repo.ErrUnavailable) { // transient: ask again next time
+			c.memo.Add(key, a)
+		}
+
+		return a, nil
+	})
+
+	select {
+	case r := <-ch:
+		return r.Val.(repo.Answer) //nolint:forcetypeassert // the function above only returns Answers
+	case <-ctx.Done():
+		return repo.Decide(pvc, c.opts.Backend, repo.Finding{}, st.loadedAt,
+			fmt.Errorf("%w: lookup abandoned: %w", repo.ErrUnavailable, ctx.Err()))
+	}
+}
+
+// Status describes the cache for operators (/status) and logs. It does no I/O.
+func (c *Cache) Status() repo.IndexStatus {
+	st := c.state.Load()
+	s := repo.IndexStatus{
+		Backend: c.opts.Backend, LoadedAt: st.loadedAt, LastAttempt: st.lastAttempt,
+		Generation: st.generation, LastError: st.lastErr,
+	}
+
+	if st.index != nil {
+		s.Stats = st.index.Stats()
+	}
+
+	_, s.NotReady = c.usable(st)
+
+	return s
+}

@@ -1,0 +1,51 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// Group asks several caches, in order of preference, and combines their answers with
+// repo.Combine: Restore from the first backend with a snapshot, Fresh only when every backend is
+// authoritative and empty. It is safe for concurrent use.
+type Group []*Cache
+
+// Lookup asks every cache and combines the answers.
+func (g Group) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
+	answers := make([]repo.Answer, len(g))
+	for i, c := range g {
+		answers[i] = c.Lookup(ctx, pvc)
+	}
+
+	return repo.Combine(pvc, answers)
+}
+
+// Ready is nil only when every cache is ready: Fresh needs all of them.
+func (g Group) Ready() error {
+	if len(g) == 0 {
+		return fmt.Errorf("%w: no backend configured", repo.ErrInvalidConfig)
+	}
+
+	var errs []error
+
+	for _, c := range g {
+		if err := c.Ready(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.Backend(), err))
+		}
+	}
+
+	return errors.Join(errs...)
+}
+
+// Status lists every cache's status, in order.
+func (g Group) Status() []repo.IndexStatus {
+	out := make([]repo.IndexStatus, len(g))
+	for i, c := range g {
+		out[i] = c.Status()
+	}
+
+	return out
+}

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// Backend names accepted by BACKEND_TYPE / --backend.
+const (
+	backendKopiaFS = "kopia-fs"
+)
+
+var validBackends = []string{backendKopiaFS}
+
+// Config is every setting of the service. Each is a flag with an environment fallback
+// (flag > environment > default); defaults live in defaultConfig only.
+type Config struct {
+	Backend         string
+	ListenAddress   string
+	Port            int
+	HTTPTimeout     time.Duration
+	CacheTTL        time.Duration
+	CacheSize       int
+	RefreshInterval time.Duration
+	RefreshTimeout  time.Duration
+	MaxIndexAge     time.Duration
+	LogLevel        string
+	LogFormat       string
+	StateDir        string
+	Kopia           KopiaConfig
+	Demo            bool
+	CheckConfig     bool
+}
+
+// KopiaConfig locates a Kopia repository and says how PVCs map to its sources.
+type KopiaConfig struct {
+	RepositoryPath string
+	Password       repo.Secret
+	PasswordFile   string
+	Identity       repo.KopiaIdentity
+}
+
+func defaultConfig() Config {
+	return Config{
+		Backend:         backendKopiaFS,
+		Port:            8080,
+		HTTPTimeout:     2 * time.Second,
+		CacheTTL:        cache.DefaultMemoTTL,
+		CacheSize:       cache.DefaultMemoSize,
+		RefreshInterval: cache.DefaultRefreshInterval,
+		RefreshTimeout:  cache.DefaultRefreshTimeout,
+		MaxIndexAge:     cache.DefaultMaxIndexAge,
+		LogLevel:        "info",
+		LogFormat:       "json",
+		Kopia:           KopiaConfig{Identity: repo.DefaultKopiaIdentity()},
+	}
+}
+
+// setting binds one flag to its environment variables (the first one set wins).
+type setting struct {
+	flag  string
+	env   []string
+	usage string
+	value flag.Value
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"backend", []string{"BACKEND_TYPE"}, "backend: " + strings.Join(validBackends, ", "), (*stringValue)(&c.Backend)},
+		{"listen-address", []string{"LISTEN_ADDRESS"}, "address to listen on (default \":$PORT\")", (*stringValue)(&c.ListenAddress)},
+		{"port", []string{"PORT"}, "port to listen on when no listen address is given", (*intValue)(&c.Port)},
+		{"http-timeout", []string{"HTTP_TIMEOUT"}, "bound on one /exists lookup; past it the answer is unknown", (*durationValue)(&c.HTTPTimeout)},
+		{"cache-ttl", []string{"CACHE_TTL"}, "lifetime of a memoised per-PVC answer (also dropped on every index refresh)", (*durationValue)(&c.CacheTTL)},
+		{"cache-size", []string{"CACHE_SIZE"}, "maximum number of memoised per-PVC answers", (*intValue)(&c.CacheSize)},
+		{"refresh-interval", []string{"REFRESH_INTERVAL", "RE_WARM_INTERVAL"}, "pause between index refreshes", (*durationValue)(&c.RefreshInterval)},
+		{"refresh-timeout", []string{"REFRESH_TIMEOUT"}, "bound on one index refresh", (*durationValue)(&c.RefreshTimeout)},
+		{"max-index-age", []string{"MAX_INDEX_AGE"}, "staleness bound: an older index answers unknown and is not ready", (*durationValue)(&c.MaxIndexAge)},
+		{"log-level", []string{"LOG_LEVEL"}, "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
+		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*stringValue)(&c.LogFormat)},
+		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*stringValue)(&c.StateDir)},
+		{"kopia-repository-path", []string{"KOPIA_REPOSITORY_PATH"}, "Kopia filesystem repository (kopia-fs)", (*stringValue)(&c.Kopia.RepositoryPath)},
+		{"kopia-password", []string{"KOPIA_PASSWORD"}, "Kopia repository password (prefer the file)", (*secretValue)(&c.Kopia.Password)},
+		{"kopia-password-file", []string{"KOPIA_PASSWORD_FILE"}, "file holding the Kopia password, re-read before every refresh", (*stringValue)(&c.Kopia.PasswordFile)},
+		{"kopia-source-name-template", []string{"KOPIA_SOURCE_NAME_TEMPLATE"}, "ReplicationSource name for a PVC ({namespace}, {pvc})", (*stringValue)(&c.Kopia.Identity.SourceName)},
+		{"kopia-username-template", []string{"KOPIA_USERNAME_TEMPLATE"}, "explicit Kopia username (spec.kopia.username); empty: derived from the source name", (*stringValue)(&c.Kopia.Identity.UserName)},
+		{"kopia-hostname-template", []string{"KOPIA_HOSTNAME_TEMPLATE"}, "explicit Kopia hostname (spec.kopia.hostname); empty: the namespace", (*stringValue)(&c.Kopia.Identity.HostName)},
+		{"kopia-path", []string{"KOPIA_PATH"}, "Kopia source path (spec.kopia.sourcePathOverride)", (*stringValue)(&c.Kopia.Identity.Path)},
+		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in a temporary directory", (*boolValue)(&c.Demo)},
+		{"check-config", nil, "validate the configuration, print it and exit", (*boolValue)(&c.CheckConfig)},
+	}
+}
+
+// parseConfig reads the environment, then the flags. It returns every problem at once.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("backup-oracle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+
+	var errs []error
+
+	for _, s := range cfg.settings() {
+		fs.Var(s.value, s.flag, envUsage(s))
+
+		for _, env := range s.env {
+			if v := getenv(env); v != "" {
+				if err := s.value.Set(v); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", env, err))
+				}
+
+				break
+			}
+		}
+	}
+
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
+	}
+
+	if err := errors.Join(errs...); err != nil {
+		return cfg, err
+	}
+
+	return cfg, cfg.Validate()
+}
+
+func envUsage(s setting) string {
+	if len(s.env) == 0 {
+		return s.usage
+	}
+
+	return s.usage + " [$" + strings.Join(s.env, ", $") + "]"
+}
+
+// Validate returns every problem of the configuration, joined.
+func (c *Config) Validate() error {
+	var errs []error
+
+	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+
+	switch c.Backend {
+	case backendKopiaFS:
+		if c.Kopia.RepositoryPath == "" && !c.Demo {
+			add("KOPIA_REPOSITORY_PATH is required for backend %s", c.Backend)
+		}
+
+		if c.Kopia.Password != "" && c.Kopia.PasswordFile != "" {
+			add("set KOPIA_PASSWORD or KOPIA_PASSWORD_FILE, not both")
+		}
+
+		if c.Kopia.Password == "" && c.Kopia.PasswordFile == "" && !c.Demo {
+			add("KOPIA_PASSWORD or KOPIA_PASSWORD_FILE is required for backend %s", c.Backend)
+		}
+
+		if err := c.Kopia.Identity.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		add("unknown backend %q: valid backends are %s", c.Backend, strings.Join(validBackends, ", "))
+	}
+
+	if c.Port < 1 || c.Port > 65535 {
+		add("PORT %d is not a port number (1-65535)", c.Port)
+	}
+
+	if c.ListenAddress != "" {
+		if _, _, err := net.SplitHostPort(c.ListenAddress); err != nil {
+			add("LISTEN_ADDRESS %q: %v", c.ListenAddress, err)
+		}
+	}
+
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"HTTP_TIMEOUT", c.HTTPTimeout}, {"CACHE_TTL", c.CacheTTL}, {"REFRESH_INTERVAL", c.RefreshInterval},
+		{"REFRESH_TIMEOUT", c.RefreshTimeout}, {"MAX_INDEX_AGE", c.MaxIndexAge},
+	} {
+		if d.v <= 0 {
+			add("%s must be positive, got %s", d.name, d.v)
+		}
+	}
+
+	if c.MaxIndexAge > 0 && c.MaxIndexAge <= c.RefreshInterval {
+		add("MAX_INDEX_AGE (%s) must exceed REFRESH_INTERVAL (%s), or the index is stale between refreshes", c.MaxIndexAge, c.RefreshInterval)
+	}
+
+	if c.CacheSize < 1 {
+		add("CACHE_SIZE must be at least 1, got %d", c.CacheSize)
+	}
+
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		add("LOG_FORMAT %q: want json or text", c.LogFormat)
+	}
+
+	return errors.Join(errs...)
+}
+
+// listenAddress is LISTEN_ADDRESS, or ":$PORT".
+func (c *Config) listenAddress() string {
+	if c.ListenAddress != "" {
+		return c.ListenAddress
+	}
+
+	return ":" + strconv.Itoa(c.Port)
+}
+
+// kopiaPassword returns a function yielding the current password: read from the file on every
+// call when a file is configured, so a rotated Secret is picked up without a restart.
+func (c *Config) kopiaPassword() func() (string, error) {
+	if c.Kopia.PasswordFile == "" {
+		pw := c.Kopia.Password
+
+		return func() (string, error) { return pw.Reveal(), nil }
+	}
+
+	path := c.Kopia.PasswordFile
+
+	return func() (string, error) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return "", fmt.Errorf("read password file: %w", err)
+		}
+
+		pw := strings.TrimRight(string(b), "\r\n")
+		if pw == "" {
+			return "", fmt.Errorf("password file %s is empty", path)
+		}
+
+		return pw, nil
+	}
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("LOG_LEVEL %q: want debug, info, warn or error", s)
+	}
+
+	return l, nil
+}
+
+// flag.Value implementations.
+type (
+	stringValue   string
+	intValue      int
+	boolValue     bool
+	durationValue time.Duration
+	secretValue   repo.Secret
+)
+
+func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
+func (v *stringValue) String() string     { return string(*v) }
+
+func (v *intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a whole number", s)
+	}
+
+	*v = intValue(n)
+
+	return nil
+}
+func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
+
+func (v *boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a boolean", s)
+	}
+
+	*v = boolValue(b)
+
+	return nil
+}
+func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
+func (v *boolValue) IsBoolFlag() bool { return true }
+
+// Set accepts a Go duration ("90s", "2m") or, as the predecessor did, a bare number of seconds.
+func (v *durationValue) Set(s string) error {
+	if n, err := strconv.Atoi(s); err == nil {
+		*v = durationValue(time.Duration(n) * time.Second)
+		return nil
+	}
+
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration (e.g. 30s, 2m, or a number of seconds)", s)
+	}
+
+	*v = durationValue(d)
+
+	return nil
+}
+func (v *durationValue) String() string { return time.Duration(*v).String() }
+
+func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
+func (v *secretValue) String() string     { return repo.Secret(*v).String() }

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/kopia/kopiademo"
+)
+
+// demoRepository is the Kopia repository `--demo` creates in the state directory, laid out as
+// VolSync's Kopia mover would have written it for the policies' default names.
+type demoRepository struct {
+	path     string
+	password repo.Secret
+}
+
+const demoLongPVC = "analytics-warehouse-clickhouse-data-volume-claim-replica-0001"
+
+// demoPVCs have backups; their sources are derived with the default identity.
+var demoPVCs = []repo.PVC{
+	{Namespace: "shop", Name: "postgres"},
+	{Namespace: "shop", Name: "my.app.data"},
+	{Namespace: "analytics", Name: demoLongPVC},
+}
+
+func createDemo(ctx context.Context, stateDir string) (*demoRepository, error) {
+	d := &demoRepository{path: filepath.Join(stateDir, "demo-repository"), password: "backup-oracle-demo"}
+
+	data := filepath.Join(stateDir, "demo-data")
+	if err := os.MkdirAll(data, 0o700); err != nil {
+		return nil, fmt.Errorf("demo: create %s: %w", data, err)
+	}
+
+	if err := os.WriteFile(filepath.Join(data, "README"), []byte("backup-oracle demo volume\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("demo: write data: %w", err)
+	}
+
+	id := repo.DefaultKopiaIdentity()
+
+	var backups []kopiademo.Backup
+	for _, p := range demoPVCs {
+		backups = append(backups, kopiademo.Backup{Source: id.Source(p), Dir: data})
+	}
+
+	// A second snapshot of the first PVC: /exists reports the count and the latest.
+	backups = append(backups, backups[0])
+
+	// Decoys: the same PVC name in another namespace, and another path in the right namespace.
+	backups = append(backups,
+		kopiademo.Backup{Source: repo.KopiaSource{UserName: "redis-backup", Host: "staging", Path: "/data"}, Dir: data},
+		kopiademo.Backup{Source: repo.KopiaSource{UserName: "redis-backup", Host: "shop", Path: "/var/lib/redis"}, Dir: data},
+	)
+
+	if err := kopiademo.Write(ctx, d.path, d.password.Reveal(), stateDir, backups); err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+
+	return d, nil
+}
+
+// readiness is what announce waits for.
+type readiness interface{ Ready() error }
+
+// announce prints curl lines once the index is loaded.
+func (d *demoRepository) announce(ctx context.Context, r readiness, url string, w io.Writer) {
+	for r.Ready() != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+
+	lines := []string{
+		"",
+		"Demo repository ready at " + d.path + ". Try:",
+		"  curl -s " + url + "/exists/shop/postgres            # restore: a snapshot exists",
+		"  curl -s " + url + "/exists/shop/my.app.data         # restore: dotted name, source myappdata-backup@shop:/data",
+		"  curl -s " + url + "/exists/analytics/" + demoLongPVC + "   # restore: long name, username cut to 50 characters",
+		"  curl -s " + url + "/exists/shop/redis               # fresh: only decoys (other namespace, other path)",
+		"  curl -s " + url + "/exists/shop/Bad_Name            # 400: not a valid PVC name",
+		"  curl -s " + url + "/readyz; curl -s " + url + "/status; curl -s " + url + "/metrics | grep backup_oracle_",
+		"",
+	}
+	fmt.Fprintln(w, strings.Join(lines, "\n"))
+}

@@ -1,0 +1,66 @@
+package kopia
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kopia/kopia/repo/blob"
+	"github.com/kopia/kopia/repo/blob/filesystem"
+	"github.com/kopia/kopia/repo/format"
+)
+
+// Filesystem is a repository in a local or NFS-mounted directory.
+type Filesystem struct {
+	Path string
+}
+
+// String names the storage.
+func (f Filesystem) String() string { return "filesystem:" + f.Path }
+
+// Check reads the repository's format blob with plain file I/O, so a missing directory, a
+// permission problem or an uninitialised directory fails at once instead of after kopia's
+// retries.
+func (f Filesystem) Check(_ context.Context) error {
+	if f.Path == "" {
+		return errors.New("repository path is empty")
+	}
+
+	info, err := os.Stat(f.Path)
+	if err != nil {
+		return fmt.Errorf("stat repository directory: %w", err)
+	}
+
+	if !info.IsDir() {
+		return fmt.Errorf("repository path %s is not a directory", f.Path)
+	}
+
+	fh, err := os.Open(filepath.Join(f.Path, format.KopiaRepositoryBlobID+".f"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no kopia repository in %s (missing %s.f)", f.Path, format.KopiaRepositoryBlobID)
+		}
+
+		return fmt.Errorf("read repository format blob: %w", err)
+	}
+	defer fh.Close()
+
+	if _, err := fh.Read(make([]byte, 1)); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read repository format blob: %w", err)
+	}
+
+	return nil
+}
+
+// Open returns kopia's filesystem storage for the directory.
+func (f Filesystem) Open(ctx context.Context) (blob.Storage, error) {
+	st, err := filesystem.New(ctx, &filesystem.Options{Path: f.Path}, false)
+	if err != nil {
+		return nil, fmt.Errorf("open filesystem storage %s: %w", f.Path, err)
+	}
+
+	return st, nil
+}
