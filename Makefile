@@ -31,6 +31,8 @@ GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 # Tools the test suite drives, passed to the tests as <NAME>_BIN.
 TEST_TOOLS := $(KOPIA)
 TEST_ENV   := KOPIA_BIN=$(KOPIA)
+TEST_TOOLS += $(RESTIC) $(VERSITYGW)
+TEST_ENV   += RESTIC_BIN=$(RESTIC) VERSITYGW_BIN=$(VERSITYGW)
 
 # build-module MODULE VERSION PACKAGE OUTPUT: for modules the proxy will not 'go install'
 # (kopia, restic, kyverno): download the module, build inside a writable copy of it.
@@ -55,8 +57,20 @@ endef
 $(KOPIA):
 	$(call build-module,github.com/kopia/kopia,$(KOPIA_VERSION),.,$@)
 
+$(RESTIC):
+	$(call build-module,github.com/restic/restic,$(RESTIC_VERSION),cmd/restic,$@)
+
+$(VERSITYGW):
+	$(call install-module,github.com/versity/versitygw/cmd/versitygw,$(VERSITYGW_VERSION),$@)
+
 $(GOLANGCI_LINT):
 	$(call install-module,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION),$@)
+
+$(KYVERNO):
+	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/cli/kubectl-kyverno,$@)
+
+$(HELM):
+	$(call install-module,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),$@)
 
 .PHONY: tools
 tools: $(TEST_TOOLS) $(GOLANGCI_LINT) ## build every pinned tool into .tools/
@@ -67,7 +81,7 @@ run: ## run the service on a demo Kopia repository it creates itself
 	$(GO) run ./cmd/backup-oracle --demo
 
 .PHONY: test
-test: lint test-go ## everything CI runs: lint, vet, tidy check, unit and integration tests
+test: lint test-go test-policies test-chart ## everything CI runs: lint, vet, tidy check, unit and integration tests, policies, chart
 
 # --- pieces ---------------------------------------------------------------------------------
 .PHONY: build
@@ -83,6 +97,19 @@ lint: $(GOLANGCI_LINT) ## golangci-lint, go vet and a go.mod tidiness check
 .PHONY: test-go
 test-go: $(TEST_TOOLS) ## unit and integration tests with the race detector
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
+
+.PHONY: test-policies
+test-policies: $(KYVERNO) ## kyverno test suites of policies/ (ClusterPolicy and CEL sets, mocked oracle)
+	$(KYVERNO) test policies/tests --remove-color
+
+.PHONY: test-chart
+test-chart: $(HELM) ## helm lint, golden renders, schema rejections, policies/ = render, RS/RD against the CRDs
+	for values in chart/testdata/values/*.yaml; do $(HELM) lint --strict chart --values "$$values"; done
+	cd chart/test && HELM_BIN=$(HELM) $(GO) test -count=1 ./...
+
+.PHONY: update-golden
+update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)
+	cd chart/test && HELM_BIN=$(HELM) $(GO) test -count=1 -run 'TestGolden|TestPoliciesMatchRender' ./... -update
 
 .PHONY: bench
 bench: ## benchmarks; figures go to the README

@@ -1,0 +1,135 @@
+package harness
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// S3Server is a real S3 server (versitygw with its posix backend) on 127.0.0.1, for tests.
+// Buckets are the sub-directories of Root. It can be stopped and started again on the same port
+// and data, to simulate an outage. Not safe for concurrent Stop/Start.
+type S3Server struct {
+	// Endpoint is "127.0.0.1:<port>"; URL is "http://" + Endpoint.
+	Endpoint, URL string
+	// AccessKey and SecretKey are the root credentials the server accepts.
+	AccessKey, SecretKey string
+	// Root is the posix backend's directory.
+	Root string
+
+	t   testing.TB
+	bin string
+	mu  sync.Mutex
+	cmd *exec.Cmd
+}
+
+// StartS3 starts versitygw (found with Tool(t, "versitygw")) on a free port with a fresh root
+// directory, waits until it answers and stops it when the test ends.
+func StartS3(t testing.TB) *S3Server {
+	t.Helper()
+
+	bin := Tool(t, "versitygw")
+	s := &S3Server{
+		Endpoint: "127.0.0.1:" + freePort(t), AccessKey: "harness-access", SecretKey: "harness-secret-key",
+		Root: t.TempDir(), t: t, bin: bin,
+	}
+	s.URL = "http://" + s.Endpoint
+
+	s.Start()
+	t.Cleanup(s.Stop)
+
+	return s
+}
+
+// Start starts the server (again) and waits up to 15s until it answers HTTP.
+func (s *S3Server) Start() {
+	s.t.Helper()
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.cmd != nil {
+		return
+	}
+
+	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--access", s.AccessKey, "--secret", s.SecretKey,
+		"posix", "--nometa", s.Root)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start versitygw: %v", err)
+	}
+
+	s.cmd = cmd
+
+	if err := waitHTTP(s.URL, 15*time.Second); err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		s.cmd = nil
+		s.t.Fatalf("versitygw on %s: %v", s.Endpoint, err)
+	}
+}
+
+// Stop kills the server and waits for it to exit; the data stays in Root.
+func (s *S3Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.cmd == nil {
+		return
+	}
+
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	s.cmd = nil
+}
+
+// CreateBucket creates a bucket by making its directory under Root (the posix backend's
+// representation) and returns its name.
+func (s *S3Server) CreateBucket(name string) string {
+	s.t.Helper()
+
+	if err := os.Mkdir(filepath.Join(s.Root, name), 0o755); err != nil {
+		s.t.Fatalf("create bucket %s: %v", name, err)
+	}
+
+	return name
+}
+
+func freePort(t testing.TB) string {
+	t.Helper()
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+
+	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+}
+
+// waitHTTP polls url until any HTTP response comes back or timeout elapses.
+func waitHTTP(url string, timeout time.Duration) error {
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no answer after %s: %w", timeout, err)
+		}
+
+		time.Sleep(50 * time.Millisecond)
+	}
+}

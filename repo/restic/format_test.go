@@ -1,0 +1,251 @@
+package restic
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The testdata repositories were written by restic 0.19.1 (password "pw"): v1 with
+// --repository-version 1, v2 with the default. Only config, keys/ and snapshots/ are kept.
+const testPassword = "pw"
+
+type fixture struct {
+	dir, snapID string
+	version     int
+	tags        []string
+}
+
+var fixtures = []fixture{
+	{dir: "testdata/v1", snapID: "76bf81769c021511c2a876e19162f60d3bfc77ca1866a14bae77a5c82556dead", version: 1},
+	{dir: "testdata/v2", snapID: "f3a849d66b153e3025638d8b111920a0bcc0ce92cd237031c2cccf96230c2045", version: 2, tags: []string{"ns/pvc"}},
+}
+
+func readOnly(t testing.TB, dir, sub string) []byte {
+	t.Helper()
+
+	if sub == "keys" {
+		entries, err := os.ReadDir(filepath.Join(dir, "keys"))
+		require.NoError(t, err)
+		require.Len(t, entries, 1)
+		sub = filepath.Join("keys", entries[0].Name())
+	}
+
+	b, err := os.ReadFile(filepath.Join(dir, sub))
+	require.NoError(t, err)
+
+	return b
+}
+
+func masterKeyOf(t testing.TB, dir string) *key {
+	t.Helper()
+
+	kf, err := parseKeyFile(readOnly(t, dir, "keys"))
+	require.NoError(t, err)
+
+	k, err := openKeyFile(kf, []byte(testPassword))
+	require.NoError(t, err)
+
+	return k
+}
+
+func TestOpenRealRepositories(t *testing.T) {
+	dec, err := newDecoder()
+	require.NoError(t, err)
+
+	for _, fx := range fixtures {
+		t.Run(fx.dir, func(t *testing.T) {
+			k := masterKeyOf(t, fx.dir)
+
+			doc, err := dec.openFile(k, "", readOnly(t, fx.dir, "config"))
+			require.NoError(t, err)
+			cfg, err := parseConfig(doc)
+			require.NoError(t, err)
+			assert.Equal(t, fx.version, cfg.Version)
+			assert.Len(t, cfg.ID, 64)
+
+			doc, err = dec.openFile(k, fx.snapID, readOnly(t, fx.dir, "snapshots/"+fx.snapID))
+			require.NoError(t, err)
+			s, err := parseSnapshot(fx.snapID, doc)
+			require.NoError(t, err)
+			assert.Equal(t, "volsync", s.Host)
+			assert.Equal(t, fx.tags, s.Tags)
+			assert.Len(t, s.Paths, 1)
+			assert.False(t, s.StartTime.IsZero())
+			assert.False(t, s.EndTime.Before(s.StartTime))
+		})
+	}
+}
+
+func TestOpenRejects(t *testing.T) {
+	dec, err := newDecoder()
+	require.NoError(t, err)
+
+	fx := fixtures[1]
+	k := masterKeyOf(t, fx.dir)
+	snap := readOnly(t, fx.dir, "snapshots/"+fx.snapID)
+
+	flip := func(b []byte, i int) []byte {
+		c := append([]byte{}, b...)
+		c[i] ^= 1
+
+		return c
+	}
+
+	tests := []struct {
+		name string
+		id   string
+		blob []byte
+	}{
+		{"content does not hash to its name", fx.snapID, flip(snap, 20)},
+		{"ciphertext tampered", "", flip(snap, 20)},
+		{"mac tampered", "", flip(snap, len(snap)-1)},
+		{"iv tampered", "", flip(snap, 0)},
+		{"truncated", "", snap[:len(snap)-1]},
+		{"too short", "", snap[:overhead-1]},
+		{"zero iv", "", append(make([]byte, ivSize), snap[ivSize:]...)},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := dec.openFile(k, tt.id, tt.blob)
+			assert.Error(t, err)
+		})
+	}
+}
+
+func TestWrongPassword(t *testing.T) {
+	kf, err := parseKeyFile(readOnly(t, fixtures[0].dir, "keys"))
+	require.NoError(t, err)
+
+	_, err = openKeyFile(kf, []byte("not the password"))
+	require.ErrorIs(t, err, errUnauthenticated)
+}
+
+func TestParseKeyFileBounds(t *testing.T) {
+	salt := `"` + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==" + `"`
+
+	tests := []struct {
+		name, doc string
+		ok        bool
+	}{
+		{"restic defaults", `{"kdf":"scrypt","N":32768,"r":8,"p":3,"salt":` + salt + `}`, true},
+		{"other kdf", `{"kdf":"argon2","N":32768,"r":8,"p":3,"salt":` + salt + `}`, false},
+		{"N not a power of two", `{"kdf":"scrypt","N":30000,"r":8,"p":1,"salt":` + salt + `}`, false},
+		{"N too large", `{"kdf":"scrypt","N":4194304,"r":8,"p":1,"salt":` + salt + `}`, false},
+		{"memory too large", `{"kdf":"scrypt","N":1048576,"r":8,"p":16,"salt":` + salt + `}`, false},
+		{"short salt", `{"kdf":"scrypt","N":32768,"r":8,"p":1,"salt":"AAAA"}`, false},
+		{"not json", `{`, false},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseKeyFile([]byte(tt.doc))
+			assert.Equal(t, tt.ok, err == nil, "error: %v", err)
+		})
+	}
+}
+
+func TestUnpack(t *testing.T) {
+	dec, err := newDecoder()
+	require.NoError(t, err)
+
+	enc, err := zstd.NewWriter(nil)
+	require.NoError(t, err)
+
+	doc := []byte(`{"version":2}`)
+
+	tests := []struct {
+		name  string
+		plain []byte
+		want  []byte
+	}{
+		{"plain object", doc, doc},
+		{"plain array", []byte(`[1]`), []byte(`[1]`)},
+		{"zstd", append([]byte{encodingZstd}, enc.EncodeAll(doc, nil)...), doc},
+		{"bad zstd", []byte{encodingZstd, 1, 2, 3}, nil},
+		{"unknown encoding", []byte{3, '{'}, nil},
+		{"empty", nil, nil},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := dec.unpack(tt.plain)
+			if tt.want == nil {
+				assert.Error(t, err)
+				return
+			}
+
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+func TestParseSnapshot(t *testing.T) {
+	const tree = `"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"`
+
+	tests := []struct {
+		name, doc string
+		ok        bool
+	}{
+		{"complete", `{"time":"2024-05-01T02:00:00Z","tree":` + tree + `,"paths":["/data"],"hostname":"volsync","tags":["a/b"]}`, true},
+		{"no time", `{"tree":` + tree + `,"paths":["/data"]}`, false},
+		{"no tree", `{"time":"2024-05-01T02:00:00Z","paths":["/data"]}`, false},
+		{"short tree", `{"time":"2024-05-01T02:00:00Z","tree":"ab"}`, false},
+		{"array", `[]`, false},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseSnapshot("id", []byte(tt.doc))
+			assert.Equal(t, tt.ok, err == nil, "error: %v", err)
+		})
+	}
+}
+
+// FuzzDecodeSnapshot feeds arbitrary bytes to every decoding step of an untrusted snapshot
+// object: decryption and authentication with a real master key, then (as if it had
+// authenticated) unpacking and JSON decoding. Seeds are the real snapshot objects of testdata
+// and their decrypted plaintexts. Nothing may panic, and a blob that is not the seed must not
+// authenticate.
+func FuzzDecodeSnapshot(f *testing.F) {
+	dec, err := newDecoder()
+	require.NoError(f, err)
+
+	fx := fixtures[1]
+	k := masterKeyOf(f, fx.dir)
+
+	seeds := map[string]bool{}
+
+	for _, x := range fixtures {
+		blob := readOnly(f, x.dir, "snapshots/"+x.snapID)
+		f.Add(blob)
+
+		plain, err := masterKeyOf(f, x.dir).open(blob)
+		require.NoError(f, err)
+		f.Add(plain)
+
+		if x.dir == fx.dir {
+			seeds[string(blob)] = true
+		}
+	}
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if doc, err := dec.openFile(k, "", data); err == nil {
+			if !seeds[string(data)] {
+				t.Fatalf("forged blob of %d bytes authenticated", len(data))
+			}
+
+			_, _ = parseSnapshot("id", doc)
+		}
+
+		if doc, err := dec.unpack(data); err == nil {
+			_, _ = parseSnapshot("id", doc)
+		}
+	})
+}

@@ -1,0 +1,148 @@
+package restic
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// repoView is one repository as an index saw it.
+type repoView struct {
+	// snapshots: verified ones with a password, else one per object under snapshots/ dated by
+	// the object's modification time. Oldest first.
+	snapshots []repo.Snapshot
+	// err, when set, is what keeps the repository from answering (wraps repo.ErrUnverifiable).
+	err error
+}
+
+// Index is an immutable view of the repositories at one point in time, safe for concurrent use.
+// It implements repo.Index.
+type Index struct {
+	store  Storage
+	layout layout
+	built  time.Time
+	repos  map[string]repoView // repository dir → view
+	stats  repo.IndexStats
+}
+
+func (r *Repo) newIndex(objs map[string][]Object, built time.Time) *Index {
+	idx := &Index{store: r.store.Storage, layout: r.layout, built: built, repos: make(map[string]repoView, len(objs))}
+
+	for dir, list := range objs {
+		v := repoView{}
+
+		switch {
+		case len(list) == 0:
+		case r.verifier == nil:
+			for _, o := range list {
+				v.snapshots = append(v.snapshots, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime})
+			}
+
+			sortSnapshots(v.snapshots)
+		default:
+			var (
+				pending int
+				failed  error
+			)
+
+			v.snapshots, pending, failed = r.verifier.view(dir, list)
+
+			switch {
+			case pending == 0: // all verified; an older failure concerned snapshots since removed
+			case failed != nil:
+				v.err = failed
+			default:
+				v.err = fmt.Errorf("restic: repository %q: %d of %d snapshots not verified yet (key derivation and decryption run in the background): %w",
+					r.store.Location(strings.TrimSuffix(dir, "/")), pending, len(list), repo.ErrUnverifiable)
+			}
+		}
+
+		idx.repos[dir] = v
+		idx.stats.Snapshots += len(list)
+
+		if len(list) > 0 {
+			idx.stats.Sources++
+		}
+	}
+
+	if r.layout.shared {
+		idx.stats.Sources = idx.countTags()
+	}
+
+	return idx
+}
+
+// Find implements repo.Index. A PVC whose repository does not exist, or exists without
+// snapshots, gets an empty Finding and no error: the listing behind the index was complete.
+// An error wrapping repo.ErrUnverifiable means snapshots exist but are not (yet) verified; an
+// error wrapping repo.ErrInvalidName means pvc is not a valid Kubernetes name.
+func (x *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
+	if err := pvc.Validate(); err != nil {
+		return repo.Finding{}, fmt.Errorf("restic: find %s: %w", pvc, err)
+	}
+
+	dir := x.layout.dir(pvc)
+	f := repo.Finding{Source: x.store.Location(strings.TrimSuffix(dir, "/"))}
+
+	if x.layout.shared {
+		return x.findShared(f, dir, pvc)
+	}
+
+	v, ok := x.repos[dir]
+	if !ok {
+		return f, nil
+	}
+
+	if v.err != nil {
+		return f, v.err
+	}
+
+	f.Snapshots = slices.Clone(v.snapshots)
+
+	return f, nil
+}
+
+// findShared selects the snapshots tagged "<namespace>/<pvc>". Verified snapshots with the tag
+// answer even when others of the repository are unverified (they prove a backup exists); with
+// none, an unverified snapshot could be this PVC's, so the repository's error is returned.
+func (x *Index) findShared(f repo.Finding, dir string, pvc repo.PVC) (repo.Finding, error) {
+	f.Source += "#tag=" + tag(pvc)
+
+	v := x.repos[dir]
+	for _, s := range v.snapshots {
+		if slices.Contains(s.Tags, tag(pvc)) {
+			f.Snapshots = append(f.Snapshots, s)
+		}
+	}
+
+	if len(f.Snapshots) == 0 && v.err != nil {
+		return f, v.err
+	}
+
+	return f, nil
+}
+
+// Stats implements repo.Index: Sources counts repositories holding snapshots (per-PVC layout) or
+// distinct tags of verified snapshots (shared layout).
+func (x *Index) Stats() repo.IndexStats { return x.stats }
+
+// Built is when the listing behind the index started.
+func (x *Index) Built() time.Time { return x.built }
+
+func (x *Index) countTags() int {
+	tags := map[string]bool{}
+
+	for _, v := range x.repos {
+		for _, s := range v.snapshots {
+			for _, t := range s.Tags {
+				tags[t] = true
+			}
+		}
+	}
+
+	return len(tags)
+}

@@ -1,0 +1,73 @@
+package restic
+
+import (
+	"regexp"
+	"strings"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// layout maps PVCs to repository directories and knows which directories to list to discover
+// every repository. It is immutable and safe for concurrent use.
+type layout struct {
+	shared bool
+	// template has {prefix} expanded and empty path segments removed.
+	template string
+	// segments of template; a segment holding a placeholder matches the regexp at that index.
+	segments []string
+	patterns []*regexp.Regexp
+}
+
+// nameChars matches what a namespace or PVC name can expand to (DNS-1123), kept loose on purpose:
+// a directory it lets through only costs one extra list of its snapshots/.
+const nameChars = `[a-z0-9][a-z0-9.-]*`
+
+func newLayout(o Options) layout {
+	t := strings.ReplaceAll(o.RepositoryTemplate, "{prefix}", o.Prefix)
+	segs := splitPath(t)
+
+	l := layout{shared: o.Layout == LayoutShared, template: strings.Join(segs, "/"), segments: segs,
+		patterns: make([]*regexp.Regexp, len(segs))}
+
+	for i, s := range segs {
+		if !strings.Contains(s, "{") {
+			continue
+		}
+
+		re := regexp.QuoteMeta(s)
+		re = strings.NewReplacer(`\{namespace\}`, nameChars, `\{pvc\}`, nameChars).Replace(re)
+		l.patterns[i] = regexp.MustCompile("^" + re + "$")
+	}
+
+	return l
+}
+
+func splitPath(p string) []string {
+	var out []string
+
+	for _, s := range strings.Split(p, "/") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+
+	return out
+}
+
+// dir returns the storage directory (ending with "/", or "" for the root) of pvc's repository.
+func (l layout) dir(pvc repo.PVC) string {
+	t := strings.NewReplacer("{namespace}", pvc.Namespace, "{pvc}", pvc.Name).Replace(l.template)
+	if t == "" {
+		return ""
+	}
+
+	return t + "/"
+}
+
+// matches reports whether the directory name child (without slash) fits segment i.
+func (l layout) matches(i int, child string) bool {
+	return l.patterns[i] == nil || l.patterns[i].MatchString(child)
+}
+
+// tag is the snapshot tag that names pvc in the shared layout.
+func tag(pvc repo.PVC) string { return pvc.Namespace + "/" + pvc.Name }

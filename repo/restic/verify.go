@@ -1,0 +1,237 @@
+package restic
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// maxKeyFiles is how many key files are tried per repository, as restic does.
+const maxKeyFiles = 20
+
+// errWrongPassword: no key file of the repository opens with the configured password.
+var errWrongPassword = errors.New("no key file opens with the password")
+
+// cachedKey is a repository's master key and the config id it was checked against.
+type cachedKey struct {
+	key      *key
+	configID string
+}
+
+// verifier decrypts and authenticates snapshots in the background and remembers the results
+// across index refreshes: a snapshot id is decrypted once; a repository's master key is derived
+// once (bounded LRU) and re-derived only when the repository's config changes; a password that
+// opens no key file is not tried again until the set of key files changes. Safe for concurrent
+// use.
+type verifier struct {
+	store    Storage
+	dec      *decoder
+	password Secret
+	keys     *lru.Cache[string, cachedKey]
+	jobs     chan struct{} // bounds concurrent repository verifications (I/O)
+	derive   chan struct{} // bounds concurrent scrypt derivations (CPU, memory)
+	timeout  time.Duration
+	base     context.Context // cancelled by Repo.Close
+
+	mu       sync.Mutex
+	snaps    map[string]map[string]repo.Snapshot // dir → id → verified snapshot
+	failed   map[string]error                    // dir → error of its last verification
+	denied   map[string]string                   // dir → key files no key opened with the password
+	inflight map[string]chan struct{}            // dir → closed when its verification ends
+}
+
+func newVerifier(base context.Context, store Storage, dec *decoder, o Options) (*verifier, error) {
+	keys, err := lru.New[string, cachedKey](o.KeyCacheSize)
+	if err != nil {
+		return nil, fmt.Errorf("restic: key cache: %w", err)
+	}
+
+	return &verifier{
+		store: store, dec: dec, password: o.Password, keys: keys, timeout: o.VerifyTimeout, base: base,
+		jobs: make(chan struct{}, o.ListConcurrency), derive: make(chan struct{}, o.VerifyConcurrency),
+		snaps: map[string]map[string]repo.Snapshot{}, failed: map[string]error{}, denied: map[string]string{},
+		inflight: map[string]chan struct{}{},
+	}, nil
+}
+
+// refresh forgets repositories and snapshots no longer listed, starts a background verification
+// for each repository holding unverified snapshots (unless one is running) and returns the
+// channels that close when the verifications concerning repos end.
+func (v *verifier) refresh(repos map[string][]Object) []chan struct{} {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+
+	for dir, snaps := range v.snaps {
+		if _, ok := repos[dir]; !ok {
+			delete(v.snaps, dir)
+			delete(v.failed, dir)
+			delete(v.denied, dir)
+
+			continue
+		}
+
+		listed := make(map[string]bool, len(repos[dir]))
+		for _, o := range repos[dir] {
+			listed[snapshotID(o.Key)] = true
+		}
+
+		for id := range snaps {
+			if !listed[id] {
+				delete(snaps, id)
+			}
+		}
+	}
+
+	var dones []chan struct{}
+
+	for dir, objs := range repos {
+		if done, ok := v.inflight[dir]; ok {
+			dones = append(dones, done)
+			continue
+		}
+
+		var todo []string
+
+		for _, o := range objs {
+			if id := snapshotID(o.Key); v.snaps[dir][id].ID == "" {
+				todo = append(todo, id)
+			}
+		}
+
+		if len(todo) == 0 {
+			continue
+		}
+
+		done := make(chan struct{})
+		v.inflight[dir] = done
+		dones = append(dones, done)
+
+		go v.run(dir, todo, done)
+	}
+
+	return dones
+}
+
+// view reports what is known of dir's listed snapshots: the verified ones (oldest first), how
+// many are not verified yet, and the error of the last verification (nil when it succeeded).
+func (v *verifier) view(dir string, objs []Object) (verified []repo.Snapshot, pending int, failed error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+
+	for _, o := range objs {
+		if s, ok := v.snaps[dir][snapshotID(o.Key)]; ok {
+			verified = append(verified, s)
+		} else {
+			pending++
+		}
+	}
+
+	sortSnapshots(verified)
+
+	return verified, pending, v.failed[dir]
+}
+
+func (v *verifier) run(dir string, ids []string, done chan struct{}) {
+	ctx, cancel := context.WithTimeout(v.base, v.timeout)
+	defer cancel()
+
+	err := v.acquire(ctx, v.jobs)
+	if err == nil {
+		err = v.verify(ctx, dir, ids)
+		<-v.jobs
+	}
+
+	if err != nil {
+		err = fmt.Errorf("restic: verify repository %q: %w: %w", v.store.Location(strings.TrimSuffix(dir, "/")), repo.ErrUnverifiable, err)
+	}
+
+	v.mu.Lock()
+	if err != nil {
+		v.failed[dir] = err
+	} else {
+		delete(v.failed, dir)
+	}
+
+	delete(v.inflight, dir)
+	v.mu.Unlock()
+
+	close(done)
+}
+
+func (v *verifier) acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// verify decrypts each of ids, recording the ones that verify; it returns every failure joined.
+func (v *verifier) verify(ctx context.Context, dir string, ids []string) error {
+	k, err := v.masterKey(ctx, dir)
+	if err != nil {
+		return err
+	}
+
+	var errs []error
+
+	for _, id := range ids {
+		s, err := v.snapshot(ctx, k, dir, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+
+		v.mu.Lock()
+		if v.snaps[dir] == nil {
+			v.snaps[dir] = map[string]repo.Snapshot{}
+		}
+
+		v.snaps[dir][id] = s
+		v.mu.Unlock()
+	}
+
+	return errors.Join(errs...)
+}
+
+func (v *verifier) snapshot(ctx context.Context, k *key, dir, id string) (repo.Snapshot, error) {
+	name := dir + "snapshots/" + id
+
+	blob, err := v.store.Get(ctx, name)
+	if err != nil {
+		return repo.Snapshot{}, fmt.Errorf("restic: get %q: %w", v.store.Location(name), err)
+	}
+
+	doc, err := v.dec.openFile(k, id, blob)
+	if err != nil {
+		return repo.Snapshot{}, fmt.Errorf("restic: decrypt snapshot %s: %w", id, err)
+	}
+
+	s, err := parseSnapshot(id, doc)
+	if err != nil {
+		return repo.Snapshot{}, fmt.Errorf("restic: snapshot %s: %w", id, err)
+	}
+
+	return s, nil
+}
+
+func snapshotID(key string) string { return key[strings.LastIndexByte(key, '/')+1:] }
+
+func sortSnapshots(s []repo.Snapshot) {
+	sort.Slice(s, func(i, j int) bool {
+		if !s[i].StartTime.Equal(s[j].StartTime) {
+			return s[i].StartTime.Before(s[j].StartTime)
+		}
+
+		return s[i].ID < s[j].ID
+	})
+}
