@@ -22,6 +22,9 @@ type S3Server struct {
 	AccessKey, SecretKey string
 	// Root is the posix backend's directory.
 	Root string
+	// Log is the file collecting the server's output (one line per request), shown when the
+	// test fails.
+	Log string
 
 	t   testing.TB
 	bin string
@@ -40,9 +43,18 @@ func StartS3(t testing.TB) *S3Server {
 		Root: t.TempDir(), t: t, bin: bin,
 	}
 	s.URL = "http://" + s.Endpoint
+	s.Log = filepath.Join(t.TempDir(), "versitygw.log")
 
 	s.Start()
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() {
+		s.Stop()
+
+		if t.Failed() {
+			if b, err := os.ReadFile(s.Log); err == nil {
+				t.Logf("versitygw log (last 4 KiB):\n%s", tail(b, 4096))
+			}
+		}
+	})
 
 	return s
 }
@@ -60,7 +72,13 @@ func (s *S3Server) Start() {
 
 	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--access", s.AccessKey, "--secret", s.SecretKey,
 		"posix", "--nometa", s.Root)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	logFile, err := os.OpenFile(s.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		s.t.Fatalf("versitygw log: %v", err)
+	}
+	defer logFile.Close() // the child keeps its own descriptor
+
+	cmd.Stdout, cmd.Stderr = logFile, logFile
 
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("start versitygw: %v", err)
@@ -132,4 +150,12 @@ func waitHTTP(url string, timeout time.Duration) error {
 
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+
+	return b
 }

@@ -127,7 +127,7 @@ func (x *Index) findShared(f repo.Finding, dir string, pvc repo.PVC) (repo.Findi
 }
 
 // Stats implements repo.Index: Sources counts repositories holding snapshots (per-PVC layout) or
-// distinct tags of verified snapshots (shared layout).
+// distinct "<namespace>/<pvc>" tags of verified snapshots (shared layout).
 func (x *Index) Stats() repo.IndexStats { return x.stats }
 
 // Built is when the listing behind the index started.
@@ -139,7 +139,9 @@ func (x *Index) countTags() int {
 	for _, v := range x.repos {
 		for _, s := range v.snapshots {
 			for _, t := range s.Tags {
-				tags[t] = true
+				if ns, name, ok := strings.Cut(t, "/"); ok && (repo.PVC{Namespace: ns, Name: name}).Validate() == nil {
+					tags[t] = true
+				}
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -19,10 +20,14 @@ import (
 	"github.com/aws/smithy-go"
 )
 
+// maxBackoff caps the SDK's exponential backoff (with jitter) between two attempts.
+const maxBackoff = 2 * time.Second
+
 // s3Storage reads repositories from an S3 bucket. Safe for concurrent use. Each attempt of each
 // request is bounded by S3Options.RequestTimeout (body included); the SDK's standard retryer
-// retries connection errors, timeouts, 5xx and throttling with exponential backoff, never other
-// 4xx answers.
+// retries connection errors, timeouts, 5xx and throttling with exponential backoff (at most 2s
+// between attempts), never other 4xx answers. A request therefore gives up after at most
+// MaxAttempts×RequestTimeout + (MaxAttempts-1)×2s, or earlier when ctx ends.
 type s3Storage struct {
 	client *s3.Client
 	bucket string
@@ -63,7 +68,10 @@ func NewS3Storage(ctx context.Context, opts S3Options) (Storage, error) {
 		config.WithRegion(opts.Region),
 		config.WithHTTPClient(httpClient),
 		config.WithRetryer(func() aws.Retryer {
-			return retry.NewStandard(func(o *retry.StandardOptions) { o.MaxAttempts = opts.MaxAttempts })
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = opts.MaxAttempts
+				o.MaxBackoff = maxBackoff
+			})
 		}),
 	}
 

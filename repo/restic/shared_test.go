@@ -1,0 +1,69 @@
+package restic_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/restic"
+)
+
+// One repository shared by every PVC, each snapshot tagged "<namespace>/<pvc>".
+func TestSharedRepository(t *testing.T) {
+	st, _ := s3Storage(t)
+	cli := newResticCLI(t, st.s3)
+
+	const shared = "cluster/shared"
+
+	cli.init(st.url(shared), password, 2)
+	cli.backup(st.url(shared), password, "team-a/app")
+	cli.backup(st.url(shared), password, "team-a/app")
+	cli.backup(st.url(shared), password, "team-b/db", "daily")
+
+	opts := st.options()
+	opts.Layout, opts.Prefix, opts.Password, opts.VerifyWait = restic.LayoutShared, shared, password, time.Minute
+
+	idx, err := newRepo(t, opts).Load(context.Background())
+	require.NoError(t, err)
+
+	tests := []struct {
+		pvc       repo.PVC
+		snapshots int
+	}{
+		{pvc("team-a", "app"), 2},
+		{pvc("team-b", "db"), 1},
+		{pvc("team-b", "app"), 0},
+		{pvc("team-c", "none"), 0},
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.pvc.String(), func(t *testing.T) {
+			f, err := idx.Find(context.Background(), tt.pvc)
+			require.NoError(t, err)
+			assert.Equal(t, st.source(shared)+"#tag="+tt.pvc.String(), f.Source)
+			assert.Len(t, f.Snapshots, tt.snapshots)
+		})
+	}
+
+	assert.Equal(t, repo.IndexStats{Sources: 2, Snapshots: 3}, idx.Stats(), "tags team-a/app and team-b/db")
+
+	// A snapshot that cannot be verified could belong to any PVC: those without a verified
+	// snapshot become unknown, those with one still have a backup.
+	corrupt(t, st.fsPath(shared+"/snapshots"))
+
+	idx, err = newRepo(t, opts).Load(context.Background())
+	require.NoError(t, err)
+
+	_, err = idx.Find(context.Background(), pvc("team-c", "none"))
+	require.ErrorIs(t, err, repo.ErrUnverifiable)
+}
+
+func TestSharedLayoutNeedsPassword(t *testing.T) {
+	_, err := restic.New(restic.Options{Dir: t.TempDir(), Layout: restic.LayoutShared})
+	require.ErrorIs(t, err, repo.ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "password")
+}
