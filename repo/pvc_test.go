@@ -1,0 +1,58 @@
+package repo_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+func TestPVCValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		pvc  repo.PVC
+		want string // substring of the error; empty means valid
+	}{
+		{"plain", repo.PVC{Namespace: "web", Name: "data"}, ""},
+		{"dotted pvc", repo.PVC{Namespace: "web", Name: "my.app.data"}, ""},
+		{"253 characters", repo.PVC{Namespace: "web", Name: strings.Repeat("a", 253)}, ""},
+		{"254 characters", repo.PVC{Namespace: "web", Name: strings.Repeat("a", 254)}, "254 characters long, at most 253"},
+		{"empty namespace", repo.PVC{Name: "x"}, "namespace is empty"},
+		{"empty pvc", repo.PVC{Namespace: "web"}, "pvc name is empty"},
+		{"dotted namespace", repo.PVC{Namespace: "a.b", Name: "x"}, "DNS-1123 label"},
+		{"long namespace", repo.PVC{Namespace: strings.Repeat("n", 64), Name: "x"}, "at most 63"},
+		{"upper case", repo.PVC{Namespace: "web", Name: "Data"}, "DNS-1123 subdomain"},
+		{"underscore", repo.PVC{Namespace: "web", Name: "a_b"}, "DNS-1123 subdomain"},
+		{"leading dash", repo.PVC{Namespace: "web", Name: "-a"}, "DNS-1123 subdomain"},
+		{"empty part", repo.PVC{Namespace: "web", Name: "a..b"}, "DNS-1123 subdomain"},
+		{"slash", repo.PVC{Namespace: "web", Name: "a/b"}, "DNS-1123 subdomain"},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.pvc.Validate()
+			if tc.want == "" {
+				assert.NoError(t, err)
+				return
+			}
+
+			require.ErrorIs(t, err, repo.ErrInvalidName)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestSecretNeverPrints(t *testing.T) {
+	s := repo.Secret("hunter2")
+	for _, out := range []string{s.String(), s.GoString(), s.LogValue().String()} {
+		assert.Equal(t, "[redacted]", out)
+	}
+
+	b, err := s.MarshalText()
+	require.NoError(t, err)
+	assert.Equal(t, "[redacted]", string(b))
+	assert.Equal(t, "hunter2", s.Reveal())
+}
