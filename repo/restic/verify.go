@@ -72,9 +72,6 @@ func (v *verifier) refresh(repos map[string][]Object) []chan struct{} {
 	for dir, snaps := range v.snaps {
 		if _, ok := repos[dir]; !ok {
 			delete(v.snaps, dir)
-			delete(v.failed, dir)
-			delete(v.denied, dir)
-
 			continue
 		}
 
@@ -87,6 +84,18 @@ func (v *verifier) refresh(repos map[string][]Object) []chan struct{} {
 			if !listed[id] {
 				delete(snaps, id)
 			}
+		}
+	}
+
+	for dir := range v.failed {
+		if _, ok := repos[dir]; !ok {
+			delete(v.failed, dir)
+		}
+	}
+
+	for dir := range v.denied {
+		if _, ok := repos[dir]; !ok {
+			delete(v.denied, dir)
 		}
 	}
 
