@@ -1,0 +1,200 @@
+{{- define "bo.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "bo.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "bo.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "bo.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "bo.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "bo.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "bo.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "bo.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The oracle's base URL as Kyverno calls it. */}}
+{{- define "bo.oracleURL" -}}
+{{- default (printf "http://%s.%s.svc:%d" (include "bo.fullname" .) .Release.Namespace (int .Values.service.port)) .Values.policies.oracleURL | trimSuffix "/" -}}
+{{- end -}}
+
+{{/* Name templates expanded with Kyverno (JMESPath) variables. */}}
+{{- define "bo.kyvernoName" -}}
+{{- . | replace "{pvc}" "{{request.object.metadata.name}}" | replace "{namespace}" "{{request.object.metadata.namespace}}" -}}
+{{- end -}}
+
+{{/* Name templates as CEL string expressions over `object`. */}}
+{{- define "bo.celName" -}}
+{{- $parts := list -}}
+{{- $s := . | replace "{pvc}" "\x00P\x00" | replace "{namespace}" "\x00N\x00" -}}
+{{- range $i, $p := splitList "\x00" $s -}}
+{{- if eq $p "P" -}}{{- $parts = append $parts "object.metadata.name" -}}
+{{- else if eq $p "N" -}}{{- $parts = append $parts "object.metadata.namespace" -}}
+{{- else if $p -}}{{- $parts = append $parts (printf "'%s'" $p) -}}
+{{- end -}}
+{{- end -}}
+{{- join " + " $parts -}}
+{{- end -}}
+
+{{/*
+The longest PVC name whose generated names (ReplicationSource/Destination and Secret) stay within
+the 253 characters of a Kubernetes object name. {namespace} counts as 63 characters.
+*/}}
+{{- define "bo.maxPVCNameLength" -}}
+{{- $longest := 0 -}}
+{{- range (list .Values.config.kopia.sourceNameTemplate .Values.policies.secretNameTemplate) -}}
+{{- $extra := len (. | replace "{pvc}" "" | replace "{namespace}" (repeat 63 "n")) -}}
+{{- if gt $extra $longest -}}{{- $longest = $extra -}}{{- end -}}
+{{- end -}}
+{{- sub 253 $longest -}}
+{{- end -}}
+
+{{/* The label values the policies handle, as a YAML flow list. */}}
+{{- define "bo.labelValues" -}}
+{{- keys .Values.policies.schedules | sortAlpha | toJson -}}
+{{- end -}}
+
+{{/* Match labelled PVCs on CREATE; exclude the system namespaces. */}}
+{{- define "bo.kyvernoMatch" -}}
+match:
+  any:
+    - resources:
+        kinds: [PersistentVolumeClaim]
+        operations: [{{ .operations | default "CREATE" }}]
+        selector:
+          matchExpressions:
+            - key: {{ .Values.policies.labelKey | quote }}
+              operator: In
+              values: {{ include "bo.labelValues" . }}
+exclude:
+  any:
+    - resources:
+        namespaces: {{ .Values.policies.excludedNamespaces | toJson }}
+{{- end -}}
+
+{{/* The oracle's "unknown" payload: what Kyverno uses when the call fails or is not 2xx. */}}
+{{- define "bo.unknownPayload" -}}
+{"exists": false, "decision": "unknown", "authoritative": false, "error": "backup-oracle unreachable, timed out or answered non-2xx"}
+{{- end -}}
+
+{{- define "bo.existsContext" -}}
+- name: oracle
+  apiCall:
+    method: GET
+    service:
+      url: {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}
+    default: {{ include "bo.unknownPayload" . }}
+{{- end -}}
+
+{{/* The mover spec shared by the ReplicationSource and the ReplicationDestination. */}}
+{{- define "bo.moverCommon" -}}
+repository: {{ .secretName | quote }}
+copyMethod: {{ .Values.policies.copyMethod }}
+{{- with .Values.policies.volumeSnapshotClassName }}
+volumeSnapshotClassName: {{ . | quote }}
+{{- end }}
+{{- with .Values.policies.storageClassName }}
+storageClassName: {{ . | quote }}
+{{- end }}
+moverSecurityContext:
+  {{- toYaml .Values.policies.moverSecurityContext | nindent 2 }}
+{{- if .Values.policies.nfs.server }}
+moverVolumes:
+  - mountPath: {{ .Values.policies.nfs.mountPath | quote }}
+    volumeSource:
+      nfs:
+        server: {{ .Values.policies.nfs.server | quote }}
+        path: {{ .Values.policies.nfs.path | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* A JMESPath literal mapping the first two hex digits of a sha256 to numbers. */}}
+{{- define "bo.hexDigits" -}}
+{"0":0,"1":1,"2":2,"3":3,"4":4,"5":5,"6":6,"7":7,"8":8,"9":9,"a":10,"b":11,"c":12,"d":13,"e":14,"f":15}
+{{- end -}}
+
+{{/* CEL policies: match labelled PVCs outside the excluded namespaces. */}}
+{{- define "bo.celMatch" -}}
+matchConstraints:
+  resourceRules:
+    - apiGroups: [""]
+      apiVersions: [v1]
+      operations: {{ .operations | default (list "CREATE") | toJson }}
+      resources: [persistentvolumeclaims]
+  objectSelector:
+    matchExpressions:
+      - key: {{ .Values.policies.labelKey | quote }}
+        operator: In
+        values: {{ include "bo.labelValues" . }}
+  namespaceSelector:
+    matchExpressions:
+      - key: kubernetes.io/metadata.name
+        operator: NotIn
+        values: {{ .Values.policies.excludedNamespaces | toJson }}
+matchConditions:
+  # Repeats the selectors so that tools without namespace labels (the kyverno CLI) agree.
+  - name: labelled-outside-excluded-namespaces
+    expression: >-
+      !(object.metadata.namespace in {{ .Values.policies.excludedNamespaces | toJson }}) &&
+      has(object.metadata.labels) && {{ .Values.policies.labelKey | quote }} in object.metadata.labels &&
+      object.metadata.labels[{{ .Values.policies.labelKey | quote }}] in {{ include "bo.labelValues" . }}
+{{- end -}}
+
+{{/*
+CEL variables holding the oracle's /exists answer. http.Get returns the JSON body with statusCode
+merged in for any status (a 503 "unknown" body is readable) and errors when the oracle is
+unreachable, which fails the policy closed. The kyverno CLI's apiCallResponses mock returns
+{body, statusCode} instead: `oracle` accepts both shapes.
+*/}}
+{{- define "bo.celOracle" -}}
+- name: oracleResponse
+  expression: >-
+    http.Get({{ include "bo.oracleURL" . | quote }} + '/exists/' + object.metadata.namespace + '/' + object.metadata.name)
+- name: oracle
+  expression: >-
+    variables.oracleResponse != null && 'body' in variables.oracleResponse ? variables.oracleResponse.body : variables.oracleResponse
+- name: authoritative
+  expression: >-
+    variables.oracle != null && 'authoritative' in variables.oracle && variables.oracle.authoritative == true &&
+    'decision' in variables.oracle && variables.oracle.decision in ['restore', 'fresh']
+- name: restore
+  expression: variables.authoritative && variables.oracle.decision == 'restore'
+- name: hasDataSource
+  expression: has(object.spec.dataSourceRef) || has(object.spec.dataSource)
+{{- end -}}
+
+{{/* Metadata of resources the CEL GeneratingPolicies create. */}}
+{{- define "bo.celGeneratedMeta" -}}
+namespace: (( object.metadata.namespace ))
+labels:
+  backup-oracle.io/pvc-uid: (( object.metadata.uid ))
+annotations:
+  backup-oracle.io/pvc: (( object.metadata.name ))
+ownerReferences:
+  - apiVersion: v1
+    kind: PersistentVolumeClaim
+    name: (( object.metadata.name ))
+    uid: (( object.metadata.uid ))
+{{- end -}}

@@ -1,0 +1,236 @@
+// Package test checks the backup-oracle Helm chart: golden renders, schema rejections, the
+// policies/ directory against the chart's default render, and every VolSync resource the policy
+// tests expect against the VolSync CRDs. It is its own module so that its YAML dependency stays
+// out of the service's go.mod.
+package test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files and policies/ from the chart")
+
+const (
+	chartDir    = ".."
+	policiesDir = "../../policies"
+	release     = "backup-oracle"
+	namespace   = "backup-oracle"
+)
+
+// helmBin returns the helm binary from HELM_BIN; a missing tool skips locally and fails in CI.
+func helmBin(t *testing.T) string {
+	t.Helper()
+
+	bin := os.Getenv("HELM_BIN")
+	if bin == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("HELM_BIN is not set (run through `make test-chart`)")
+		}
+
+		t.Skip("HELM_BIN is not set; run through `make test-chart`")
+	}
+
+	return bin
+}
+
+// render runs helm template with the given values files and extra arguments.
+func render(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+
+	cmd := exec.Command(helmBin(t), append([]string{"template", release, chartDir, "--namespace", namespace}, args...)...)
+
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+
+	if err := cmd.Run(); err != nil {
+		return stderr.String(), err
+	}
+
+	return stdout.String(), nil
+}
+
+func mustRender(t *testing.T, args ...string) string {
+	t.Helper()
+
+	out, err := render(t, args...)
+	if err != nil {
+		t.Fatalf("helm template %v: %v\n%s", args, err, out)
+	}
+
+	return out
+}
+
+// compareOrUpdate compares got with the file at path, or writes it with -update.
+func compareOrUpdate(t *testing.T, path, got string) {
+	t.Helper()
+
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+
+		return
+	}
+
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run `make update-golden`)", err)
+	}
+
+	if string(want) != got {
+		t.Errorf("%s differs from the chart's render; run `make update-golden` and review the diff.\n%s", path, firstDiff(string(want), got))
+	}
+}
+
+func firstDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+
+		if i < len(g) {
+			gl = g[i]
+		}
+
+		if wl != gl {
+			return "line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl
+		}
+	}
+
+	return ""
+}
+
+func valueSets(t *testing.T) []string {
+	t.Helper()
+
+	files, err := filepath.Glob("../testdata/values/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no value sets in ../testdata/values: %v", err)
+	}
+
+	return files
+}
+
+// TestGolden renders every value set and compares it with its golden file.
+func TestGolden(t *testing.T) {
+	for _, values := range valueSets(t) {
+		name := strings.TrimSuffix(filepath.Base(values), ".yaml")
+		t.Run(name, func(t *testing.T) {
+			compareOrUpdate(t, filepath.Join("../testdata/golden", name+".yaml"), mustRender(t, "-f", values))
+		})
+	}
+}
+
+var wantRe = regexp.MustCompile(`(?m)^# want: (.+)$`)
+
+// TestSchemaRejects checks that values.schema.json rejects every file in testdata/bad, for the
+// reason its "# want:" line names.
+func TestSchemaRejects(t *testing.T) {
+	files, err := filepath.Glob("../testdata/bad/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no bad value sets: %v", err)
+	}
+
+	for _, values := range files {
+		t.Run(filepath.Base(values), func(t *testing.T) {
+			content, err := os.ReadFile(values)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			m := wantRe.FindSubmatch(content)
+			if m == nil {
+				t.Fatal("missing a '# want: <substring of the error>' line")
+			}
+
+			out, err := render(t, "-f", values)
+			if err == nil {
+				t.Fatal("helm template accepted values the schema must reject")
+			}
+
+			if !strings.Contains(out, "schema") || !strings.Contains(out, string(m[1])) {
+				t.Errorf("error does not mention the schema and %q:\n%s", m[1], out)
+			}
+		})
+	}
+}
+
+// policySets are the directories of policies/ and the chart values each is rendered from.
+var policySets = map[string][]string{
+	"clusterpolicy": {"-f", "../testdata/values/default.yaml"},
+	"cel":           {"-f", "../testdata/values/default.yaml", "--set", "policies.engine=cel"},
+	"restic":        {"-f", "../testdata/values/restic.yaml"},
+}
+
+// TestPoliciesMatchRender checks that policies/<set>/ holds exactly the chart's policy templates
+// rendered for that set (clusterpolicy and cel with the default values).
+func TestPoliciesMatchRender(t *testing.T) {
+	for set, args := range policySets {
+		t.Run(set, func(t *testing.T) {
+			docs := splitBySource(mustRender(t, args...))
+
+			var names []string
+			for source, doc := range docs {
+				if !strings.HasPrefix(source, "templates/policies/") {
+					continue
+				}
+
+				name := filepath.Base(source)
+				names = append(names, name)
+				compareOrUpdate(t, filepath.Join(policiesDir, set, name), doc)
+			}
+
+			if len(names) == 0 {
+				t.Fatal("the render holds no policies")
+			}
+
+			existing, _ := filepath.Glob(filepath.Join(policiesDir, set, "*.yaml"))
+			sort.Strings(names)
+
+			for _, path := range existing {
+				if i := sort.SearchStrings(names, filepath.Base(path)); i == len(names) || names[i] != filepath.Base(path) {
+					t.Errorf("%s is not rendered by the chart any more; delete it", path)
+				}
+			}
+		})
+	}
+}
+
+// splitBySource groups helm template output by its "# Source:" template path.
+func splitBySource(out string) map[string]string {
+	docs := map[string]string{}
+
+	for _, doc := range strings.Split(out, "\n---\n") {
+		doc = strings.TrimPrefix(doc, "---\n")
+
+		first, rest, _ := strings.Cut(doc, "\n")
+		source, ok := strings.CutPrefix(first, "# Source: ")
+		if !ok {
+			continue
+		}
+
+		source = strings.TrimPrefix(source, release+"/")
+		if prev, ok := docs[source]; ok {
+			docs[source] = prev + "---\n" + strings.TrimSpace(rest) + "\n"
+		} else {
+			docs[source] = strings.TrimSpace(rest) + "\n"
+		}
+	}
+
+	return docs
+}
