@@ -24,6 +24,8 @@ import (
 type Backup struct {
 	Source repo.KopiaSource
 	Dir    string
+	// Incomplete marks the snapshot as a checkpoint of an interrupted backup.
+	Incomplete bool
 }
 
 // Write creates a filesystem repository at path (or opens the one already there) and writes
@@ -87,6 +89,10 @@ func writeOne(ctx context.Context, w kopiarepo.RepositoryWriter, tree *policy.Tr
 	man, err := upload.NewUploader(w).Upload(ctx, dir, tree, si)
 	if err != nil {
 		return fmt.Errorf("upload %s: %w", si, err)
+	}
+
+	if b.Incomplete {
+		man.IncompleteReason = "checkpoint"
 	}
 
 	if _, err := snapshot.SaveSnapshot(ctx, w, man); err != nil {

@@ -1,0 +1,253 @@
+package kopia_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/kopia"
+	"github.com/backup-oracle/backup-oracle/repo/kopia/kopiademo"
+)
+
+var _ cache.Loader = (*kopia.Repo)(nil)
+
+const password = "correct horse"
+
+var (
+	identity = repo.DefaultKopiaIdentity()
+	plain    = repo.PVC{Namespace: "web", Name: "app"}
+	dotted   = repo.PVC{Namespace: "web", Name: "my.app.data"}
+	long     = repo.PVC{Namespace: "db", Name: strings.Repeat("x", 40) + "-postgres-data-0"}
+	missing  = repo.PVC{Namespace: "web", Name: "nothing"}
+)
+
+// fixture writes snapshots with the kopia library into a fresh repository.
+type fixture struct {
+	t    *testing.T
+	path string
+	data string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+
+	f := &fixture{t: t, path: filepath.Join(t.TempDir(), "repo"), data: t.TempDir()}
+	require.NoError(t, os.WriteFile(filepath.Join(f.data, "file"), []byte("payload"), 0o600))
+
+	return f
+}
+
+func (f *fixture) write(backups ...kopiademo.Backup) {
+	f.t.Helper()
+
+	for i := range backups {
+		backups[i].Dir = f.data
+	}
+
+	require.NoError(f.t, kopiademo.Write(context.Background(), f.path, password, f.t.TempDir(), backups))
+}
+
+func backupOf(pvc repo.PVC) kopiademo.Backup { return kopiademo.Backup{Source: identity.Source(pvc)} }
+
+func newRepo(t *testing.T, path string, pw func() (string, error)) *kopia.Repo {
+	t.Helper()
+
+	r, err := kopia.New(kopia.Options{Storage: kopia.Filesystem{Path: path}, Password: pw, StateDir: t.TempDir(), Identity: identity})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+
+	return r
+}
+
+func fixed(pw string) func() (string, error) { return func() (string, error) { return pw, nil } }
+
+func find(t *testing.T, idx repo.Index, pvc repo.PVC) (repo.Finding, error) {
+	t.Helper()
+
+	return idx.Find(context.Background(), pvc)
+}
+
+func TestLoadIndexesEverySource(t *testing.T) {
+	f := newFixture(t)
+	f.write(backupOf(plain), backupOf(plain), backupOf(dotted), backupOf(long),
+		kopiademo.Backup{Source: repo.KopiaSource{UserName: "nothing-backup", Host: "other", Path: "/data"}},
+		kopiademo.Backup{Source: repo.KopiaSource{UserName: "nothing-backup", Host: "web", Path: "/elsewhere"}},
+		kopiademo.Backup{Source: repo.KopiaSource{UserName: "nothing", Host: "web", Path: "/data"}},
+	)
+
+	idx, err := newRepo(t, f.path, fixed(password)).Load(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, repo.IndexStats{Sources: 6, Snapshots: 7}, idx.Stats())
+
+	cases := []struct {
+		pvc    repo.PVC
+		source string
+		count  int
+	}{
+		{plain, "app-backup@web:/data", 2},
+		{dotted, "myappdata-backup@web:/data", 1},
+		{long, identity.Source(long).String(), 1},
+		{missing, "nothing-backup@web:/data", 0}, // decoys: other host, other path, other user
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.pvc.Name, func(t *testing.T) {
+			fd, err := find(t, idx, tc.pvc)
+			require.NoError(t, err)
+			assert.Equal(t, tc.source, fd.Source)
+			assert.Len(t, fd.Snapshots, tc.count)
+
+			for _, s := range fd.Snapshots {
+				assert.NotEmpty(t, s.ID)
+				assert.False(t, s.StartTime.IsZero())
+				assert.False(t, s.EndTime.Before(s.StartTime))
+				assert.EqualValues(t, len("payload"), s.TotalSize)
+				assert.EqualValues(t, 1, s.FileCount)
+			}
+
+			if tc.count > 1 {
+				assert.False(t, fd.Snapshots[1].StartTime.Before(fd.Snapshots[0].StartTime), "oldest first")
+			}
+		})
+	}
+
+	assert.Equal(t, []string{"app-backup@web:/data", "myappdata-backup@web:/data", "nothing-backup@web:/elsewhere", "nothing@web:/data"},
+		idx.(*kopia.Index).SourcesOnHost("web"))
+}
+
+func TestLoadSeesNewSnapshotsOnRefresh(t *testing.T) {
+	f := newFixture(t)
+	f.write(backupOf(plain))
+
+	r := newRepo(t, f.path, fixed(password))
+	idx, err := r.Load(context.Background())
+	require.NoError(t, err)
+
+	fd, err := find(t, idx, dotted)
+	require.NoError(t, err)
+	assert.Empty(t, fd.Snapshots)
+
+	f.write(backupOf(dotted))
+
+	idx, err = r.Load(context.Background())
+	require.NoError(t, err)
+
+	fd, err = find(t, idx, dotted)
+	require.NoError(t, err)
+	assert.Len(t, fd.Snapshots, 1, "a snapshot written after the first load is seen after a refresh")
+}
+
+func TestIncompleteOnlyIsUnverifiable(t *testing.T) {
+	f := newFixture(t)
+	b := backupOf(plain)
+	b.Incomplete = true
+	f.write(b)
+
+	idx, err := newRepo(t, f.path, fixed(password)).Load(context.Background())
+	require.NoError(t, err)
+
+	_, err = find(t, idx, plain)
+	require.ErrorIs(t, err, repo.ErrUnverifiable, "a checkpoint is data the mover will not restore: never fresh")
+
+	f.write(backupOf(plain))
+
+	idx, err = newRepo(t, f.path, fixed(password)).Load(context.Background())
+	require.NoError(t, err)
+
+	fd, err := find(t, idx, plain)
+	require.NoError(t, err)
+	assert.Len(t, fd.Snapshots, 1, "only complete snapshots count")
+}
+
+func TestLoadFailures(t *testing.T) {
+	f := newFixture(t)
+	f.write(backupOf(plain))
+
+	notARepo := t.TempDir()
+
+	cases := []struct {
+		name string
+		path string
+		pw   func() (string, error)
+		msg  string
+	}{
+		{"wrong password", f.path, fixed("wrong"), "invalid repository password"},
+		{"missing directory", filepath.Join(t.TempDir(), "gone"), fixed(password), "no such file or directory"},
+		{"not a repository", notARepo, fixed(password), "no kopia repository"},
+		{"password unreadable", f.path, func() (string, error) { return "", errors.New("read password file: permission denied") }, "permission denied"},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			_, err := newRepo(t, tc.path, tc.pw).Load(context.Background())
+
+			require.ErrorIs(t, err, repo.ErrUnavailable)
+			assert.Contains(t, err.Error(), tc.msg)
+			assert.NotContains(t, err.Error(), password, "secrets never reach errors")
+			assert.Less(t, time.Since(start), 5*time.Second, "detected without kopia's retry loop")
+		})
+	}
+}
+
+func TestRepositoryRemovedAndRestored(t *testing.T) {
+	f := newFixture(t)
+	f.write(backupOf(plain))
+
+	r := newRepo(t, f.path, fixed(password))
+	_, err := r.Load(context.Background())
+	require.NoError(t, err)
+
+	moved := f.path + ".moved"
+	require.NoError(t, os.Rename(f.path, moved))
+
+	_, err = r.Load(context.Background())
+	require.ErrorIs(t, err, repo.ErrUnavailable)
+
+	require.NoError(t, os.Rename(moved, f.path))
+
+	idx, err := r.Load(context.Background())
+	require.NoError(t, err)
+
+	fd, err := find(t, idx, plain)
+	require.NoError(t, err)
+	assert.Len(t, fd.Snapshots, 1)
+}
+
+func TestPasswordRotation(t *testing.T) {
+	f := newFixture(t)
+	f.write(backupOf(plain))
+
+	var current atomic.Value
+	current.Store("stale")
+
+	r := newRepo(t, f.path, func() (string, error) { return current.Load().(string), nil })
+
+	_, err := r.Load(context.Background())
+	require.ErrorIs(t, err, repo.ErrUnavailable)
+
+	current.Store(password)
+
+	idx, err := r.Load(context.Background())
+	require.NoError(t, err, "the new password is used without a restart")
+	assert.Equal(t, 1, idx.Stats().Snapshots)
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := kopia.New(kopia.Options{Identity: repo.KopiaIdentity{SourceName: "{bad}", Path: "x"}})
+	require.Error(t, err)
+
+	for _, want := range []string{"storage is required", "password source is required", "state directory is required", "{bad}", "must be absolute"} {
+		assert.Contains(t, err.Error(), want)
+	}
+}
