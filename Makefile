@@ -101,6 +101,7 @@ test-go: $(TEST_TOOLS) ## unit and integration tests with the race detector
 .PHONY: test-policies
 test-policies: $(KYVERNO) ## kyverno test suites of policies/ (ClusterPolicy and CEL sets, mocked oracle)
 	$(KYVERNO) test policies/tests --remove-color
+	$(GO) test -count=1 ./policies/
 
 .PHONY: test-chart
 test-chart: $(HELM) ## helm lint, golden renders, schema rejections, policies/ = render, RS/RD against the CRDs
