@@ -1,0 +1,53 @@
+package harness
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+)
+
+// KopiaCLI drives the real kopia CLI against one filesystem repository, the way VolSync's
+// Kopia mover writes it.
+type KopiaCLI struct {
+	t        testing.TB
+	bin      string
+	Path     string
+	Password string
+	config   string
+}
+
+// NewKopiaRepository creates a repository at path with the real kopia CLI.
+func NewKopiaRepository(t testing.TB, path, password string) *KopiaCLI {
+	t.Helper()
+
+	k := &KopiaCLI{t: t, bin: Tool(t, "kopia"), Path: path, Password: password,
+		config: filepath.Join(t.TempDir(), "kopia.config")}
+	k.Run("repository", "create", "filesystem", "--path", path)
+
+	return k
+}
+
+// Run runs one kopia command with the repository's config and password; it fails the test on
+// error.
+func (k *KopiaCLI) Run(args ...string) string {
+	k.t.Helper()
+
+	cmd := exec.Command(k.bin, append(args, "--config-file", k.config)...) //nolint:gosec // test tool
+	cmd.Env = append(os.Environ(),
+		"KOPIA_PASSWORD="+k.Password, "KOPIA_CHECK_FOR_UPDATES=false", "KOPIA_USE_KEYRING=false",
+		"KOPIA_PERSIST_CREDENTIALS_ON_CONNECT=false", "HOME="+filepath.Dir(k.config))
+
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		k.t.Fatalf("kopia %v: %v\n%s", args, err, out)
+	}
+
+	return string(out)
+}
+
+// Snapshot snapshots dir as source ("user@host:/path"), as the mover does with --override-source.
+func (k *KopiaCLI) Snapshot(dir, source string) {
+	k.t.Helper()
+	k.Run("snapshot", "create", dir, "--override-source", source, "--description", "backup-oracle test")
+}

@@ -1,0 +1,210 @@
+package harness
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BuildOracle builds the backup-oracle binary into dir (mode 0755, so another user can run it)
+// and returns its path.
+func BuildOracle(dir string) (string, error) {
+	_, file, _, _ := runtime.Caller(0)
+	root := filepath.Join(filepath.Dir(file), "..", "..")
+	bin := filepath.Join(dir, "backup-oracle")
+
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/backup-oracle")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+
+	return bin, nil
+}
+
+// Oracle is a running backup-oracle process listening on 127.0.0.1.
+type Oracle struct {
+	URL    string
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stderr strings.Builder
+	done   chan struct{}
+}
+
+// OracleOptions start the real program.
+type OracleOptions struct {
+	Bin  string
+	Env  []string // KEY=VALUE, added to a minimal environment
+	Args []string
+	// UID, when non-zero, runs the process as that user (requires root).
+	UID uint32
+}
+
+// StartOracle starts the program on 127.0.0.1:0 and waits until it says where it listens.
+// It is stopped (SIGTERM, then SIGKILL) when the test ends.
+func StartOracle(t testing.TB, opts OracleOptions) *Oracle {
+	t.Helper()
+
+	args := append([]string{"--listen-address", "127.0.0.1:0", "--log-format", "text"}, opts.Args...)
+	cmd := exec.Command(opts.Bin, args...) //nolint:gosec // the binary under test
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TMPDIR=" + os.TempDir()}, opts.Env...)
+
+	if opts.UID != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: opts.UID, Gid: opts.UID}}
+	}
+
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	o := &Oracle{cmd: cmd, done: make(chan struct{})}
+	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+
+		return o.stderr.Write(p)
+	})
+
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start backup-oracle: %v", err)
+	}
+
+	go func() { _ = cmd.Wait(); close(o.done) }()
+
+	t.Cleanup(func() { o.Stop(t) })
+
+	urls := make(chan string, 1)
+
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if _, url, ok := strings.Cut(sc.Text(), " listening on "); ok {
+				urls <- url
+			}
+		}
+	}()
+
+	select {
+	case o.URL = <-urls:
+	case <-o.done:
+		t.Fatalf("backup-oracle exited before listening:\n%s", o.Stderr())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("backup-oracle did not listen within 30s:\n%s", o.Stderr())
+	}
+
+	return o
+}
+
+// Stop terminates the process and waits for it.
+func (o *Oracle) Stop(t testing.TB) {
+	select {
+	case <-o.done:
+		return
+	default:
+	}
+
+	_ = o.cmd.Process.Signal(syscall.SIGTERM)
+
+	select {
+	case <-o.done:
+	case <-time.After(15 * time.Second):
+		_ = o.cmd.Process.Kill()
+		<-o.done
+		t.Errorf("backup-oracle ignored SIGTERM for 15s")
+	}
+}
+
+// Exited reports whether the process has ended.
+func (o *Oracle) Exited() bool {
+	select {
+	case <-o.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stderr returns the log so far.
+func (o *Oracle) Stderr() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+
+	return o.stderr.String()
+}
+
+// Response is a decoded JSON answer with its status code.
+type Response struct {
+	Code int
+	Body map[string]any
+}
+
+// Get fetches path and decodes the JSON body.
+func (o *Oracle) Get(t testing.TB, path string) Response {
+	t.Helper()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.URL+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r := Response{Code: resp.StatusCode}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(b, &r.Body); err != nil {
+			t.Fatalf("GET %s: decode %q: %v", path, b, err)
+		}
+	}
+
+	return r
+}
+
+// WaitReady polls /readyz until it answers 200.
+func (o *Oracle) WaitReady(t testing.TB, within time.Duration) {
+	t.Helper()
+
+	deadline := time.Now().Add(within)
+	for {
+		r := o.Get(t, "/readyz")
+		if r.Code == http.StatusOK {
+			return
+		}
+
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after %s: %v\n%s", within, r.Body, o.Stderr())
+		}
+
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
