@@ -249,3 +249,17 @@ func FuzzDecodeSnapshot(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkKeyDerivation is the cost of opening one repository with restic 0.19's calibrated
+// scrypt parameters (testdata/v2's key file): what the background verification pays per
+// repository, once.
+func BenchmarkKeyDerivation(b *testing.B) {
+	kf, err := parseKeyFile(readOnly(b, fixtures[1].dir, "keys"))
+	require.NoError(b, err)
+	b.Logf("scrypt N=%d r=%d p=%d", kf.N, kf.R, kf.P)
+
+	for b.Loop() {
+		_, err := openKeyFile(kf, []byte(testPassword))
+		require.NoError(b, err)
+	}
+}

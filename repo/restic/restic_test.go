@@ -38,7 +38,9 @@ type storageUnderTest struct {
 	s3 *harness.S3Server
 }
 
-func s3Storage(t *testing.T) (storageUnderTest, *harness.S3Server) {
+func s3Storage(t *testing.T) (storageUnderTest, *harness.S3Server) { return s3StorageB(t) }
+
+func s3StorageB(t testing.TB) (storageUnderTest, *harness.S3Server) {
 	srv := harness.StartS3(t)
 	bucket := srv.CreateBucket("backups")
 
