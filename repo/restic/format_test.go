@@ -1,17 +1,24 @@
 package restic
 
 import (
+	"context"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/repo"
 )
 
-// The testdata repositories were written by restic 0.19.1 (password "pw"): v1 with
-// --repository-version 1, v2 with the default. Only config, keys/ and snapshots/ are kept.
+// The testdata repositories were written by restic 0.19.1 (built by the Makefile) and by Debian's
+// restic 0.14.0 package, password "pw", one snapshot each with host "volsync": v1 with
+// --repository-version 1, v2 with version 2. Only config, keys/ and snapshots/ are kept.
 const testPassword = "pw"
 
 type fixture struct {
@@ -21,8 +28,10 @@ type fixture struct {
 }
 
 var fixtures = []fixture{
-	{dir: "testdata/v1", snapID: "76bf81769c021511c2a876e19162f60d3bfc77ca1866a14bae77a5c82556dead", version: 1},
-	{dir: "testdata/v2", snapID: "f3a849d66b153e3025638d8b111920a0bcc0ce92cd237031c2cccf96230c2045", version: 2, tags: []string{"ns/pvc"}},
+	{dir: "testdata/restic-0.19-v1", snapID: "76bf81769c021511c2a876e19162f60d3bfc77ca1866a14bae77a5c82556dead", version: 1},
+	{dir: "testdata/restic-0.19-v2", snapID: "f3a849d66b153e3025638d8b111920a0bcc0ce92cd237031c2cccf96230c2045", version: 2, tags: []string{"ns/pvc"}},
+	{dir: "testdata/restic-0.14-v1", snapID: "3219149add56e6a8b2cd0d7a9584e6c567ac1dd7930e3c899f7023b2c584d3a2", version: 1, tags: []string{"ns/pvc"}},
+	{dir: "testdata/restic-0.14-v2", snapID: "4971c1cb7a1836a12bda64631ecf4d6d09483711825da638a980f77c8d04e314", version: 2, tags: []string{"ns/pvc"}},
 }
 
 func readOnly(t testing.TB, dir, sub string) []byte {
@@ -76,7 +85,7 @@ func TestOpenRealRepositories(t *testing.T) {
 			assert.Equal(t, fx.tags, s.Tags)
 			assert.Len(t, s.Paths, 1)
 			assert.False(t, s.StartTime.IsZero())
-			assert.False(t, s.EndTime.Before(s.StartTime))
+			assert.True(t, s.EndTime.IsZero() || !s.EndTime.Before(s.StartTime), "restic 0.14 writes no summary")
 		})
 	}
 }
@@ -206,6 +215,54 @@ func TestParseSnapshot(t *testing.T) {
 			assert.Equal(t, tt.ok, err == nil, "error: %v", err)
 		})
 	}
+}
+
+// Every fixture read end to end through Load and Find from a directory laid out as VolSync does.
+func TestFixturesThroughDirectory(t *testing.T) {
+	root := t.TempDir()
+
+	for i, fx := range fixtures {
+		copyDir(t, fx.dir, filepath.Join(root, "volsync", "ns", fmt.Sprintf("pvc-%d", i)))
+	}
+
+	r, err := New(Options{Dir: root, Prefix: "volsync", Password: testPassword, VerifyWait: time.Minute})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+
+	idx, err := r.Load(context.Background())
+	require.NoError(t, err)
+
+	for i, fx := range fixtures {
+		t.Run(fx.dir, func(t *testing.T) {
+			f, err := idx.Find(context.Background(), repo.PVC{Namespace: "ns", Name: fmt.Sprintf("pvc-%d", i)})
+			require.NoError(t, err)
+			require.Len(t, f.Snapshots, 1)
+			assert.Equal(t, fx.snapID, f.Snapshots[0].ID)
+			assert.Equal(t, "volsync", f.Snapshots[0].Host)
+		})
+	}
+}
+
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+
+	require.NoError(t, filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	}))
 }
 
 // FuzzDecodeSnapshot feeds arbitrary bytes to every decoding step of an untrusted snapshot
