@@ -11,7 +11,7 @@ import (
 )
 
 // decision returns the decision field of /exists (or "" when absent).
-func decision(t *testing.T, o *harness.Oracle, path string) string {
+func decision(t testing.TB, o *harness.Oracle, path string) string {
 	t.Helper()
 
 	d, _ := o.Get(t, path).Body["decision"].(string)

@@ -18,14 +18,17 @@ import (
 	"time"
 )
 
-// BuildOracle builds the backup-oracle binary into dir (mode 0755, so another user can run it)
-// and returns its path.
-func BuildOracle(dir string) (string, error) {
+// BuildOracle builds the backup-oracle binary into dir and returns its path.
+func BuildOracle(dir string) (string, error) { return Build(dir, "./cmd/backup-oracle") }
+
+// Build builds the main package pkg (relative to the module root) into dir and returns the
+// binary's path.
+func Build(dir, pkg string) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(dir, "backup-oracle")
+	bin := filepath.Join(dir, filepath.Base(pkg))
 
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/backup-oracle")
+	cmd := exec.Command("go", "build", "-o", bin, pkg) //nolint:gosec // builds this module
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 
@@ -109,6 +112,9 @@ func StartOracle(t testing.TB, opts OracleOptions) *Oracle {
 
 	return o
 }
+
+// PID returns the process id.
+func (o *Oracle) PID() int { return o.cmd.Process.Pid }
 
 // Stop terminates the process and waits for it.
 func (o *Oracle) Stop(t testing.TB) {

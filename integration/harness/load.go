@@ -1,0 +1,106 @@
+package harness
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client returns an HTTP client that keeps enough idle connections for conc workers.
+func Client(conc int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone() //nolint:forcetypeassert // stdlib default
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = conc*2, conc*2
+
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
+}
+
+// Throughput sends GETs for path from conc workers for d and returns requests per second.
+// Only 200 answers count; any other answer or error is returned in failures.
+func Throughput(client *http.Client, url string, conc int, d time.Duration) (perSecond float64, failures int64) {
+	var ok, bad atomic.Int64
+
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+
+	var wg sync.WaitGroup
+
+	start := time.Now()
+
+	for range conc {
+		wg.Add(1)
+
+		go func() {
+			defer wg.Done()
+
+			for ctx.Err() == nil {
+				if get(ctx, client, url) == http.StatusOK {
+					ok.Add(1)
+				} else if ctx.Err() == nil {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+
+	wg.Wait()
+
+	return float64(ok.Load()) / time.Since(start).Seconds(), bad.Load()
+}
+
+// Wave sends one request per URL, all at once, and returns each latency and status, in order.
+func Wave(client *http.Client, urls []string) ([]time.Duration, []int) {
+	lat, codes := make([]time.Duration, len(urls)), make([]int, len(urls))
+
+	var wg sync.WaitGroup
+
+	gate := make(chan struct{})
+
+	for i, u := range urls {
+		wg.Add(1)
+
+		go func() {
+			defer wg.Done()
+			<-gate
+
+			t := time.Now()
+			codes[i] = get(context.Background(), client, u)
+			lat[i] = time.Since(t)
+		}()
+	}
+
+	close(gate)
+	wg.Wait()
+
+	return lat, codes
+}
+
+// Percentile returns the p-th percentile (0-100) of ds.
+func Percentile(ds []time.Duration, p float64) time.Duration {
+	s := append([]time.Duration(nil), ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+
+	i := int(float64(len(s)-1) * p / 100)
+
+	return s[i]
+}
+
+func get(ctx context.Context, client *http.Client, url string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0
+	}
+
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+
+	return resp.StatusCode
+}
