@@ -1,7 +1,6 @@
 package harness
 
 import (
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -45,7 +44,7 @@ func StartFaultProxy(t testing.TB, target string) *FaultProxy {
 	t.Cleanup(srv.Close)
 
 	p.URL = srv.URL
-	p.Endpoint = srv.Listener.Addr().(*net.TCPAddr).String()
+	p.Endpoint = srv.Listener.Addr().String()
 
 	return p
 }

@@ -70,13 +70,13 @@ func TestS3ServerRestarts(t *testing.T) {
 
 	s.Stop()
 
-	if err := waitHTTP(s.URL, 100*time.Millisecond); err == nil {
+	if err := waitHTTP(s.URL, "", 100*time.Millisecond); err == nil {
 		t.Fatal("server still answers after Stop")
 	}
 
 	s.Start()
 
-	if err := waitHTTP(s.URL, time.Second); err != nil {
+	if err := waitHTTP(s.URL, "", time.Second); err != nil {
 		t.Fatalf("server does not answer after Start: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,19 +23,36 @@ type S3Server struct {
 	AccessKey, SecretKey string
 	// Root is the posix backend's directory.
 	Root string
+	// CAFile, for a server started by StartS3TLS, is the PEM certificate to trust; URL is then
+	// "https://" + Endpoint.
+	CAFile string
 	// Log is the file collecting the server's output (one line per request), shown when the
 	// test fails.
 	Log string
 
-	t   testing.TB
-	bin string
-	mu  sync.Mutex
-	cmd *exec.Cmd
+	t       testing.TB
+	bin     string
+	keyFile string
+	mu      sync.Mutex
+	cmd     *exec.Cmd
 }
 
 // StartS3 starts versitygw (found with Tool(t, "versitygw")) on a free port with a fresh root
-// directory, waits until it answers and stops it when the test ends.
+// directory, over plain HTTP, waits until it answers and stops it when the test ends.
 func StartS3(t testing.TB) *S3Server {
+	t.Helper()
+
+	return startS3(t, false)
+}
+
+// StartS3TLS is StartS3 over HTTPS with a self-signed certificate for 127.0.0.1 (S3Server.CAFile).
+func StartS3TLS(t testing.TB) *S3Server {
+	t.Helper()
+
+	return startS3(t, true)
+}
+
+func startS3(t testing.TB, withTLS bool) *S3Server {
 	t.Helper()
 
 	bin := Tool(t, "versitygw")
@@ -42,7 +60,12 @@ func StartS3(t testing.TB) *S3Server {
 		Endpoint: "127.0.0.1:" + freePort(t), AccessKey: "harness-access", SecretKey: "harness-secret-key",
 		Root: t.TempDir(), t: t, bin: bin,
 	}
+
 	s.URL = "http://" + s.Endpoint
+	if withTLS {
+		s.CAFile, s.keyFile = selfSignedCert(t, t.TempDir())
+		s.URL = "https://" + s.Endpoint
+	}
 	s.Log = filepath.Join(t.TempDir(), "versitygw.log")
 
 	s.Start()
@@ -70,8 +93,13 @@ func (s *S3Server) Start() {
 		return
 	}
 
-	cmd := exec.Command(s.bin, "--port", s.Endpoint, "--access", s.AccessKey, "--secret", s.SecretKey,
-		"posix", "--nometa", s.Root)
+	//nolint:gosec // G204: the binary is the pinned test tool found by Tool
+	args := []string{"--port", s.Endpoint, "--access", s.AccessKey, "--secret", s.SecretKey}
+	if s.CAFile != "" {
+		args = append(args, "--cert", s.CAFile, "--key", s.keyFile)
+	}
+
+	cmd := exec.Command(s.bin, append(args, "posix", "--nometa", s.Root)...)
 	logFile, err := os.OpenFile(s.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		s.t.Fatalf("versitygw log: %v", err)
@@ -86,7 +114,7 @@ func (s *S3Server) Start() {
 
 	s.cmd = cmd
 
-	if err := waitHTTP(s.URL, 15*time.Second); err != nil {
+	if err := waitHTTP(s.URL, s.CAFile, 15*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		s.cmd = nil
@@ -129,16 +157,30 @@ func freePort(t testing.TB) string {
 	}
 	defer l.Close()
 
-	return fmt.Sprint(l.Addr().(*net.TCPAddr).Port)
+	_, port, err := net.SplitHostPort(l.Addr().String())
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+
+	return port
 }
 
 // waitHTTP polls url until any HTTP response comes back or timeout elapses.
-func waitHTTP(url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+func waitHTTP(url, caFile string, timeout time.Duration) error {
+	client, err := httpClient(caFile)
+	if err != nil {
+		return err
+	}
+
 	deadline := time.Now().Add(timeout)
 
 	for {
-		resp, err := client.Get(url)
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			return nil

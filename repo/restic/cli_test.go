@@ -18,6 +18,8 @@ type resticCLI struct {
 	bin string
 	env []string
 	src string // directory backed up
+	// global holds options given before the command, e.g. --cacert.
+	global []string
 }
 
 func newResticCLI(t testing.TB, s3 *harness.S3Server) *resticCLI {
@@ -27,17 +29,25 @@ func newResticCLI(t testing.TB, s3 *harness.S3Server) *resticCLI {
 	require.NoError(t, os.WriteFile(filepath.Join(src, "file"), []byte("some data\n"), 0o600))
 
 	env := append(os.Environ(), "RESTIC_CACHE_DIR="+t.TempDir())
+	c := &resticCLI{t: t, bin: harness.Tool(t, "restic"), src: src}
+
 	if s3 != nil {
 		env = append(env, "AWS_ACCESS_KEY_ID="+s3.AccessKey, "AWS_SECRET_ACCESS_KEY="+s3.SecretKey)
+		if s3.CAFile != "" {
+			c.global = []string{"--cacert", s3.CAFile}
+		}
 	}
 
-	return &resticCLI{t: t, bin: harness.Tool(t, "restic"), env: env, src: src}
+	c.env = env
+
+	return c
 }
 
 func (c *resticCLI) run(password string, args ...string) {
 	c.t.Helper()
 
-	cmd := exec.Command(c.bin, append([]string{"--no-cache", "-q"}, args...)...)
+	global := append([]string{"--no-cache", "-q"}, c.global...)
+	cmd := exec.Command(c.bin, append(global, args...)...)
 	cmd.Env = append(c.env, "RESTIC_PASSWORD="+password)
 	cmd.Dir = c.src
 
