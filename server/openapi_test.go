@@ -1,0 +1,55 @@
+package server_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
+)
+
+// TestGoldenResponsesMatchOpenAPI keeps openapi.yaml honest: every field the server sends is
+// documented, and every required field is sent.
+func TestGoldenResponsesMatchOpenAPI(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("..", "openapi.yaml"))
+	require.NoError(t, err)
+
+	var spec struct {
+		Components struct {
+			Schemas map[string]struct {
+				Required   []string       `yaml:"required"`
+				Properties map[string]any `yaml:"properties"`
+			} `yaml:"schemas"`
+		} `yaml:"components"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &spec))
+
+	goldens := map[string][]string{
+		"Exists": {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json"},
+		"Ready":  {"ready.json", "not-ready.json"},
+	}
+
+	for schema, files := range goldens {
+		s, ok := spec.Components.Schemas[schema]
+		require.True(t, ok, "schema %s", schema)
+
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join("testdata", f))
+			require.NoError(t, err)
+
+			var body map[string]any
+			require.NoError(t, json.Unmarshal(b, &body))
+
+			for k := range body {
+				assert.Contains(t, s.Properties, k, "%s: field %q is not in openapi.yaml's %s", f, k, schema)
+			}
+
+			for _, k := range s.Required {
+				assert.Contains(t, body, k, "%s: required field %q missing", f, k)
+			}
+		}
+	}
+}
