@@ -104,9 +104,9 @@ test-policies: $(KYVERNO) ## kyverno test suites of policies/ (ClusterPolicy and
 	$(GO) test -count=1 ./policies/
 
 .PHONY: test-chart
-test-chart: $(HELM) ## helm lint, golden renders, schema rejections, policies/ = render, RS/RD against the CRDs
+test-chart: $(HELM) $(KYVERNO) build ## helm lint, goldens, schema rejections, policies/ = render, RS/RD vs CRDs, kyverno apply vs a live oracle
 	for values in chart/testdata/values/*.yaml; do $(HELM) lint --strict chart --values "$$values"; done
-	cd chart/test && HELM_BIN=$(HELM) $(GO) test -count=1 ./...
+	cd chart/test && HELM_BIN=$(HELM) KYVERNO_BIN=$(KYVERNO) BACKUP_ORACLE_BIN=$(BIN)/backup-oracle $(GO) test -count=1 ./...
 
 .PHONY: update-golden
 update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)
