@@ -144,9 +144,6 @@ func isAlnum(r rune) bool {
 	return (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9')
 }
 
-// placeholders are the only names a template may use.
-var placeholders = strings.NewReplacer("{namespace}", "", "{pvc}", "")
-
 func expand(tmpl string, pvc PVC) string {
 	if tmpl == "" {
 		return ""
@@ -156,7 +153,7 @@ func expand(tmpl string, pvc PVC) string {
 }
 
 func checkTemplate(tmpl string) error {
-	rest := placeholders.Replace(tmpl)
+	rest := strings.ReplaceAll(strings.ReplaceAll(tmpl, "{namespace}", ""), "{pvc}", "")
 	if strings.ContainsAny(rest, "{}") {
 		return errors.New("only the placeholders {namespace} and {pvc} are allowed")
 	}

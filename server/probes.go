@@ -43,9 +43,10 @@ type backendStatus struct {
 
 // status shows every backend's index for an operator debugging a restore.
 func (h *handler) status(c *gin.Context) {
-	var out []backendStatus
+	statuses := h.oracle.Status()
+	out := make([]backendStatus, 0, len(statuses))
 
-	for _, s := range h.oracle.Status() {
+	for _, s := range statuses {
 		b := backendStatus{
 			Backend: s.Backend, Ready: s.NotReady == nil, Generation: s.Generation,
 			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots,

@@ -31,8 +31,8 @@ type fakeOracle struct {
 }
 
 func (f fakeOracle) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer { return f.lookup(ctx, pvc) }
-func (f fakeOracle) Ready() error                                        { return f.ready() }
-func (f fakeOracle) Status() []repo.IndexStatus                          { return f.status() }
+func (f fakeOracle) Ready() error                                         { return f.ready() }
+func (f fakeOracle) Status() []repo.IndexStatus                           { return f.status() }
 
 var (
 	now       = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)

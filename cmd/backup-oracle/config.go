@@ -21,7 +21,8 @@ const (
 	backendKopiaFS = "kopia-fs"
 )
 
-var validBackends = []string{backendKopiaFS}
+// validBackends lists what BACKEND_TYPE accepts.
+func validBackends() []string { return []string{backendKopiaFS} }
 
 // Config is every setting of the service. Each is a flag with an environment fallback
 // (flag > environment > default); defaults live in defaultConfig only.
@@ -77,7 +78,7 @@ type setting struct {
 
 func (c *Config) settings() []setting {
 	return []setting{
-		{"backend", []string{"BACKEND_TYPE"}, "backend: " + strings.Join(validBackends, ", "), (*stringValue)(&c.Backend)},
+		{"backend", []string{"BACKEND_TYPE"}, "backend: " + strings.Join(validBackends(), ", "), (*stringValue)(&c.Backend)},
 		{"listen-address", []string{"LISTEN_ADDRESS"}, "address to listen on (default \":$PORT\")", (*stringValue)(&c.ListenAddress)},
 		{"port", []string{"PORT"}, "port to listen on when no listen address is given", (*intValue)(&c.Port)},
 		{"http-timeout", []string{"HTTP_TIMEOUT"}, "bound on one /exists lookup; past it the answer is unknown", (*durationValue)(&c.HTTPTimeout)},
@@ -170,7 +171,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, err)
 		}
 	default:
-		add("unknown backend %q: valid backends are %s", c.Backend, strings.Join(validBackends, ", "))
+		add("unknown backend %q: valid backends are %s", c.Backend, strings.Join(validBackends(), ", "))
 	}
 
 	if c.Port < 1 || c.Port > 65535 {
@@ -235,7 +236,7 @@ func (c *Config) kopiaPassword() func() (string, error) {
 	path := c.Kopia.PasswordFile
 
 	return func() (string, error) {
-		b, err := os.ReadFile(path)
+		b, err := os.ReadFile(path) //nolint:gosec // the path is the operator's configuration
 		if err != nil {
 			return "", fmt.Errorf("read password file: %w", err)
 		}

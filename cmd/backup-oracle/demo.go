@@ -23,10 +23,12 @@ type demoRepository struct {
 const demoLongPVC = "analytics-warehouse-clickhouse-data-volume-claim-replica-0001"
 
 // demoPVCs have backups; their sources are derived with the default identity.
-var demoPVCs = []repo.PVC{
-	{Namespace: "shop", Name: "postgres"},
-	{Namespace: "shop", Name: "my.app.data"},
-	{Namespace: "analytics", Name: demoLongPVC},
+func demoPVCs() []repo.PVC {
+	return []repo.PVC{
+		{Namespace: "shop", Name: "postgres"},
+		{Namespace: "shop", Name: "my.app.data"},
+		{Namespace: "analytics", Name: demoLongPVC},
+	}
 }
 
 func createDemo(ctx context.Context, stateDir string) (*demoRepository, error) {
@@ -44,7 +46,7 @@ func createDemo(ctx context.Context, stateDir string) (*demoRepository, error) {
 	id := repo.DefaultKopiaIdentity()
 
 	var backups []kopiademo.Backup
-	for _, p := range demoPVCs {
+	for _, p := range demoPVCs() {
 		backups = append(backups, kopiademo.Backup{Source: id.Source(p), Dir: data})
 	}
 

@@ -137,7 +137,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 
-	ln, err := net.Listen("tcp", cfg.listenAddress())
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.listenAddress())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddress(), err)
 	}
