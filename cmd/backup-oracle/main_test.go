@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func fmtAll(c Config) string { return fmt.Sprintf("%v %+v %#v", c, c, c) }
+
+// syncBuffer is a bytes.Buffer safe for the concurrent writes of run's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// TestRunDemo is `make run`: the real program, in-process, on 127.0.0.1:0.
+func TestRunDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	state := t.TempDir()
+	exited := make(chan int, 1)
+
+	go func() {
+		exited <- run(ctx, []string{"--demo", "--listen-address", "127.0.0.1:0", "--state-dir", state}, env(nil), stdout, stderr)
+	}()
+
+	var url string
+
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`curl -s (http://127\.0\.0\.1:\d+)/exists/shop/postgres`).FindStringSubmatch(stdout.String())
+		if m != nil {
+			url = m[1]
+		}
+
+		return m != nil
+	}, 2*time.Minute, 50*time.Millisecond, "curl lines are printed once ready; stderr:\n%s", stderr)
+
+	cases := []struct {
+		path     string
+		code     int
+		decision string
+		count    float64
+	}{
+		{"/exists/shop/postgres", 200, "restore", 2},
+		{"/exists/shop/my.app.data", 200, "restore", 1},
+		{"/exists/analytics/" + demoLongPVC, 200, "restore", 1},
+		{"/exists/shop/redis", 200, "fresh", 0},
+		{"/exists/staging/cache", 200, "fresh", 0},
+		{"/exists/shop/Bad_Name", 400, "unknown", 0},
+	}
+
+	for _, tc := range cases {
+		body := getJSON(t, url+tc.path)
+		assert.Equal(t, tc.code, body.code, tc.path)
+		assert.Equal(t, tc.decision, body.m["decision"], tc.path)
+		assert.Equal(t, tc.count, body.m["snapshotCount"], tc.path)
+	}
+
+	assert.Equal(t, 200, getJSON(t, url+"/readyz").code)
+	assert.Contains(t, stdout.String(), "/exists/shop/redis")
+
+	cancel()
+	select {
+	case code := <-exited:
+		assert.Equal(t, 0, code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+
+	assert.NotContains(t, stderr.String(), "backup-oracle-demo", "the demo password is not logged")
+}
+
+func TestRunExitCodes(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+		out  string
+	}{
+		{"bad config", nil, map[string]string{"BACKEND_TYPE": "tape"}, 2, "unknown backend"},
+		{"check-config ok", []string{"--check-config"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x"}, 0, "configuration ok"},
+		{"help", []string{"-h"}, nil, 0, "KOPIA_PASSWORD_FILE"},
+		{"cannot listen", []string{"--listen-address", "256.0.0.1:1"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x"}, 1, "listen on 256.0.0.1:1"},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out syncBuffer
+
+			code := run(context.Background(), tc.args, env(tc.env), &out, &out)
+			assert.Equal(t, tc.code, code)
+			assert.Contains(t, out.String(), tc.out)
+		})
+	}
+}
+
+type jsonResponse struct {
+	code int
+	m    map[string]any
+}
+
+func getJSON(t *testing.T, url string) jsonResponse {
+	t.Helper()
+
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	require.NoError(t, err)
+
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+
+	r := jsonResponse{code: resp.StatusCode}
+	require.NoError(t, json.Unmarshal(b, &r.m), "%s", b)
+
+	return r
+}
