@@ -106,6 +106,7 @@ test-policies: $(KYVERNO) ## kyverno test suites of policies/ (ClusterPolicy and
 .PHONY: test-chart
 test-chart: $(HELM) $(KYVERNO) build ## helm lint, goldens, schema rejections, policies/ = render, RS/RD vs CRDs, kyverno apply vs a live oracle
 	for values in chart/testdata/values/*.yaml; do $(HELM) lint --strict chart --values "$$values"; done
+	cd chart/test && $(GO) mod tidy -diff && $(GO) vet ./...
 	cd chart/test && HELM_BIN=$(HELM) KYVERNO_BIN=$(KYVERNO) BACKUP_ORACLE_BIN=$(BIN)/backup-oracle $(GO) test -count=1 ./...
 
 .PHONY: update-golden
