@@ -70,10 +70,13 @@ func (p *FaultProxy) Reset() {
 	p.mu.Unlock()
 }
 
-// Requests, Injected and Forwarded count requests received, answered with an injected failure,
-// and passed to the target.
-func (p *FaultProxy) Requests() int64  { return p.requests.Load() }
-func (p *FaultProxy) Injected() int64  { return p.injected.Load() }
+// Requests counts the requests received.
+func (p *FaultProxy) Requests() int64 { return p.requests.Load() }
+
+// Injected counts the requests answered with an injected failure.
+func (p *FaultProxy) Injected() int64 { return p.injected.Load() }
+
+// Forwarded counts the requests passed to the target.
 func (p *FaultProxy) Forwarded() int64 { return p.forwarded.Load() }
 
 func (p *FaultProxy) serve(rp *httputil.ReverseProxy, w http.ResponseWriter, r *http.Request) {

@@ -141,7 +141,7 @@ func (s *S3Server) Stop() {
 func (s *S3Server) CreateBucket(name string) string {
 	s.t.Helper()
 
-	if err := os.Mkdir(filepath.Join(s.Root, name), 0o755); err != nil {
+	if err := os.Mkdir(filepath.Join(s.Root, name), 0o750); err != nil {
 		s.t.Fatalf("create bucket %s: %v", name, err)
 	}
 
@@ -182,7 +182,7 @@ func waitHTTP(url, caFile string, timeout time.Duration) error {
 
 		resp, err := client.Do(req)
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			return nil
 		}
 

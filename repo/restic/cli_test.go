@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,7 +49,7 @@ func (c *resticCLI) run(password string, args ...string) {
 
 	global := append([]string{"--no-cache", "-q"}, c.global...)
 	cmd := exec.Command(c.bin, append(global, args...)...)
-	cmd.Env = append(c.env, "RESTIC_PASSWORD="+password)
+	cmd.Env = append(slices.Clone(c.env), "RESTIC_PASSWORD="+password)
 	cmd.Dir = c.src
 
 	out, err := cmd.CombinedOutput()

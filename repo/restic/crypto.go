@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 
-	"golang.org/x/crypto/poly1305"
+	"golang.org/x/crypto/poly1305" //nolint:staticcheck // SA1019: restic's format is Poly1305-AES (design.rst), not a choice made here
 	"golang.org/x/crypto/scrypt"
 )
 

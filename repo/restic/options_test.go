@@ -52,7 +52,9 @@ func TestOptionsValidate(t *testing.T) {
 				assert.Contains(t, err.Error(), p)
 			}
 
-			assert.Len(t, err.(interface{ Unwrap() []error }).Unwrap(), len(tt.problems))
+			var joined interface{ Unwrap() []error }
+			require.ErrorAs(t, err, &joined)
+			assert.Len(t, joined.Unwrap(), len(tt.problems))
 		})
 	}
 }

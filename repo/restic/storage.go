@@ -2,7 +2,6 @@ package restic
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 	"sync/atomic"
 	"time"
@@ -68,6 +67,3 @@ func (c *countingStorage) Get(ctx context.Context, key string) ([]byte, error) {
 func (c *countingStorage) counts() RequestCounts {
 	return RequestCounts{Lists: c.lists.Load(), Gets: c.gets.Load()}
 }
-
-// isNotFound reports whether err says an object is missing.
-func isNotFound(err error) bool { return errors.Is(err, ErrObjectNotFound) }
