@@ -40,26 +40,30 @@ func requireSnapshots(t *testing.T, idx repo.Index, p repo.PVC, n int) {
 }
 
 func TestS3OutageAndRecovery(t *testing.T) {
-	st, opts := oneRepository(t)
-	r := newRepo(t, opts)
+	for _, pw := range []restic.Secret{"", password} {
+		name := map[bool]string{true: "with password", false: "without password"}[pw != ""]
 
-	idx, err := r.Load(context.Background())
-	require.NoError(t, err)
-	requireSnapshots(t, idx, backedUp, 1)
+		t.Run(name, func(t *testing.T) {
+			st, opts := oneRepository(t)
+			// With the password the server goes away while the background verification runs.
+			opts.Password, opts.VerifyWait = pw, time.Nanosecond
+			r := newRepo(t, opts)
 
-	st.s3.Stop()
+			_, err := r.Load(context.Background())
+			require.NoError(t, err)
 
-	start := time.Now()
-	_, err = r.Load(context.Background())
-	require.ErrorIs(t, err, repo.ErrUnavailable)
-	assert.Contains(t, err.Error(), `restic: list "s3:backups/volsync/"`)
-	assert.Less(t, time.Since(start), 10*time.Second)
+			st.s3.Stop()
 
-	st.s3.Start()
+			start := time.Now()
+			_, err = r.Load(context.Background())
+			require.ErrorIs(t, err, repo.ErrUnavailable)
+			assert.Contains(t, err.Error(), `restic: list "s3:backups/volsync/"`)
+			assert.Less(t, time.Since(start), 10*time.Second)
 
-	idx, err = r.Load(context.Background())
-	require.NoError(t, err)
-	requireSnapshots(t, idx, backedUp, 1)
+			st.s3.Start()
+			waitVerified(t, r, backedUp, 1)
+		})
+	}
 }
 
 func TestS3Faults(t *testing.T) {

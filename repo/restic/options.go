@@ -65,7 +65,8 @@ type Options struct {
 	// (default 10s). Verifications still running continue in the background and are used by the
 	// next Load; until then their PVCs answer an error wrapping repo.ErrUnverifiable.
 	VerifyWait time.Duration
-	// VerifyTimeout bounds one repository's verification, key derivation included (default 2m).
+	// VerifyTimeout bounds one repository's verification once started, key derivation included
+	// (default 2m); the time spent queueing behind other repositories is not counted.
 	VerifyTimeout time.Duration
 }
 

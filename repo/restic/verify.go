@@ -149,12 +149,14 @@ func (v *verifier) view(dir string, objs []Object) (verified []repo.Snapshot, pe
 }
 
 func (v *verifier) run(dir string, ids []string, done chan struct{}) {
-	ctx, cancel := context.WithTimeout(v.base, v.timeout)
-	defer cancel()
-
-	err := v.acquire(ctx, v.jobs)
+	// Queueing is not bounded by VerifyTimeout: a large fleet waits its turn for minutes on first
+	// start, which must not turn into failures. Only Close ends the wait.
+	err := v.acquire(v.base, v.jobs)
 	if err == nil {
+		ctx, cancel := context.WithTimeout(v.base, v.timeout)
 		err = v.verify(ctx, dir, ids)
+
+		cancel()
 		<-v.jobs
 	}
 
