@@ -208,7 +208,7 @@ func TestCheckConfig(t *testing.T) {
 	}{
 		{"valid", []string{"KOPIA_REPOSITORY_PATH=/repo", "KOPIA_PASSWORD=x"}, true, "configuration ok"},
 		{"everything wrong at once", []string{"BACKEND_TYPE=nfs", "PORT=0", "MAX_INDEX_AGE=10s", "REFRESH_INTERVAL=1m"}, false,
-			"unknown backend \"nfs\": valid backends are"},
+			"unknown type \"nfs\": valid types are"},
 	}
 
 	for _, tc := range cases {

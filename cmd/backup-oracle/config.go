@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,18 +15,9 @@ import (
 	"github.com/backup-oracle/backup-oracle/repo"
 )
 
-// Backend names accepted by BACKEND_TYPE / --backend.
-const (
-	backendKopiaFS = "kopia-fs"
-)
-
-// validBackends lists what BACKEND_TYPE accepts.
-func validBackends() []string { return []string{backendKopiaFS} }
-
 // Config is every setting of the service. Each is a flag with an environment fallback
 // (flag > environment > default); defaults live in defaultConfig only.
 type Config struct {
-	Backend         string
 	ListenAddress   string
 	Port            int
 	HTTPTimeout     time.Duration
@@ -39,22 +29,18 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	StateDir        string
-	Kopia           KopiaConfig
 	Demo            bool
 	CheckConfig     bool
-}
-
-// KopiaConfig locates a Kopia repository and says how PVCs map to its sources.
-type KopiaConfig struct {
-	RepositoryPath string
-	Password       repo.Secret
-	PasswordFile   string
-	Identity       repo.KopiaIdentity
+	// Env is the one backend the predecessor's environment variables describe.
+	Env BackendConfig
+	// BackendsFile, when set, lists the backends instead (several, in order of preference).
+	BackendsFile string
+	// Backends is what the program serves: those of BackendsFile, or Env. Set by parseConfig.
+	Backends []BackendConfig
 }
 
 func defaultConfig() Config {
 	return Config{
-		Backend:         backendKopiaFS,
 		Port:            8080,
 		HTTPTimeout:     2 * time.Second,
 		CacheTTL:        cache.DefaultMemoTTL,
@@ -64,7 +50,9 @@ func defaultConfig() Config {
 		MaxIndexAge:     cache.DefaultMaxIndexAge,
 		LogLevel:        "info",
 		LogFormat:       "json",
-		Kopia:           KopiaConfig{Identity: repo.DefaultKopiaIdentity()},
+		Env: BackendConfig{Type: backendKopiaFS, Kopia: KopiaConfig{
+			SourceNameTemplate: repo.DefaultSourceNameTemplate, Path: repo.DefaultKopiaPath,
+		}},
 	}
 }
 
@@ -78,7 +66,8 @@ type setting struct {
 
 func (c *Config) settings() []setting {
 	return []setting{
-		{"backend", []string{"BACKEND_TYPE"}, "backend: " + strings.Join(validBackends(), ", "), (*stringValue)(&c.Backend)},
+		{"backend", []string{"BACKEND_TYPE"}, "backend type: " + strings.Join(validBackends(), ", "), (*stringValue)(&c.Env.Type)},
+		{"backends-file", []string{"BACKENDS_FILE"}, "YAML file listing several backends in order of preference (replaces the backend settings below)", (*stringValue)(&c.BackendsFile)},
 		{"listen-address", []string{"LISTEN_ADDRESS"}, "address to listen on (default \":$PORT\")", (*stringValue)(&c.ListenAddress)},
 		{"port", []string{"PORT"}, "port to listen on when no listen address is given", (*intValue)(&c.Port)},
 		{"http-timeout", []string{"HTTP_TIMEOUT"}, "bound on one /exists lookup; past it the answer is unknown", (*durationValue)(&c.HTTPTimeout)},
@@ -90,13 +79,29 @@ func (c *Config) settings() []setting {
 		{"log-level", []string{"LOG_LEVEL"}, "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*stringValue)(&c.LogFormat)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*stringValue)(&c.StateDir)},
-		{"kopia-repository-path", []string{"KOPIA_REPOSITORY_PATH"}, "Kopia filesystem repository (kopia-fs)", (*stringValue)(&c.Kopia.RepositoryPath)},
-		{"kopia-password", []string{"KOPIA_PASSWORD"}, "Kopia repository password (prefer the file)", (*secretValue)(&c.Kopia.Password)},
-		{"kopia-password-file", []string{"KOPIA_PASSWORD_FILE"}, "file holding the Kopia password, re-read before every refresh", (*stringValue)(&c.Kopia.PasswordFile)},
-		{"kopia-source-name-template", []string{"KOPIA_SOURCE_NAME_TEMPLATE"}, "ReplicationSource name for a PVC ({namespace}, {pvc})", (*stringValue)(&c.Kopia.Identity.SourceName)},
-		{"kopia-username-template", []string{"KOPIA_USERNAME_TEMPLATE"}, "explicit Kopia username (spec.kopia.username); empty: derived from the source name", (*stringValue)(&c.Kopia.Identity.UserName)},
-		{"kopia-hostname-template", []string{"KOPIA_HOSTNAME_TEMPLATE"}, "explicit Kopia hostname (spec.kopia.hostname); empty: the namespace", (*stringValue)(&c.Kopia.Identity.HostName)},
-		{"kopia-path", []string{"KOPIA_PATH"}, "Kopia source path (spec.kopia.sourcePathOverride)", (*stringValue)(&c.Kopia.Identity.Path)},
+		{"kopia-repository-path", []string{"KOPIA_REPOSITORY_PATH"}, "Kopia filesystem repository (kopia-fs)", (*stringValue)(&c.Env.Kopia.RepositoryPath)},
+		{"kopia-password", []string{"KOPIA_PASSWORD"}, "Kopia repository password (prefer the file)", (*secretValue)(&c.Env.Kopia.Password)},
+		{"kopia-password-file", []string{"KOPIA_PASSWORD_FILE"}, "file holding the Kopia password, re-read before every refresh", (*stringValue)(&c.Env.Kopia.PasswordFile)},
+		{"kopia-source-name-template", []string{"KOPIA_SOURCE_NAME_TEMPLATE"}, "ReplicationSource name for a PVC ({namespace}, {pvc})", (*stringValue)(&c.Env.Kopia.SourceNameTemplate)},
+		{"kopia-username-template", []string{"KOPIA_USERNAME_TEMPLATE"}, "explicit Kopia username (spec.kopia.username); empty: derived from the source name", (*stringValue)(&c.Env.Kopia.UsernameTemplate)},
+		{"kopia-hostname-template", []string{"KOPIA_HOSTNAME_TEMPLATE"}, "explicit Kopia hostname (spec.kopia.hostname); empty: the namespace", (*stringValue)(&c.Env.Kopia.HostnameTemplate)},
+		{"kopia-path", []string{"KOPIA_PATH"}, "Kopia source path (spec.kopia.sourcePathOverride)", (*stringValue)(&c.Env.Kopia.Path)},
+		{"s3-endpoint", []string{"S3_ENDPOINT"}, "S3 endpoint, host:port or URL (kopia-s3, restic-s3); empty: AWS", (*stringValue)(&c.Env.S3.Endpoint)},
+		{"s3-bucket", []string{"S3_BUCKET"}, "S3 bucket", (*stringValue)(&c.Env.S3.Bucket)},
+		{"s3-prefix", []string{"S3_PREFIX"}, "key prefix of the repositories ({prefix} of the restic template; the Kopia repository's prefix)", (*stringValue)(&c.Env.S3.Prefix)},
+		{"s3-region", []string{"S3_REGION"}, "S3 region", (*stringValue)(&c.Env.S3.Region)},
+		{"s3-secure", []string{"S3_SECURE"}, "use TLS for a host:port endpoint", (*boolValue)(&c.Env.S3.Secure)},
+		{"s3-ca-file", []string{"S3_CA_FILE"}, "PEM certificates to trust for the S3 endpoint", (*stringValue)(&c.Env.S3.CAFile)},
+		{"s3-virtual-host-style", []string{"S3_VIRTUAL_HOST_STYLE"}, "address buckets as bucket.host (default: path style)", (*boolValue)(&c.Env.S3.VirtualHostStyle)},
+		{"s3-access-key", []string{"S3_ACCESS_KEY"}, "S3 access key (empty with the secret key: the SDK's default chain)", (*secretValue)(&c.Env.S3.AccessKey)},
+		{"s3-access-key-file", []string{"S3_ACCESS_KEY_FILE"}, "file holding the S3 access key", (*stringValue)(&c.Env.S3.AccessKeyFile)},
+		{"s3-secret-key", []string{"S3_SECRET_KEY"}, "S3 secret key (prefer the file)", (*secretValue)(&c.Env.S3.SecretKey)},
+		{"s3-secret-key-file", []string{"S3_SECRET_KEY_FILE"}, "file holding the S3 secret key", (*stringValue)(&c.Env.S3.SecretKeyFile)},
+		{"restic-repository-path", []string{"RESTIC_REPOSITORY_PATH"}, "directory holding restic repositories (restic-fs)", (*stringValue)(&c.Env.Restic.Path)},
+		{"restic-layout", []string{"RESTIC_LAYOUT"}, "per-pvc (one repository per PVC) or shared (snapshots tagged <namespace>/<pvc>)", (*stringValue)(&c.Env.Restic.Layout)},
+		{"restic-repository-template", []string{"RESTIC_REPOSITORY_TEMPLATE"}, "a PVC's repository ({prefix}, {namespace}, {pvc}); default {prefix}/{namespace}/{pvc}", (*stringValue)(&c.Env.Restic.RepositoryTemplate)},
+		{"restic-password", []string{"RESTIC_PASSWORD"}, "restic password: every snapshot is then decrypted and authenticated (prefer the file)", (*secretValue)(&c.Env.Restic.Password)},
+		{"restic-password-file", []string{"RESTIC_PASSWORD_FILE"}, "file holding the restic password", (*stringValue)(&c.Env.Restic.PasswordFile)},
 		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in a temporary directory", (*boolValue)(&c.Demo)},
 		{"check-config", nil, "validate the configuration, print it and exit", (*boolValue)(&c.CheckConfig)},
 	}
@@ -136,6 +141,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return cfg, err
 	}
 
+	cfg.Env.Name = cfg.Env.Type
+	cfg.Backends = []BackendConfig{cfg.Env}
+
+	if cfg.BackendsFile != "" {
+		bs, err := loadBackendsFile(cfg.BackendsFile)
+		if err != nil {
+			return cfg, err
+		}
+
+		cfg.Backends = bs
+	}
+
 	return cfg, cfg.Validate()
 }
 
@@ -153,26 +170,7 @@ func (c *Config) Validate() error {
 
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
-	switch c.Backend {
-	case backendKopiaFS:
-		if c.Kopia.RepositoryPath == "" && !c.Demo {
-			add("KOPIA_REPOSITORY_PATH is required for backend %s", c.Backend)
-		}
-
-		if c.Kopia.Password != "" && c.Kopia.PasswordFile != "" {
-			add("set KOPIA_PASSWORD or KOPIA_PASSWORD_FILE, not both")
-		}
-
-		if c.Kopia.Password == "" && c.Kopia.PasswordFile == "" && !c.Demo {
-			add("KOPIA_PASSWORD or KOPIA_PASSWORD_FILE is required for backend %s", c.Backend)
-		}
-
-		if err := c.Kopia.Identity.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-	default:
-		add("unknown backend %q: valid backends are %s", c.Backend, strings.Join(validBackends(), ", "))
-	}
+	errs = append(errs, validateBackends(c.Backends, c.Demo)...)
 
 	if c.Port < 1 || c.Port > 65535 {
 		add("PORT %d is not a port number (1-65535)", c.Port)
@@ -222,32 +220,6 @@ func (c *Config) listenAddress() string {
 	}
 
 	return ":" + strconv.Itoa(c.Port)
-}
-
-// kopiaPassword returns a function yielding the current password: read from the file on every
-// call when a file is configured, so a rotated Secret is picked up without a restart.
-func (c *Config) kopiaPassword() func() (string, error) {
-	if c.Kopia.PasswordFile == "" {
-		pw := c.Kopia.Password
-
-		return func() (string, error) { return pw.Reveal(), nil }
-	}
-
-	path := c.Kopia.PasswordFile
-
-	return func() (string, error) {
-		b, err := os.ReadFile(path) //nolint:gosec // the path is the operator's configuration
-		if err != nil {
-			return "", fmt.Errorf("read password file: %w", err)
-		}
-
-		pw := strings.TrimRight(string(b), "\r\n")
-		if pw == "" {
-			return "", fmt.Errorf("password file %s is empty", path)
-		}
-
-		return pw, nil
-	}
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -34,12 +36,14 @@ func TestParseConfig(t *testing.T) {
 		errs  []string
 	}{
 		{"defaults", base, nil, func(t *testing.T, c Config) {
-			assert.Equal(t, "kopia-fs", c.Backend)
+			require.Len(t, c.Backends, 1)
+			assert.Equal(t, "kopia-fs", c.Backends[0].Type)
+			assert.Equal(t, "kopia-fs", c.Backends[0].Name)
 			assert.Equal(t, ":8080", c.listenAddress())
 			assert.Equal(t, 30*time.Second, c.RefreshInterval)
 			assert.Equal(t, 2*time.Minute, c.MaxIndexAge)
-			assert.Equal(t, "{pvc}-backup", c.Kopia.Identity.SourceName)
-			assert.Equal(t, "/data", c.Kopia.Identity.Path)
+			assert.Equal(t, "{pvc}-backup", c.Backends[0].Kopia.identity().SourceName)
+			assert.Equal(t, "/data", c.Backends[0].Kopia.identity().Path)
 		}, nil},
 		{"predecessor names", with(map[string]string{"PORT": "9090", "RE_WARM_INTERVAL": "45", "HTTP_TIMEOUT": "3", "CACHE_TTL": "1m", "LOG_LEVEL": "debug"}), nil,
 			func(t *testing.T, c Config) {
@@ -53,21 +57,42 @@ func TestParseConfig(t *testing.T) {
 		{"flag wins over environment", with(map[string]string{"PORT": "9090"}), []string{"--port", "7070", "--kopia-path", "/mnt"},
 			func(t *testing.T, c Config) {
 				assert.Equal(t, 7070, c.Port)
-				assert.Equal(t, "/mnt", c.Kopia.Identity.Path)
+				assert.Equal(t, "/mnt", c.Backends[0].Kopia.identity().Path)
 			}, nil},
 		{"password file", map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD_FILE": "/s/pw"}, nil,
-			func(t *testing.T, c Config) { assert.Equal(t, "/s/pw", c.Kopia.PasswordFile) }, nil},
+			func(t *testing.T, c Config) { assert.Equal(t, "/s/pw", c.Backends[0].Kopia.PasswordFile) }, nil},
 		{"demo needs no repository", nil, []string{"--demo"}, func(t *testing.T, c Config) { assert.True(t, c.Demo) }, nil},
 		{"every problem at once", map[string]string{"BACKEND_TYPE": "nfs", "PORT": "99999", "MAX_INDEX_AGE": "10s", "REFRESH_INTERVAL": "1m", "LOG_LEVEL": "loud", "CACHE_SIZE": "0"}, nil, nil,
-			[]string{`unknown backend "nfs": valid backends are kopia-fs`, "PORT 99999", "MAX_INDEX_AGE (10s) must exceed REFRESH_INTERVAL (1m0s)", `LOG_LEVEL "loud"`, "CACHE_SIZE must be at least 1"}},
+			[]string{`unknown type "nfs": valid types are kopia-fs, kopia-s3, restic-s3, s3, restic-fs`, "PORT 99999", "MAX_INDEX_AGE (10s) must exceed REFRESH_INTERVAL (1m0s)", `LOG_LEVEL "loud"`, "CACHE_SIZE must be at least 1"}},
 		{"missing repository and password", map[string]string{}, nil, nil,
-			[]string{"KOPIA_REPOSITORY_PATH is required", "KOPIA_PASSWORD or KOPIA_PASSWORD_FILE is required"}},
-		{"both passwords", with(map[string]string{"KOPIA_PASSWORD_FILE": "/f"}), nil, nil, []string{"not both"}},
+			[]string{"backend kopia-fs: KOPIA_REPOSITORY_PATH (kopia.repositoryPath) is required", "KOPIA_PASSWORD or KOPIA_PASSWORD_FILE (kopia.passwordFile) is required"}},
+		{"both passwords", with(map[string]string{"KOPIA_PASSWORD_FILE": "/f"}), nil, nil, []string{"set KOPIA_PASSWORD or KOPIA_PASSWORD_FILE, not both"}},
 		{"bad values name their variable", with(map[string]string{"PORT": "http", "HTTP_TIMEOUT": "soon"}), nil, nil,
 			[]string{`PORT: "http" is not a whole number`, `HTTP_TIMEOUT: "soon" is not a duration`}},
 		{"bad template", with(map[string]string{"KOPIA_SOURCE_NAME_TEMPLATE": "{name}-backup"}), nil, nil, []string{"only the placeholders {namespace} and {pvc}"}},
 		{"bad listen address", with(map[string]string{"LISTEN_ADDRESS": "localhost"}), nil, nil, []string{`LISTEN_ADDRESS "localhost"`}},
 		{"stray argument", base, []string{"serve"}, nil, []string{"unexpected arguments"}},
+		{"predecessor s3", map[string]string{"BACKEND_TYPE": "s3", "S3_ENDPOINT": "minio:9000", "S3_BUCKET": "volsync", "S3_ACCESS_KEY": "ak", "S3_SECRET_KEY": "sk", "S3_SECURE": "false"}, nil,
+			func(t *testing.T, c Config) {
+				b := c.Backends[0]
+				assert.Equal(t, "restic-s3", canonicalType(b.Type))
+				assert.Equal(t, "minio:9000", b.S3.Endpoint)
+				assert.False(t, b.S3.Secure)
+				o := b.resticOptions("pw")
+				assert.Equal(t, "volsync", o.S3.Bucket)
+				assert.Empty(t, o.Prefix, "repositories at <bucket>/<namespace>/<pvc>, as VolSync's RESTIC_REPOSITORY")
+				assert.Equal(t, "pw", o.Password.Reveal())
+			}, nil},
+		{"restic-s3 without bucket, half the keys, restic password twice", map[string]string{"BACKEND_TYPE": "restic-s3", "S3_ACCESS_KEY": "ak", "RESTIC_PASSWORD": "a", "RESTIC_PASSWORD_FILE": "/f"}, nil, nil,
+			[]string{"S3_BUCKET (s3.bucket) is required", "set both S3 keys", "set RESTIC_PASSWORD or RESTIC_PASSWORD_FILE, not both"}},
+		{"shared restic layout needs a password", map[string]string{"BACKEND_TYPE": "restic-fs", "RESTIC_REPOSITORY_PATH": "/r", "RESTIC_LAYOUT": "shared"}, nil, nil,
+			[]string{"the shared layout needs the password"}},
+		{"kopia-s3", map[string]string{"BACKEND_TYPE": "kopia-s3", "S3_ENDPOINT": "https://s3.example", "S3_BUCKET": "kopia", "KOPIA_PASSWORD_FILE": "/pw"}, nil,
+			func(t *testing.T, c Config) {
+				ep, insecure := hostPort(c.Backends[0].S3.Endpoint, c.Backends[0].S3.Secure)
+				assert.Equal(t, "s3.example", ep)
+				assert.False(t, insecure, "an https URL wins over S3_SECURE")
+			}, nil},
 	}
 
 	for _, tc := range cases {
@@ -94,7 +119,52 @@ func TestPasswordNeverPrinted(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotContains(t, fmtAll(c), "hunter2")
 
-	pw, err := c.kopiaPassword()()
+	pw, err := c.Backends[0].Kopia.password().read()
 	require.NoError(t, err)
 	assert.Equal(t, "hunter2", pw)
+}
+
+func TestBackendsFile(t *testing.T) {
+	write := func(t *testing.T, body string) string {
+		t.Helper()
+
+		p := filepath.Join(t.TempDir(), "backends.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+
+		return p
+	}
+
+	t.Run("ordered list", func(t *testing.T) {
+		p := write(t, `
+backends:
+  - name: green
+    type: restic-s3
+    s3: {endpoint: "http://127.0.0.1:9000", bucket: volsync, prefix: green, accessKeyFile: /s/ak, secretKeyFile: /s/sk}
+    restic: {passwordFile: /s/restic}
+  - type: kopia-fs
+    kopia: {repositoryPath: /repository, passwordFile: /s/kopia, sourceNameTemplate: "{pvc}-rs"}
+`)
+		c, err := parseConfig(nil, env(map[string]string{"BACKENDS_FILE": p}), io.Discard)
+		require.NoError(t, err)
+		require.Len(t, c.Backends, 2)
+		assert.Equal(t, "green", c.Backends[0].Name)
+		assert.Equal(t, "/s/restic", c.Backends[0].Restic.PasswordFile)
+		assert.Equal(t, "kopia-fs", c.Backends[1].Name, "the name defaults to the type")
+		assert.Equal(t, "{pvc}-rs", c.Backends[1].Kopia.identity().SourceName)
+	})
+
+	cases := []struct{ name, body, want string }{
+		{"unknown field", "backends:\n  - type: kopia-fs\n    kopia: {repositoryPath: /r, passwordFile: /p, pasword: x}\n", "field pasword not found"},
+		{"empty", "backends: []\n", "no backends listed"},
+		{"duplicate names", "backends:\n  - {type: restic-fs, restic: {path: /a}}\n  - {type: restic-fs, restic: {path: /b}}\n", `backend name "restic-fs" is used twice`},
+		{"inline secrets are not accepted", "backends:\n  - type: kopia-fs\n    kopia: {repositoryPath: /r, password: hunter2}\n", "field password not found"},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseConfig(nil, env(map[string]string{"BACKENDS_FILE": write(t, tc.body)}), io.Discard)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.want)
+		})
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,7 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/backup-oracle/backup-oracle/cache"
-	"github.com/backup-oracle/backup-oracle/repo/kopia"
+	"github.com/backup-oracle/backup-oracle/repo/restic"
 	"github.com/backup-oracle/backup-oracle/server"
 )
 
@@ -54,8 +56,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	if cfg.CheckConfig {
-		fmt.Fprintf(stdout, "configuration ok: backend %s, listen %s, refresh every %s, max index age %s, identity %s\n",
-			cfg.Backend, cfg.listenAddress(), cfg.RefreshInterval, cfg.MaxIndexAge, describeIdentity(cfg))
+		fmt.Fprintf(stdout, "configuration ok: listen %s, refresh every %s, max index age %s\n",
+			cfg.listenAddress(), cfg.RefreshInterval, cfg.MaxIndexAge)
+
+		for i, b := range cfg.Backends {
+			fmt.Fprintf(stdout, "  backend %d: %s\n", i+1, describe(b))
+		}
 
 		return 0
 	}
@@ -104,31 +110,37 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		}
 
 		demo = d
-		cfg.Kopia.RepositoryPath, cfg.Kopia.Password, cfg.Kopia.PasswordFile = d.path, d.password, ""
+		cfg.Backends = []BackendConfig{{Name: backendKopiaFS, Type: backendKopiaFS,
+			Kopia: KopiaConfig{RepositoryPath: d.path, Password: d.password}}}
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		buildInfo(cfg.Backend))
+		buildInfo(backendNames(cfg.Backends)))
 
-	backend, closeBackend, err := newBackend(cfg, logger)
-	if err != nil {
-		return err
+	metrics := cache.NewMetrics(reg)
+	oracle := make(cache.Group, 0, len(cfg.Backends))
+
+	for _, b := range cfg.Backends {
+		loader, err := newBackend(b, cfg.StateDir, logger)
+		if err != nil {
+			return err
+		}
+
+		cleanup.add(func() { _ = loader.Close(context.Background()) })
+
+		c, err := cache.New(cache.Options{
+			Backend: b.Name, Loader: loader,
+			RefreshInterval: cfg.RefreshInterval, RefreshTimeout: cfg.RefreshTimeout, MaxIndexAge: cfg.MaxIndexAge,
+			MemoSize: cfg.CacheSize, MemoTTL: cfg.CacheTTL, LookupTimeout: cfg.HTTPTimeout,
+			Metrics: metrics, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+
+		oracle = append(oracle, c)
 	}
-
-	cleanup.add(closeBackend)
-
-	c, err := cache.New(cache.Options{
-		Backend: cfg.Backend, Loader: backend,
-		RefreshInterval: cfg.RefreshInterval, RefreshTimeout: cfg.RefreshTimeout, MaxIndexAge: cfg.MaxIndexAge,
-		MemoSize: cfg.CacheSize, MemoTTL: cfg.CacheTTL, LookupTimeout: cfg.HTTPTimeout,
-		Metrics: cache.NewMetrics(reg), Logger: logger,
-	})
-	if err != nil {
-		return err
-	}
-
-	oracle := cache.Group{c}
 
 	handler, err := server.New(server.Options{
 		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, Logger: logger,
@@ -154,12 +166,16 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	refreshed := make(chan struct{})
+	var refreshers sync.WaitGroup
 
-	go func() {
-		defer close(refreshed)
-		c.Run(ctx)
-	}()
+	for _, c := range oracle {
+		refreshers.Add(1)
+
+		go func() {
+			defer refreshers.Done()
+			c.Run(ctx)
+		}()
+	}
 
 	served := make(chan error, 1)
 
@@ -167,10 +183,10 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 
 	url := "http://" + dialable(ln.Addr())
 	fmt.Fprintf(stdout, "backup-oracle %s listening on %s\n", version, url)
-	logger.Info("listening", "address", ln.Addr().String(), "backend", cfg.Backend, "version", version)
+	logger.Info("listening", "address", ln.Addr().String(), "backends", backendNames(cfg.Backends), "version", version)
 
 	if demo != nil {
-		go demo.announce(ctx, c, url, stdout)
+		go demo.announce(ctx, oracle, url, stdout)
 	}
 
 	select {
@@ -187,39 +203,39 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	}
 
 	cancel()
-	<-refreshed
+	refreshers.Wait()
 
 	return nil
 }
 
-// newBackend is the one place backends are chosen.
-func newBackend(cfg Config, logger *slog.Logger) (cache.Loader, func(), error) {
-	switch cfg.Backend {
-	case backendKopiaFS:
-		r, err := kopia.New(kopia.Options{
-			Storage:  kopia.Filesystem{Path: cfg.Kopia.RepositoryPath},
-			Password: cfg.kopiaPassword(),
-			StateDir: cfg.StateDir,
-			Identity: cfg.Kopia.Identity,
-			Logger:   logger,
-		})
-		if err != nil {
-			return nil, nil, err
+// describe summarises a backend for --check-config.
+func describe(b BackendConfig) string {
+	switch canonicalType(b.Type) {
+	case backendKopiaFS, backendKopiaS3:
+		id := b.Kopia.identity()
+		if id.UserName != "" || id.HostName != "" {
+			return fmt.Sprintf("%s (%s): username %q hostname %q path %q", b.Name, b.Type, id.UserName, id.HostName, id.Path)
 		}
 
-		return r, func() { _ = r.Close(context.Background()) }, nil
+		return fmt.Sprintf("%s (%s): source name %q (username derived from it, hostname = namespace), path %q", b.Name, b.Type, id.SourceName, id.Path)
 	default:
-		return nil, nil, fmt.Errorf("unknown backend %q", cfg.Backend)
+		o := b.resticOptions("")
+		layout := o.Layout
+		if layout == "" {
+			layout = restic.LayoutPerPVC
+		}
+
+		return fmt.Sprintf("%s (%s): layout %s, verify snapshots %t", b.Name, b.Type, layout, b.Restic.password().set())
 	}
 }
 
-func describeIdentity(cfg Config) string {
-	id := cfg.Kopia.Identity
-	if id.UserName != "" || id.HostName != "" {
-		return fmt.Sprintf("username %q hostname %q path %q", id.UserName, id.HostName, id.Path)
+func backendNames(bs []BackendConfig) string {
+	names := make([]string, len(bs))
+	for i, b := range bs {
+		names[i] = b.Name
 	}
 
-	return fmt.Sprintf("source name %q (username derived from it, hostname = namespace), path %q", id.SourceName, id.Path)
+	return strings.Join(names, ",")
 }
 
 func buildInfo(backend string) prometheus.Collector {

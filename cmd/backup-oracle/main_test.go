@@ -96,7 +96,7 @@ func TestRunExitCodes(t *testing.T) {
 		code int
 		out  string
 	}{
-		{"bad config", nil, map[string]string{"BACKEND_TYPE": "tape"}, 2, "unknown backend"},
+		{"bad config", nil, map[string]string{"BACKEND_TYPE": "tape"}, 2, "unknown type \"tape\""},
 		{"check-config ok", []string{"--check-config"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x"}, 0, "configuration ok"},
 		{"help", []string{"-h"}, nil, 0, "KOPIA_PASSWORD_FILE"},
 		{"cannot listen", []string{"--listen-address", "256.0.0.1:1"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x"}, 1, "listen on 256.0.0.1:1"},

@@ -28,6 +28,18 @@ func NewKopiaRepository(t testing.TB, path, password string) *KopiaCLI {
 	return k
 }
 
+// NewKopiaS3Repository creates a repository in bucket on s3 with the real kopia CLI.
+func NewKopiaS3Repository(t testing.TB, s3 *S3Server, bucket, password string) *KopiaCLI {
+	t.Helper()
+
+	k := &KopiaCLI{t: t, bin: Tool(t, "kopia"), Path: "s3:" + bucket, Password: password,
+		config: filepath.Join(t.TempDir(), "kopia.config")}
+	k.Run("repository", "create", "s3", "--bucket", bucket, "--endpoint", s3.Endpoint, "--disable-tls",
+		"--access-key", s3.AccessKey, "--secret-access-key", s3.SecretKey)
+
+	return k
+}
+
 // Run runs one kopia command with the repository's config and password; it fails the test on
 // error.
 func (k *KopiaCLI) Run(args ...string) string {
