@@ -113,6 +113,7 @@ func New(opts Options) (*Cache, error) {
 
 	c := &Cache{opts: opts, memo: expirable.NewLRU[memoKey, repo.Answer](opts.MemoSize, nil, opts.MemoTTL)}
 	c.state.Store(&state{lastErr: repo.ErrNotLoaded})
+	opts.Metrics.watch(c)
 
 	return c, nil
 }

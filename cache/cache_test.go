@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -316,6 +317,20 @@ func TestMetrics(t *testing.T) {
 	assert.Equal(t, 1_000_000.0, got["backup_oracle_index_last_success_timestamp_seconds"])
 	assert.Equal(t, 1.0, got["backup_oracle_index_refreshes_total/success"])
 	assert.Equal(t, 1.0, got["backup_oracle_index_refreshes_total/error"])
+	assert.Equal(t, 0.0, got["backup_oracle_index_ready"], "the last refresh failed")
+
+	fail.Store(false)
+	require.NoError(t, c.Refresh(context.Background()))
+	clk.add(7 * time.Second)
+
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP backup_oracle_index_age_seconds Age of the last successfully loaded index at scrape time; absent before the first load.
+# TYPE backup_oracle_index_age_seconds gauge
+backup_oracle_index_age_seconds{backend="fake"} 7
+# HELP backup_oracle_index_ready 1 when the backend answers authoritatively (loaded, last refresh succeeded, fresh), else 0.
+# TYPE backup_oracle_index_ready gauge
+backup_oracle_index_ready{backend="fake"} 1
+`), "backup_oracle_index_age_seconds", "backup_oracle_index_ready"))
 }
 
 func TestGroup(t *testing.T) {

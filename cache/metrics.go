@@ -1,6 +1,8 @@
 package cache
 
 import (
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +13,7 @@ import (
 // Metrics are the index metrics of every cache, labelled by backend. A nil *Metrics records
 // nothing.
 type Metrics struct {
+	live            *liveCollector
 	refreshDuration *prometheus.HistogramVec
 	lastSuccess     *prometheus.GaugeVec
 	sources         *prometheus.GaugeVec
@@ -22,6 +25,12 @@ type Metrics struct {
 // global one).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		live: &liveCollector{
+			age: prometheus.NewDesc("backup_oracle_index_age_seconds",
+				"Age of the last successfully loaded index at scrape time; absent before the first load.", []string{"backend"}, nil),
+			ready: prometheus.NewDesc("backup_oracle_index_ready",
+				"1 when the backend answers authoritatively (loaded, last refresh succeeded, fresh), else 0.", []string{"backend"}, nil),
+		},
 		refreshDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "backup_oracle_index_refresh_duration_seconds",
 			Help:    "Duration of index refreshes, successful or not.",
@@ -44,7 +53,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Index refreshes by result (success, error).",
 		}, []string{"backend", "result"}),
 	}
-	reg.MustRegister(m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.refreshes)
+	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.refreshes)
 
 	return m
 }
@@ -67,4 +76,46 @@ func (m *Metrics) observeRefresh(backend string, d time.Duration, idx repo.Index
 	st := idx.Stats()
 	m.sources.WithLabelValues(backend).Set(float64(st.Sources))
 	m.snapshots.WithLabelValues(backend).Set(float64(st.Snapshots))
+}
+
+// watch adds c to the caches whose age and readiness are computed at scrape time.
+func (m *Metrics) watch(c *Cache) {
+	if m == nil {
+		return
+	}
+
+	m.live.mu.Lock()
+	m.live.caches = append(m.live.caches, c)
+	m.live.mu.Unlock()
+}
+
+// liveCollector reports values that change with time, not with events.
+type liveCollector struct {
+	age, ready *prometheus.Desc
+
+	mu     sync.Mutex
+	caches []*Cache
+}
+
+func (l *liveCollector) Describe(ch chan<- *prometheus.Desc) { ch <- l.age; ch <- l.ready }
+
+func (l *liveCollector) Collect(ch chan<- prometheus.Metric) {
+	l.mu.Lock()
+	caches := slices.Clone(l.caches)
+	l.mu.Unlock()
+
+	for _, c := range caches {
+		st := c.Status()
+
+		ready := 0.0
+		if st.NotReady == nil {
+			ready = 1
+		}
+
+		ch <- prometheus.MustNewConstMetric(l.ready, prometheus.GaugeValue, ready, st.Backend)
+
+		if !st.LoadedAt.IsZero() {
+			ch <- prometheus.MustNewConstMetric(l.age, prometheus.GaugeValue, c.opts.Now().Sub(st.LoadedAt).Seconds(), st.Backend)
+		}
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"gopkg.in/yaml.v3"
 )
 
 func fmtAll(c Config) string { return fmt.Sprintf("%v %+v %#v", c, c, c) }
@@ -75,6 +78,7 @@ func TestRunDemo(t *testing.T) {
 	}
 
 	assert.Equal(t, 200, getJSON(t, url+"/readyz").code)
+	assertChartAlertMetricsExported(t, url)
 	assert.Contains(t, stdout.String(), "/exists/shop/redis")
 
 	cancel()
@@ -135,4 +139,35 @@ func getJSON(t *testing.T, url string) jsonResponse {
 	require.NoError(t, json.Unmarshal(b, &r.m), "%s", b)
 
 	return r
+}
+
+// assertChartAlertMetricsExported: the chart's PrometheusRule alerts on metrics by name; each
+// must be one the service really exports.
+func assertChartAlertMetricsExported(t *testing.T, url string) {
+	t.Helper()
+
+	raw, err := os.ReadFile(filepath.Join("..", "..", "chart", "values.yaml"))
+	require.NoError(t, err)
+
+	var values struct {
+		PrometheusRule struct {
+			Metrics map[string]string `yaml:"metrics"`
+		} `yaml:"prometheusRule"`
+	}
+	require.NoError(t, yaml.Unmarshal(raw, &values))
+	require.NotEmpty(t, values.PrometheusRule.Metrics)
+
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url+"/metrics", nil)
+	require.NoError(t, err)
+
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+
+	for key, name := range values.PrometheusRule.Metrics {
+		assert.Contains(t, string(body), "\n"+name+"{", "chart alert metric %s (%s) is not exported", key, name)
+	}
 }
