@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,7 +239,7 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 		return a
 	}
 
-	ch := c.group.DoChan(pvc.String()+"\x00"+fmt.Sprint(st.generation), func() (any, error) {
+	ch := c.group.DoChan(pvc.String()+"\x00"+strconv.FormatUint(st.generation, 10), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
 		defer cancel()
 
