@@ -125,6 +125,16 @@ type jsonResponse struct {
 func getJSON(t *testing.T, url string) jsonResponse {
 	t.Helper()
 
+	code, b := get(t, url)
+	r := jsonResponse{code: code}
+	require.NoError(t, json.Unmarshal(b, &r.m), "%s", b)
+
+	return r
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
 	require.NoError(t, err)
 
@@ -135,10 +145,7 @@ func getJSON(t *testing.T, url string) jsonResponse {
 	b, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
 
-	r := jsonResponse{code: resp.StatusCode}
-	require.NoError(t, json.Unmarshal(b, &r.m), "%s", b)
-
-	return r
+	return resp.StatusCode, b
 }
 
 // assertChartAlertMetricsExported: the chart's PrometheusRule alerts on metrics by name; each
@@ -157,15 +164,7 @@ func assertChartAlertMetricsExported(t *testing.T, url string) {
 	require.NoError(t, yaml.Unmarshal(raw, &values))
 	require.NotEmpty(t, values.PrometheusRule.Metrics)
 
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url+"/metrics", nil)
-	require.NoError(t, err)
-
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	_, body := get(t, url+"/metrics")
 
 	for key, name := range values.PrometheusRule.Metrics {
 		assert.Contains(t, string(body), "\n"+name+"{", "chart alert metric %s (%s) is not exported", key, name)
