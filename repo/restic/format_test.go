@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,7 +226,34 @@ func TestFixturesThroughDirectory(t *testing.T) {
 		copyDir(t, fx.dir, filepath.Join(root, "volsync", "ns", fmt.Sprintf("pvc-%d", i)))
 	}
 
-	r, err := New(Options{Dir: root, Prefix: "volsync", Password: testPassword, VerifyWait: time.Minute})
+	// data/ and index/ exist, as in real repositories, and must never be read.
+	for i := range fixtures {
+		for _, sub := range []string{"data/ab", "index"} {
+			d := filepath.Join(root, "volsync", "ns", fmt.Sprintf("pvc-%d", i), sub)
+			require.NoError(t, os.MkdirAll(d, 0o755))
+			require.NoError(t, os.WriteFile(filepath.Join(d, "abcd"), []byte("x"), 0o644))
+		}
+	}
+
+	var (
+		mu      sync.Mutex
+		touched []string
+	)
+
+	record := func(k string) {
+		mu.Lock()
+		touched = append(touched, k)
+		mu.Unlock()
+	}
+
+	store := NewDirStorage(root)
+	spy := &fakeStorage{
+		list:     func(ctx context.Context, dir string) (Listing, error) { record(dir); return store.List(ctx, dir) },
+		get:      func(ctx context.Context, key string) ([]byte, error) { record(key); return store.Get(ctx, key) },
+		location: store.Location,
+	}
+
+	r, err := NewWithStorage(Options{Prefix: "volsync", Password: testPassword, VerifyWait: time.Minute}, spy)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close() })
 
@@ -241,7 +269,25 @@ func TestFixturesThroughDirectory(t *testing.T) {
 			assert.Equal(t, "volsync", f.Snapshots[0].Host)
 		})
 	}
+
+	require.NotEmpty(t, touched)
+
+	for _, k := range touched {
+		assert.NotContains(t, k, "/data/")
+		assert.NotContains(t, k, "/index/")
+	}
 }
+
+// fakeStorage is a Storage made of functions.
+type fakeStorage struct {
+	list     func(ctx context.Context, dir string) (Listing, error)
+	get      func(ctx context.Context, key string) ([]byte, error)
+	location func(key string) string
+}
+
+func (f *fakeStorage) List(ctx context.Context, dir string) (Listing, error) { return f.list(ctx, dir) }
+func (f *fakeStorage) Get(ctx context.Context, key string) ([]byte, error)   { return f.get(ctx, key) }
+func (f *fakeStorage) Location(key string) string                            { return f.location(key) }
 
 func copyDir(t *testing.T, src, dst string) {
 	t.Helper()
@@ -319,4 +365,39 @@ func BenchmarkKeyDerivation(b *testing.B) {
 		_, err := openKeyFile(kf, []byte(testPassword))
 		require.NoError(b, err)
 	}
+}
+
+// A repository deleted and initialised again at the same place has a new master key: the cached
+// key must not be trusted, and the old snapshots must be forgotten.
+func TestReinitialisedRepository(t *testing.T) {
+	root := t.TempDir()
+	at := filepath.Join(root, "volsync", "ns", "app")
+	p := repo.PVC{Namespace: "ns", Name: "app"}
+
+	r, err := New(Options{Dir: root, Prefix: "volsync", Password: testPassword, VerifyWait: time.Minute})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+
+	for _, fx := range []fixture{fixtures[1], fixtures[3], fixtures[1]} {
+		require.NoError(t, os.RemoveAll(at))
+		copyDir(t, fx.dir, at)
+
+		idx, err := r.Load(context.Background())
+		require.NoError(t, err)
+
+		f, err := idx.Find(context.Background(), p)
+		require.NoError(t, err)
+		require.Len(t, f.Snapshots, 1)
+		assert.Equal(t, fx.snapID, f.Snapshots[0].ID)
+	}
+
+	// Everything gone: no repository, no snapshot, authoritatively.
+	require.NoError(t, os.RemoveAll(at))
+
+	idx, err := r.Load(context.Background())
+	require.NoError(t, err)
+
+	f, err := idx.Find(context.Background(), p)
+	require.NoError(t, err)
+	assert.Empty(t, f.Snapshots)
 }
