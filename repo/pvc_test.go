@@ -1,6 +1,7 @@
 package repo_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -47,7 +48,7 @@ func TestPVCValidate(t *testing.T) {
 
 func TestSecretNeverPrints(t *testing.T) {
 	s := repo.Secret("hunter2")
-	for _, out := range []string{s.String(), s.GoString(), s.LogValue().String()} {
+	for _, out := range []string{s.String(), s.GoString(), s.LogValue().String(), fmt.Sprintf("%v", s), fmt.Sprintf("%q", s), fmt.Sprintf("%x", s), fmt.Sprintf("%+v", s)} {
 		assert.Equal(t, "[redacted]", out)
 	}
 

@@ -1,6 +1,9 @@
 package repo
 
-import "log/slog"
+import (
+	"fmt"
+	"log/slog"
+)
 
 // Secret holds a password or key. It prints, logs and marshals as "[redacted]" so it cannot leak
 // through fmt, slog or encoding/json by accident; Reveal returns the value.
@@ -16,6 +19,9 @@ func (s Secret) String() string { return redacted }
 
 // GoString implements fmt.GoStringer (%#v).
 func (s Secret) GoString() string { return redacted }
+
+// Format implements fmt.Formatter, so %q, %x and every other verb redact too.
+func (s Secret) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(redacted)) }
 
 // LogValue implements slog.LogValuer.
 func (s Secret) LogValue() slog.Value { return slog.StringValue(redacted) }

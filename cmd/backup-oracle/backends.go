@@ -209,7 +209,7 @@ func (b BackendConfig) validate(demo bool) []error {
 // resticOptions maps the configuration onto restic.Options with the given password.
 func (b BackendConfig) resticOptions(password string) restic.Options {
 	o := restic.Options{
-		Layout: b.Restic.Layout, RepositoryTemplate: b.Restic.RepositoryTemplate, Password: restic.Secret(password),
+		Layout: b.Restic.Layout, RepositoryTemplate: b.Restic.RepositoryTemplate, Password: repo.Secret(password),
 		Prefix: b.S3.Prefix,
 	}
 
@@ -260,10 +260,9 @@ func loadBackendsFile(path string) ([]BackendConfig, error) {
 
 // validateBackends checks every backend and that names are unique.
 func validateBackends(bs []BackendConfig, demo bool) []error {
-	var (
-		errs  []error
-		names []string
-	)
+	var errs []error
+
+	names := make([]string, 0, len(bs))
 
 	for _, b := range bs {
 		errs = append(errs, b.validate(demo)...)
@@ -300,7 +299,7 @@ func newBackend(b BackendConfig, stateDir string, logger *slog.Logger) (closingL
 	case backendResticS3, backendResticFS:
 		return &rebuilding{name: b.Name, secrets: b.resticSecrets, build: func(s []string) (closingLoader, error) {
 			o := b.resticOptions(s[0])
-			o.S3.AccessKey, o.S3.SecretKey = s[1], restic.Secret(s[2])
+			o.S3.AccessKey, o.S3.SecretKey = s[1], repo.Secret(s[2])
 
 			r, err := restic.New(o)
 			if err != nil {

@@ -66,7 +66,9 @@ func (c *ResticCLI) Init(repository, password, version string) {
 func (c *ResticCLI) Backup(repository, password string, tags ...string) {
 	c.t.Helper()
 
-	args := []string{"-r", repository, "backup", "--host", "volsync"}
+	args := make([]string, 0, 6+2*len(tags))
+	args = append(args, "-r", repository, "backup", "--host", "volsync")
+
 	for _, tag := range tags {
 		args = append(args, "--tag", tag)
 	}

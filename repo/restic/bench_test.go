@@ -11,6 +11,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/backup-oracle/backup-oracle/integration/harness"
+
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/restic"
 )
@@ -32,17 +34,17 @@ const (
 //	RESTIC_BIN=... VERSITYGW_BIN=... go test -run '^$' -bench BenchmarkIndex -benchtime 3x ./repo/restic/
 func BenchmarkIndex(b *testing.B) {
 	st, srv := s3StorageB(b)
-	cli := newResticCLI(b, srv)
+	cli := harness.NewResticCLI(b, srv)
 
 	const template = "template/ns/pvc"
 
-	cli.init(st.url(template), password, 2)
-	cli.backup(st.url(template), password)
+	cli.Init(st.url(template), password, "2")
+	cli.Backup(st.url(template), password)
 
 	fleet := copyFleet(b, st, template, "fleet", benchFleet)
 	verified := copyFleet(b, st, template, "verified", benchVerified)
 
-	opts := func(p string, pw restic.Secret, wait time.Duration) restic.Options {
+	opts := func(p string, pw repo.Secret, wait time.Duration) restic.Options {
 		o := st.options()
 		o.Prefix, o.Password, o.VerifyWait = p, pw, wait
 

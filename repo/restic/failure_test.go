@@ -21,9 +21,9 @@ func oneRepository(t *testing.T) (storageUnderTest, restic.Options) {
 	t.Helper()
 
 	st, _ := s3Storage(t)
-	cli := newResticCLI(t, st.s3)
-	cli.init(st.url(rel(backedUp)), password, 2)
-	cli.backup(st.url(rel(backedUp)), password)
+	cli := harness.NewResticCLI(t, st.s3)
+	cli.Init(st.url(rel(backedUp)), password, "2")
+	cli.Backup(st.url(rel(backedUp)), password)
 
 	opts := st.options()
 	opts.Prefix = prefix
@@ -40,7 +40,7 @@ func requireSnapshots(t *testing.T, idx repo.Index, p repo.PVC, n int) {
 }
 
 func TestS3OutageAndRecovery(t *testing.T) {
-	for _, pw := range []restic.Secret{"", password} {
+	for _, pw := range []repo.Secret{"", password} {
 		name := map[bool]string{true: "with password", false: "without password"}[pw != ""]
 
 		t.Run(name, func(t *testing.T) {
@@ -178,7 +178,7 @@ func TestVerificationInBackgroundAndIncremental(t *testing.T) {
 
 	// One new snapshot: config and that snapshot are downloaded, the key is not derived again
 	// (no keys/ listing, no key file download).
-	newResticCLI(t, st.s3).backup(st.url(rel(backedUp)), password)
+	harness.NewResticCLI(t, st.s3).Backup(st.url(rel(backedUp)), password)
 
 	before = r.Requests()
 	loads := waitVerified(t, r, backedUp, 2)

@@ -52,7 +52,7 @@ type Options struct {
 	// Password (RESTIC_PASSWORD or RESTIC_PASSWORD_FILE) enables verification: every snapshot is
 	// decrypted and authenticated and reports its time, host, paths and tags. Without it, a
 	// snapshot exists when an object exists under the repository's snapshots/.
-	Password Secret
+	Password repo.Secret
 	// ListConcurrency bounds concurrent list requests while building an index (default 16).
 	ListConcurrency int
 	// VerifyConcurrency bounds concurrent repository verifications, hence scrypt key derivations
@@ -88,7 +88,7 @@ type S3Options struct {
 	// AccessKey (S3_ACCESS_KEY or _FILE) and SecretKey (S3_SECRET_KEY or _FILE): static
 	// credentials. Both empty: the SDK's default chain (environment, web identity, instance role).
 	AccessKey string
-	SecretKey Secret
+	SecretKey repo.Secret
 	// RequestTimeout bounds each attempt of each request, body included (default 10s).
 	RequestTimeout time.Duration
 	// MaxAttempts per request, retrying only transient errors, 5xx and throttling with
@@ -205,7 +205,7 @@ func (s S3Options) validate() []error {
 		if _, err := s.endpointURL(); err != nil {
 			shown := s.Endpoint
 			if strings.Contains(shown, "@") {
-				shown = redacted
+				shown = "[redacted]"
 			}
 
 			add("endpoint %q: %v", shown, err)

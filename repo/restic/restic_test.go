@@ -58,7 +58,7 @@ func s3StorageB(t testing.TB) (storageUnderTest, *harness.S3Server) {
 
 func s3Options(srv *harness.S3Server, bucket string) restic.S3Options {
 	return restic.S3Options{Endpoint: srv.Endpoint, Bucket: bucket, AccessKey: srv.AccessKey,
-		SecretKey: restic.Secret(srv.SecretKey), RequestTimeout: 2 * time.Second, MaxAttempts: 2}
+		SecretKey: repo.Secret(srv.SecretKey), RequestTimeout: 2 * time.Second, MaxAttempts: 2}
 }
 
 func dirStorage(t *testing.T) storageUnderTest {
@@ -88,24 +88,24 @@ var (
 	absentNS     = pvc("team-z", "absent")
 )
 
-func writeFleet(t *testing.T, st storageUnderTest, cli *resticCLI) {
+func writeFleet(t *testing.T, st storageUnderTest, cli *harness.ResticCLI) {
 	t.Helper()
 
-	cli.init(st.url(rel(twoSnapshots)), password, 2)
-	cli.backup(st.url(rel(twoSnapshots)), password)
-	cli.backup(st.url(rel(twoSnapshots)), password, "daily")
+	cli.Init(st.url(rel(twoSnapshots)), password, "2")
+	cli.Backup(st.url(rel(twoSnapshots)), password)
+	cli.Backup(st.url(rel(twoSnapshots)), password, "daily")
 
-	cli.init(st.url(rel(versionOne)), password, 1)
-	cli.backup(st.url(rel(versionOne)), password)
+	cli.Init(st.url(rel(versionOne)), password, "1")
+	cli.Backup(st.url(rel(versionOne)), password)
 
-	cli.init(st.url(rel(emptyRepo)), password, 2)
+	cli.Init(st.url(rel(emptyRepo)), password, "2")
 
-	cli.init(st.url(rel(corrupted)), password, 2)
-	cli.backup(st.url(rel(corrupted)), password)
+	cli.Init(st.url(rel(corrupted)), password, "2")
+	cli.Backup(st.url(rel(corrupted)), password)
 	corrupt(t, st.fsPath(rel(corrupted)+"/snapshots"))
 
-	cli.init(st.url(rel(wrongPass)), "another password", 2)
-	cli.backup(st.url(rel(wrongPass)), "another password")
+	cli.Init(st.url(rel(wrongPass)), "another password", "2")
+	cli.Backup(st.url(rel(wrongPass)), "another password")
 }
 
 // corrupt flips one byte in the middle of every file in dir.
@@ -141,7 +141,7 @@ func TestFleet(t *testing.T) {
 			t.Parallel()
 
 			st := setup(t)
-			writeFleet(t, st, newResticCLI(t, st.s3))
+			writeFleet(t, st, harness.NewResticCLI(t, st.s3))
 
 			t.Run("without password", func(t *testing.T) {
 				// Without the password only the objects under snapshots/ can be seen: a corrupted
@@ -175,7 +175,7 @@ func newRepo(t testing.TB, opts restic.Options) *restic.Repo {
 
 func checkFleet(t *testing.T, st storageUnderTest, pw string, cases map[repo.PVC]want) {
 	opts := st.options()
-	opts.Prefix, opts.Password, opts.VerifyWait = prefix, restic.Secret(pw), time.Minute
+	opts.Prefix, opts.Password, opts.VerifyWait = prefix, repo.Secret(pw), time.Minute
 
 	r := newRepo(t, opts)
 	idx, err := r.Load(context.Background())

@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/backup-oracle/backup-oracle/integration/harness"
+
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/restic"
 )
@@ -15,14 +17,14 @@ import (
 // One repository shared by every PVC, each snapshot tagged "<namespace>/<pvc>".
 func TestSharedRepository(t *testing.T) {
 	st, _ := s3Storage(t)
-	cli := newResticCLI(t, st.s3)
+	cli := harness.NewResticCLI(t, st.s3)
 
 	const shared = "cluster/shared"
 
-	cli.init(st.url(shared), password, 2)
-	cli.backup(st.url(shared), password, "team-a/app")
-	cli.backup(st.url(shared), password, "team-a/app")
-	cli.backup(st.url(shared), password, "team-b/db", "daily")
+	cli.Init(st.url(shared), password, "2")
+	cli.Backup(st.url(shared), password, "team-a/app")
+	cli.Backup(st.url(shared), password, "team-a/app")
+	cli.Backup(st.url(shared), password, "team-b/db", "daily")
 
 	opts := st.options()
 	opts.Layout, opts.Prefix, opts.Password, opts.VerifyWait = restic.LayoutShared, shared, password, time.Minute

@@ -18,10 +18,10 @@ func TestS3TLSAndCredentials(t *testing.T) {
 	srv := harness.StartS3TLS(t)
 	bucket := srv.CreateBucket("backups")
 
-	cli := newResticCLI(t, srv)
+	cli := harness.NewResticCLI(t, srv)
 	url := "s3:" + srv.URL + "/" + bucket + "/" + rel(backedUp)
-	cli.init(url, password, 2)
-	cli.backup(url, password)
+	cli.Init(url, password, "2")
+	cli.Backup(url, password)
 
 	// The default chain reads the environment; keep the host's AWS files and metadata out.
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
@@ -30,7 +30,7 @@ func TestS3TLSAndCredentials(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	base := restic.S3Options{Bucket: bucket, AccessKey: srv.AccessKey, SecretKey: restic.Secret(srv.SecretKey), MaxAttempts: 1}
+	base := restic.S3Options{Bucket: bucket, AccessKey: srv.AccessKey, SecretKey: repo.Secret(srv.SecretKey), MaxAttempts: 1}
 
 	tests := []struct {
 		name   string

@@ -34,7 +34,7 @@ type cachedKey struct {
 type verifier struct {
 	store    Storage
 	dec      *decoder
-	password Secret
+	password repo.Secret
 	keys     *lru.Cache[string, cachedKey]
 	jobs     chan struct{} // bounds concurrent repository verifications (I/O)
 	derive   chan struct{} // bounds concurrent scrypt derivations (CPU, memory)
