@@ -37,6 +37,10 @@ const (
 	minRetryDelay          = time.Second
 )
 
+// ErrEmptyIndex is the reason an index without any source is refused (see Options.AllowEmpty).
+var ErrEmptyIndex = errors.New("the backend holds no backup at all, which is what a wrong path, prefix or bucket looks like; " +
+	"for a new installation with no backup yet, set ALLOW_EMPTY_INDEX=true until the first backup exists")
+
 // Options configure a Cache. Backend and Loader are required.
 type Options struct {
 	Backend string // name reported in answers and metrics ("kopia-fs")
@@ -53,9 +57,13 @@ type Options struct {
 	MemoTTL  time.Duration
 	// LookupTimeout bounds one index lookup (backends whose Find does I/O).
 	LookupTimeout time.Duration
-	Metrics       *Metrics
-	Logger        *slog.Logger
-	Now           func() time.Time
+	// AllowEmpty accepts an index with no source at all. Off by default: a wrong path, prefix
+	// or bucket, or an unmounted share, looks exactly like "no backups anywhere" and would
+	// answer fresh for every PVC. Turn it on only for a new installation with no backup yet.
+	AllowEmpty bool
+	Metrics    *Metrics
+	Logger     *slog.Logger
+	Now        func() time.Time
 }
 
 // Cache serves one backend. It is safe for concurrent use.
@@ -167,8 +175,11 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	idx, err := c.opts.Loader.Load(ctx)
 	end := c.opts.Now()
 
-	if err == nil && idx == nil {
+	switch {
+	case err == nil && idx == nil:
 		err = fmt.Errorf("%s: loader returned no index: %w", c.opts.Backend, repo.ErrUnavailable)
+	case err == nil && idx.Stats().Sources == 0 && !c.opts.AllowEmpty:
+		err = fmt.Errorf("%s: %w: %w", c.opts.Backend, repo.ErrUnavailable, ErrEmptyIndex)
 	}
 
 	prev := c.state.Load()

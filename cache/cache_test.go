@@ -3,6 +3,7 @@ package cache_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,7 +64,8 @@ var (
 func newCache(t *testing.T, l cache.Loader, clk *clock, reg prometheus.Registerer) *cache.Cache {
 	t.Helper()
 
-	opts := cache.Options{Backend: "fake", Loader: l, MaxIndexAge: time.Minute, Now: clk.now}
+	// AllowEmpty: several fakes answer through a find function and hold no sources.
+	opts := cache.Options{Backend: "fake", Loader: l, MaxIndexAge: time.Minute, Now: clk.now, AllowEmpty: true}
 	if reg != nil {
 		opts.Metrics = cache.NewMetrics(reg)
 	}
@@ -251,7 +253,7 @@ func TestRunRetriesAfterFailure(t *testing.T) {
 
 		return &fakeIndex{}, nil
 	}}
-	c, err := cache.New(cache.Options{Backend: "fake", Loader: l, RefreshInterval: time.Hour})
+	c, err := cache.New(cache.Options{Backend: "fake", Loader: l, RefreshInterval: time.Hour, AllowEmpty: true})
 	require.NoError(t, err)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -340,7 +342,9 @@ func TestGroup(t *testing.T) {
 	}}, clk, nil)
 	require.NoError(t, ready.Refresh(context.Background()))
 
-	notLoaded := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) { return &fakeIndex{}, nil }}, clk, nil)
+	notLoaded := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		return &fakeIndex{snaps: map[string]int{"other": 1}}, nil
+	}}, clk, nil)
 
 	g := cache.Group{notLoaded, ready}
 	assert.Equal(t, repo.Restore, g.Lookup(context.Background(), data).Decision, "restore from any authoritative backend")
@@ -352,4 +356,30 @@ func TestGroup(t *testing.T) {
 	assert.Equal(t, repo.Fresh, g.Lookup(context.Background(), none).Decision)
 	assert.NoError(t, g.Ready())
 	assert.Error(t, cache.Group{}.Ready())
+}
+
+func TestEmptyIndexIsRefusedUnlessAllowed(t *testing.T) {
+	empty := &fakeLoader{load: func(context.Context) (repo.Index, error) { return &fakeIndex{}, nil }}
+
+	for _, allow := range []bool{false, true} {
+		t.Run(fmt.Sprint("allow=", allow), func(t *testing.T) {
+			c, err := cache.New(cache.Options{Backend: "fake", Loader: empty, AllowEmpty: allow})
+			require.NoError(t, err)
+
+			err = c.Refresh(context.Background())
+			a := c.Lookup(context.Background(), none)
+
+			if allow {
+				require.NoError(t, err)
+				assert.Equal(t, repo.Fresh, a.Decision)
+
+				return
+			}
+
+			require.ErrorIs(t, err, cache.ErrEmptyIndex)
+			assert.ErrorIs(t, err, repo.ErrUnavailable)
+			assert.Equal(t, repo.Unknown, a.Decision, "an empty store is indistinguishable from a wrong prefix: never fresh by default")
+			assert.Contains(t, a.Reason.Error(), "ALLOW_EMPTY_INDEX=true")
+		})
+	}
 }

@@ -29,6 +29,7 @@ type Config struct {
 	LogLevel        string
 	LogFormat       string
 	StateDir        string
+	AllowEmpty      bool
 	Demo            bool
 	CheckConfig     bool
 	// Env is the one backend the predecessor's environment variables describe.
@@ -78,6 +79,7 @@ func (c *Config) settings() []setting {
 		{"max-index-age", []string{"MAX_INDEX_AGE"}, "staleness bound: an older index answers unknown and is not ready", (*durationValue)(&c.MaxIndexAge)},
 		{"log-level", []string{"LOG_LEVEL"}, "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
 		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*stringValue)(&c.LogFormat)},
+		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*boolValue)(&c.AllowEmpty)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*stringValue)(&c.StateDir)},
 		{"kopia-repository-path", []string{"KOPIA_REPOSITORY_PATH"}, "Kopia filesystem repository (kopia-fs)", (*stringValue)(&c.Env.Kopia.RepositoryPath)},
 		{"kopia-password", []string{"KOPIA_PASSWORD"}, "Kopia repository password (prefer the file)", (*secretValue)(&c.Env.Kopia.Password)},

@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		c, err := cache.New(cache.Options{
 			Backend: b.Name, Loader: loader,
 			RefreshInterval: cfg.RefreshInterval, RefreshTimeout: cfg.RefreshTimeout, MaxIndexAge: cfg.MaxIndexAge,
-			MemoSize: cfg.CacheSize, MemoTTL: cfg.CacheTTL, LookupTimeout: cfg.HTTPTimeout,
+			MemoSize: cfg.CacheSize, MemoTTL: cfg.CacheTTL, LookupTimeout: cfg.HTTPTimeout, AllowEmpty: cfg.AllowEmpty,
 			Metrics: metrics, Logger: logger,
 		})
 		if err != nil {
