@@ -1,0 +1,205 @@
+package integration
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/integration/harness"
+	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/kopia"
+	"github.com/backup-oracle/backup-oracle/repo/restic"
+)
+
+// backendUnderTest is one adapter on a real repository, with the means to write to it and to
+// take its storage away.
+type backendUnderTest struct {
+	loader cache.Loader
+	// backup records one snapshot of pvc with the backend's real CLI.
+	backup func(pvc repo.PVC)
+	// outage makes the storage unreachable; the returned function brings it back.
+	outage func() (restore func())
+}
+
+type backendFactory func(t *testing.T) backendUnderTest
+
+var (
+	twoSnaps = repo.PVC{Namespace: "web", Name: "app"}
+	dottedOK = repo.PVC{Namespace: "web", Name: "my.app.data"}
+	noBackup = repo.PVC{Namespace: "web", Name: "absent"}
+	later    = repo.PVC{Namespace: "db", Name: "later"}
+)
+
+// TestConformance runs the same contract over every backend adapter:
+// a snapshot means restore, none means an authoritative empty finding, a new snapshot is seen
+// after a refresh, and an unreachable storage is an error wrapping repo.ErrUnavailable from
+// which the adapter recovers.
+func TestConformance(t *testing.T) {
+	backends := map[string]backendFactory{
+		"kopia-fs":                   kopiaFS,
+		"kopia-s3":                   kopiaS3,
+		"restic-fs":                  func(t *testing.T) backendUnderTest { return resticBackend(t, false, "") },
+		"restic-s3 without password": func(t *testing.T) backendUnderTest { return resticBackend(t, true, "") },
+		"restic-s3 with password":    func(t *testing.T) backendUnderTest { return resticBackend(t, true, resticPassword) },
+	}
+
+	for name, factory := range backends {
+		t.Run(name, func(t *testing.T) {
+			b := factory(t)
+			b.backup(twoSnaps)
+			b.backup(twoSnaps)
+			b.backup(dottedOK)
+
+			idx := load(t, b.loader)
+			assert.GreaterOrEqual(t, idx.Stats().Sources, 2)
+			assert.GreaterOrEqual(t, idx.Stats().Snapshots, 3)
+
+			f := find(t, idx, twoSnaps)
+			require.Len(t, f.Snapshots, 2, f.Source)
+			assert.NotEmpty(t, f.Source)
+			assert.False(t, f.Snapshots[1].StartTime.Before(f.Snapshots[0].StartTime), "oldest first")
+			assert.NotEmpty(t, f.Latest().ID)
+			assert.False(t, f.Latest().StartTime.IsZero())
+
+			assert.Len(t, find(t, idx, dottedOK).Snapshots, 1, "dotted name")
+			assert.Empty(t, find(t, idx, noBackup).Snapshots, "no backup: an authoritative empty finding")
+			assert.Empty(t, find(t, idx, later).Snapshots)
+
+			b.backup(later)
+			assert.Len(t, find(t, load(t, b.loader), later).Snapshots, 1, "a new snapshot is seen after a refresh")
+
+			restore := b.outage()
+			_, err := b.loader.Load(context.Background())
+			require.ErrorIs(t, err, repo.ErrUnavailable, "an unreachable storage is never an empty index")
+
+			restore()
+			assert.Len(t, find(t, load(t, b.loader), twoSnaps).Snapshots, 2, "recovers when the storage is back")
+		})
+	}
+}
+
+func load(t *testing.T, l cache.Loader) repo.Index {
+	t.Helper()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	idx, err := l.Load(ctx)
+	require.NoError(t, err)
+
+	return idx
+}
+
+func find(t *testing.T, idx repo.Index, pvc repo.PVC) repo.Finding {
+	t.Helper()
+
+	f, err := idx.Find(context.Background(), pvc)
+	require.NoError(t, err, pvc.String())
+
+	return f
+}
+
+func dataDir(t *testing.T) string {
+	t.Helper()
+
+	d := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(d, "f"), []byte("conformance"), 0o600))
+
+	return d
+}
+
+func kopiaLoader(t *testing.T, st kopia.Storage) *kopia.Repo {
+	t.Helper()
+
+	r, err := kopia.New(kopia.Options{
+		Storage: st, StateDir: t.TempDir(), Identity: repo.DefaultKopiaIdentity(),
+		Password: func() (string, error) { return kopiaPassword, nil },
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
+
+	return r
+}
+
+func kopiaFS(t *testing.T) backendUnderTest {
+	path := filepath.Join(t.TempDir(), "repository")
+	cli := harness.NewKopiaRepository(t, path, kopiaPassword)
+	data := dataDir(t)
+
+	return backendUnderTest{
+		loader: kopiaLoader(t, kopia.Filesystem{Path: path}),
+		backup: func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
+		outage: func() func() {
+			require.NoError(t, os.Rename(path, path+".away"))
+			return func() { require.NoError(t, os.Rename(path+".away", path)) }
+		},
+	}
+}
+
+func kopiaS3(t *testing.T) backendUnderTest {
+	s3 := harness.StartS3(t)
+	cli := harness.NewKopiaS3Repository(t, s3, s3.CreateBucket("kopia"), kopiaPassword)
+	data := dataDir(t)
+
+	return backendUnderTest{
+		loader: kopiaLoader(t, kopia.S3{Endpoint: s3.Endpoint, Bucket: "kopia", Insecure: true,
+			Credentials: func() (string, string, error) { return s3.AccessKey, s3.SecretKey, nil }}),
+		backup: func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
+		outage: func() func() { s3.Stop(); return s3.Start },
+	}
+}
+
+// resticBackend: one repository per PVC at <root>/<namespace>/<pvc>, on S3 or in a directory.
+func resticBackend(t *testing.T, onS3 bool, password string) backendUnderTest {
+	const writePassword = resticPassword
+
+	var (
+		s3   *harness.S3Server
+		opts = restic.Options{Password: repo.Secret(password), VerifyWait: time.Minute}
+		url  func(p repo.PVC) string
+		out  func() func()
+	)
+
+	if onS3 {
+		s3 = harness.StartS3(t)
+		bucket := s3.CreateBucket("volsync")
+		opts.S3 = restic.S3Options{Endpoint: s3.URL, Bucket: bucket, AccessKey: s3.AccessKey, SecretKey: repo.Secret(s3.SecretKey)}
+		url = func(p repo.PVC) string { return "s3:" + s3.URL + "/" + bucket + "/" + p.Namespace + "/" + p.Name }
+		out = func() func() { s3.Stop(); return s3.Start }
+	} else {
+		root := filepath.Join(t.TempDir(), "restic")
+		require.NoError(t, os.MkdirAll(root, 0o700))
+		opts.Dir = root
+		url = func(p repo.PVC) string { return filepath.Join(root, p.Namespace, p.Name) }
+		out = func() func() {
+			require.NoError(t, os.Rename(root, root+".away"))
+			return func() { require.NoError(t, os.Rename(root+".away", root)) }
+		}
+	}
+
+	r, err := restic.New(opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = r.Close() })
+
+	cli := harness.NewResticCLI(t, s3)
+	initialised := map[repo.PVC]bool{}
+
+	return backendUnderTest{
+		loader: r,
+		backup: func(p repo.PVC) {
+			if !initialised[p] {
+				cli.Init(url(p), writePassword, "2")
+				initialised[p] = true
+			}
+
+			cli.Backup(url(p), writePassword)
+		},
+		outage: out,
+	}
+}
