@@ -2,6 +2,7 @@ package repo_test
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -56,4 +57,19 @@ func TestSecretNeverPrints(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "[redacted]", string(b))
 	assert.Equal(t, "hunter2", s.Reveal())
+}
+
+// FuzzDNS1123 holds the hand-written validators to the Kubernetes regular expressions.
+func FuzzDNS1123(f *testing.F) {
+	label := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+	subdomain := regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+	for _, s := range []string{"", "a", "-", "a-b", "a.b", ".a", "a.", "a..b", "A", "a_b", "0.1.2", "a-.b", "é"} {
+		f.Add(s)
+	}
+
+	f.Fuzz(func(t *testing.T, s string) {
+		assert.Equal(t, label.MatchString(s), repo.IsDNS1123Label(s), "label %q", s)
+		assert.Equal(t, subdomain.MatchString(s), repo.IsDNS1123Subdomain(s), "subdomain %q", s)
+	})
 }
