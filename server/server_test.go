@@ -210,3 +210,16 @@ func FuzzExistsPath(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkExistsHandler is the handler's own cost on the hit path (no network).
+func BenchmarkExistsHandler(b *testing.B) {
+	h, _ := newServer(&testing.T{}, oracle())
+	req := httptest.NewRequest(http.MethodGet, "/exists/web/restore.app", nil)
+
+	b.ReportAllocs()
+
+	for b.Loop() {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+	}
+}

@@ -104,3 +104,28 @@ func get(ctx context.Context, client *http.Client, url string) int {
 
 	return resp.StatusCode
 }
+
+// Compare measures two URLs in alternating rounds (A then B, then B then A, ...) so drift in
+// the machine's load affects both alike, and returns each one's requests per second.
+func Compare(client *http.Client, a, b string, conc, rounds int, per time.Duration) (rpsA, rpsB float64, failures int64) {
+	var sumA, sumB float64
+
+	for i := range rounds {
+		first, second := a, b
+		if i%2 == 1 {
+			first, second = b, a
+		}
+
+		r1, f1 := Throughput(client, first, conc, per)
+		r2, f2 := Throughput(client, second, conc, per)
+		failures += f1 + f2
+
+		if i%2 == 1 {
+			r1, r2 = r2, r1
+		}
+
+		sumA, sumB = sumA+r1, sumB+r2
+	}
+
+	return sumA / float64(rounds), sumB / float64(rounds), failures
+}
