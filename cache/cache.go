@@ -272,6 +272,41 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 	}
 }
 
+// Explain reports everything the current index knows of pvc, for operators: the identity, every
+// snapshot, the sources stored nearby (when the index is a repo.Explainer) and why the backend
+// is not authoritative, if it is not. It is not memoised.
+func (c *Cache) Explain(ctx context.Context, pvc repo.PVC) repo.Explanation {
+	st := c.state.Load()
+	e := repo.Explanation{Backend: c.opts.Backend, IndexTime: st.loadedAt}
+
+	idx, err := c.usable(st)
+	if err != nil {
+		e.Err = err
+
+		if st.index == nil {
+			return e
+		}
+
+		idx = st.index // still show what the last index held
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.opts.LookupTimeout)
+	defer cancel()
+
+	f, ferr := idx.Find(ctx, pvc)
+	e.Finding = f
+
+	if e.Err == nil {
+		e.Err = ferr
+	}
+
+	if x, ok := idx.(repo.Explainer); ok {
+		e.Nearby = x.Nearby(pvc)
+	}
+
+	return e
+}
+
 // Status describes the cache for operators (/status) and logs. It does no I/O.
 func (c *Cache) Status() repo.IndexStatus {
 	st := c.state.Load()

@@ -383,3 +383,36 @@ func TestEmptyIndexIsRefusedUnlessAllowed(t *testing.T) {
 		})
 	}
 }
+
+func TestExplain(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+
+	var fail atomic.Bool
+
+	c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		if fail.Load() {
+			return nil, errors.New("down")
+		}
+
+		return &fakeIndex{snaps: map[string]int{"data": 2}}, nil
+	}}, clk, nil)
+
+	e := c.Explain(context.Background(), data)
+	assert.ErrorIs(t, e.Err, repo.ErrNotLoaded)
+	assert.Empty(t, e.Finding.Snapshots)
+
+	require.NoError(t, c.Refresh(context.Background()))
+
+	e = c.Explain(context.Background(), data)
+	require.NoError(t, e.Err)
+	assert.Equal(t, "fake", e.Backend)
+	assert.Len(t, e.Finding.Snapshots, 2)
+
+	fail.Store(true)
+	require.Error(t, c.Refresh(context.Background()))
+
+	e = c.Explain(context.Background(), data)
+	assert.Error(t, e.Err, "not authoritative now")
+	assert.Len(t, e.Finding.Snapshots, 2, "but the operator still sees what the last index held")
+	assert.Len(t, cache.Group{c, c}.Explain(context.Background(), data), 2)
+}

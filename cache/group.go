@@ -40,6 +40,16 @@ func (g Group) Ready() error {
 	return errors.Join(errs...)
 }
 
+// Explain asks every cache, in order.
+func (g Group) Explain(ctx context.Context, pvc repo.PVC) []repo.Explanation {
+	out := make([]repo.Explanation, len(g))
+	for i, c := range g {
+		out[i] = c.Explain(ctx, pvc)
+	}
+
+	return out
+}
+
 // Status lists every cache's status, in order.
 func (g Group) Status() []repo.IndexStatus {
 	out := make([]repo.IndexStatus, len(g))

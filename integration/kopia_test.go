@@ -138,6 +138,20 @@ func TestKopiaEndToEnd(t *testing.T) {
 		assert.Equal(t, "fresh", decision(t, o, "/exists/web/nothing"))
 	})
 
+	t.Run("explain", func(t *testing.T) {
+		r := o.Get(t, "/explain/web/nothing")
+		require.Equal(t, http.StatusOK, r.Code)
+		backends := r.Body["backends"].([]any)
+		require.Len(t, backends, 1)
+		b := backends[0].(map[string]any)
+		assert.Equal(t, "nothing-backup@web:/data", b["source"])
+		assert.Contains(t, b["nearby"], "cache-backup@web:/srv", "the decoy on another path is shown to the operator")
+		assert.Contains(t, b["nearby"], "myappdata-backup@web:/data")
+
+		snaps := o.Get(t, "/explain/web/app").Body["backends"].([]any)[0].(map[string]any)["snapshots"].([]any)
+		assert.Len(t, snaps, 2)
+	})
+
 	t.Run("status", func(t *testing.T) {
 		r := o.Get(t, "/status")
 		backends, ok := r.Body["backends"].([]any)

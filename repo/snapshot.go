@@ -63,3 +63,20 @@ type IndexStatus struct {
 	// NotReady is why lookups are not authoritative now, nil when they are.
 	NotReady error
 }
+
+// Explainer is implemented by indexes that can show an operator which sources are stored next to
+// the one a PVC maps to (for Kopia: the other sources of the namespace's hostname). A surprising
+// "fresh" is most often an identity mismatch, which this makes visible.
+type Explainer interface {
+	Nearby(pvc PVC) []string
+}
+
+// Explanation is everything one backend knows of one PVC, for operators.
+type Explanation struct {
+	Backend   string
+	Finding   Finding
+	Nearby    []string
+	IndexTime time.Time
+	// Err is why the backend cannot answer authoritatively, nil when it can.
+	Err error
+}

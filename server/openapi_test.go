@@ -28,8 +28,9 @@ func TestGoldenResponsesMatchOpenAPI(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &spec))
 
 	goldens := map[string][]string{
-		"Exists": {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json"},
-		"Ready":  {"ready.json", "not-ready.json"},
+		"Exists":  {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json"},
+		"Ready":   {"ready.json", "not-ready.json"},
+		"Explain": {"explain-restore.json", "explain-fresh.json"},
 	}
 
 	for schema, files := range goldens {

@@ -25,6 +25,8 @@ type Oracle interface {
 	Ready() error
 	// Status describes every backend's index.
 	Status() []repo.IndexStatus
+	// Explain reports, per backend, everything the index knows of one valid PVC.
+	Explain(ctx context.Context, pvc repo.PVC) []repo.Explanation
 }
 
 // Options configure the handler. Oracle and Gatherer are required.
@@ -80,6 +82,7 @@ func New(opts Options) (http.Handler, error) {
 	r.GET("/readyz", h.readyz)
 	r.GET("/healthz", h.healthz)
 	r.GET("/status", h.status)
+	r.GET("/explain/:namespace/:pvc", h.explain)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
 	r.NoRoute(h.noRoute)
 	r.NoMethod(func(c *gin.Context) {
@@ -101,16 +104,16 @@ func (h *handler) recover(c *gin.Context) {
 }
 
 func (h *handler) noRoute(c *gin.Context) {
-	if strings.HasPrefix(c.Request.URL.Path, "/exists") {
+	if strings.HasPrefix(c.Request.URL.Path, "/exists") || strings.HasPrefix(c.Request.URL.Path, "/explain") {
 		c.JSON(http.StatusBadRequest, existsResponse{
 			Decision: repo.Unknown,
-			Error:    "bad request: expected /exists/{namespace}/{pvc} with exactly two non-empty path segments",
+			Error:    "bad request: expected /exists/{namespace}/{pvc} or /explain/{namespace}/{pvc} with exactly two non-empty path segments",
 		})
 
 		return
 	}
 
-	c.JSON(http.StatusNotFound, errorBody{Error: "not found: " + c.Request.URL.Path + "; endpoints are /exists/{namespace}/{pvc}, /readyz, /healthz, /status, /metrics"})
+	c.JSON(http.StatusNotFound, errorBody{Error: "not found: " + c.Request.URL.Path + "; endpoints are /exists/{namespace}/{pvc}, /explain/{namespace}/{pvc}, /readyz, /healthz, /status, /metrics"})
 }
 
 type errorBody struct {

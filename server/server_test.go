@@ -30,6 +30,21 @@ type fakeOracle struct {
 	status func() []repo.IndexStatus
 }
 
+func (f fakeOracle) Explain(_ context.Context, pvc repo.PVC) []repo.Explanation {
+	if !strings.HasPrefix(pvc.Name, "restore") {
+		return []repo.Explanation{{Backend: "kopia-fs", Finding: repo.Finding{Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data"},
+			Nearby: []string{"app-backup@" + pvc.Namespace + ":/data"}, IndexTime: indexTime}}
+	}
+
+	return []repo.Explanation{{Backend: "kopia-fs", IndexTime: indexTime, Finding: repo.Finding{
+		Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data",
+		Snapshots: []repo.Snapshot{
+			{ID: "old", StartTime: now.Add(-25 * time.Hour), EndTime: now.Add(-25*time.Hour + time.Minute), TotalSize: 1000, FileCount: 3},
+			{ID: "k7f3a", StartTime: now.Add(-time.Hour), TotalSize: 1234, Host: "volsync", Paths: []string{"/data"}, Tags: []string{"web/restore.app"}},
+		},
+	}}}
+}
+
 func (f fakeOracle) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer { return f.lookup(ctx, pvc) }
 func (f fakeOracle) Ready() error                                         { return f.ready() }
 func (f fakeOracle) Status() []repo.IndexStatus                           { return f.status() }
@@ -106,6 +121,10 @@ func TestEndpoints(t *testing.T) {
 		{"not ready", notReady, http.MethodGet, "/readyz", http.StatusServiceUnavailable, "not-ready.json"},
 		{"healthz while not ready", notReady, http.MethodGet, "/healthz", http.StatusOK, "healthz.json"},
 		{"status", oracle(), http.MethodGet, "/status", http.StatusOK, "status.json"},
+		{"explain restore", oracle(), http.MethodGet, "/explain/web/restore.app", http.StatusOK, "explain-restore.json"},
+		{"explain fresh shows nearby sources", oracle(), http.MethodGet, "/explain/web/fresh", http.StatusOK, "explain-fresh.json"},
+		{"explain invalid", oracle(), http.MethodGet, "/explain/web/A", http.StatusBadRequest, "explain-invalid.json"},
+		{"explain bad path", oracle(), http.MethodGet, "/explain/web", http.StatusBadRequest, "bad-path.json"},
 	}
 
 	for _, tc := range cases {

@@ -87,6 +87,7 @@ func (d *demoRepository) announce(ctx context.Context, r readiness, url string, 
 		"  curl -s " + url + "/exists/analytics/" + demoLongPVC + "   # restore: long name, username cut to 50 characters",
 		"  curl -s " + url + "/exists/shop/redis               # fresh: only decoys (other namespace, other path)",
 		"  curl -s " + url + "/exists/shop/Bad_Name            # 400: not a valid PVC name",
+		"  curl -s " + url + "/explain/shop/redis              # why fresh: redis was backed up under another path",
 		"  curl -s " + url + "/readyz; curl -s " + url + "/status; curl -s " + url + "/metrics | grep backup_oracle_",
 		"",
 	}

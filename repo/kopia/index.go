@@ -96,13 +96,16 @@ func (i *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
 // Stats counts sources and complete snapshots.
 func (i *Index) Stats() repo.IndexStats { return i.stats }
 
-// SourcesOnHost lists the sources stored under host, sorted: an operator whose PVC maps to a
-// source with no snapshots can see what the namespace's backups are actually called.
-func (i *Index) SourcesOnHost(host string) []string {
+// Nearby implements repo.Explainer: the other sources stored under the hostname pvc maps to,
+// sorted, so an operator whose PVC maps to a source without snapshots can see what the
+// namespace's backups are actually called.
+func (i *Index) Nearby(pvc repo.PVC) []string {
+	self := i.identity.Source(pvc)
+
 	var out []string
 
 	for src := range i.sources {
-		if src.Host == host {
+		if src.Host == self.Host && src != self {
 			out = append(out, src.String())
 		}
 	}

@@ -121,8 +121,11 @@ func TestLoadIndexesEverySource(t *testing.T) {
 		})
 	}
 
+	var _ repo.Explainer = idx.(*kopia.Index)
 	assert.Equal(t, []string{"app-backup@web:/data", "myappdata-backup@web:/data", "nothing-backup@web:/elsewhere", "nothing@web:/data"},
-		idx.(*kopia.Index).SourcesOnHost("web"))
+		idx.(*kopia.Index).Nearby(missing), "what the namespace's backups are called: the decoys show the mismatch")
+	assert.Equal(t, []string{"app-backup@web:/data", "nothing-backup@web:/elsewhere", "nothing@web:/data"},
+		idx.(*kopia.Index).Nearby(dotted))
 }
 
 func TestLoadSeesNewSnapshotsOnRefresh(t *testing.T) {

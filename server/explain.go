@@ -1,0 +1,80 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// explainResponse is for an operator debugging a restore: the answer Kyverno would get, and
+// per backend the identity looked up, every snapshot and what else is stored nearby.
+type explainResponse struct {
+	Answer   existsResponse   `json:"answer"`
+	Backends []backendExplain `json:"backends"`
+}
+
+type backendExplain struct {
+	Backend         string           `json:"backend"`
+	Source          string           `json:"source,omitempty"`
+	Snapshots       []snapshotDetail `json:"snapshots"`
+	Nearby          []string         `json:"nearby,omitempty"`
+	IndexAgeSeconds *float64         `json:"indexAgeSeconds,omitempty"`
+	Error           string           `json:"error,omitempty"`
+}
+
+type snapshotDetail struct {
+	ID        string     `json:"id"`
+	StartTime time.Time  `json:"startTime"`
+	EndTime   *time.Time `json:"endTime,omitempty"`
+	Size      int64      `json:"size,omitempty"`
+	Files     int64      `json:"files,omitempty"`
+	Host      string     `json:"host,omitempty"`
+	Paths     []string   `json:"paths,omitempty"`
+	Tags      []string   `json:"tags,omitempty"`
+}
+
+// explain answers 200 whatever the decision (it is for humans, not for Kyverno), 400 for
+// invalid names.
+func (h *handler) explain(c *gin.Context) {
+	pvc := repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}
+	if err := pvc.Validate(); err != nil {
+		c.JSON(http.StatusBadRequest, h.render(repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}))
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
+	defer cancel()
+
+	out := explainResponse{Answer: h.render(h.oracle.Lookup(ctx, pvc)), Backends: []backendExplain{}}
+
+	for _, e := range h.oracle.Explain(ctx, pvc) {
+		b := backendExplain{Backend: e.Backend, Source: e.Finding.Source, Nearby: e.Nearby, Snapshots: []snapshotDetail{}}
+
+		for _, s := range e.Finding.Snapshots {
+			d := snapshotDetail{ID: s.ID, StartTime: s.StartTime.UTC(), Size: s.TotalSize, Files: s.FileCount, Host: s.Host, Paths: s.Paths, Tags: s.Tags}
+			if !s.EndTime.IsZero() {
+				t := s.EndTime.UTC()
+				d.EndTime = &t
+			}
+
+			b.Snapshots = append(b.Snapshots, d)
+		}
+
+		if !e.IndexTime.IsZero() {
+			age := h.now().Sub(e.IndexTime).Seconds()
+			b.IndexAgeSeconds = &age
+		}
+
+		if e.Err != nil {
+			b.Error = e.Err.Error()
+		}
+
+		out.Backends = append(out.Backends, b)
+	}
+
+	c.JSON(http.StatusOK, out)
+}
