@@ -172,3 +172,47 @@ func TestSeveralBackends(t *testing.T) {
 	assert.Equal(t, "restore", decision(t, o, "/exists/web/app"), "restore from the authoritative backend still stands")
 	assert.Equal(t, http.StatusServiceUnavailable, o.Get(t, "/readyz").Code, "fresh needs every backend: not ready")
 }
+
+// TestSlowAndFailingS3: behind a proxy that delays or answers 5xx, refreshes fail within the
+// configured bounds, /exists keeps answering at once (from memory) with unknown, and the service
+// recovers when S3 does.
+func TestSlowAndFailingS3(t *testing.T) {
+	s3 := harness.StartS3(t)
+	bucket := s3.CreateBucket("volsync")
+	cli := harness.NewResticCLI(t, s3)
+	cli.Init("s3:"+s3.URL+"/"+bucket+"/web/app", resticPassword, "2")
+	cli.Backup("s3:"+s3.URL+"/"+bucket+"/web/app", resticPassword)
+
+	proxy := harness.StartFaultProxy(t, s3.URL)
+	_, env := secretFiles(t, s3, resticPassword)
+	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: append(env,
+		"BACKEND_TYPE=restic-s3", "S3_ENDPOINT="+proxy.URL, "S3_BUCKET="+bucket,
+		"S3_REQUEST_TIMEOUT=500ms", "REFRESH_INTERVAL=300ms", "REFRESH_TIMEOUT=3s", "MAX_INDEX_AGE=10s", "HTTP_TIMEOUT=1s",
+	)})
+	o.WaitReady(t, 30*time.Second)
+	require.Equal(t, "restore", decision(t, o, "/exists/web/app"))
+
+	for _, fault := range []struct {
+		name   string
+		inject func()
+	}{
+		{"slow", func() { proxy.SetDelay(time.Minute) }},
+		{"5xx", func() { proxy.Fail(-1, http.StatusInternalServerError) }},
+	} {
+		t.Run(fault.name, func(t *testing.T) {
+			fault.inject()
+			eventually(t, o, "/exists/web/app", "unknown", 20*time.Second)
+
+			start := time.Now()
+			r := o.Get(t, "/exists/web/other")
+			assert.Less(t, time.Since(start), time.Second, "answered from memory, never waiting on S3")
+			assert.Equal(t, http.StatusServiceUnavailable, r.Code)
+			assert.Contains(t, r.Body["error"], "backend unavailable")
+
+			proxy.SetDelay(0)
+			proxy.Reset()
+			o.WaitReady(t, 30*time.Second)
+			assert.Equal(t, "restore", decision(t, o, "/exists/web/app"))
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -59,17 +60,19 @@ type KopiaConfig struct {
 
 // S3Config is an S3 endpoint, bucket and credentials (kopia-s3, restic-s3).
 type S3Config struct {
-	Endpoint         string      `yaml:"endpoint"` // host:port or URL
-	Bucket           string      `yaml:"bucket"`
-	Prefix           string      `yaml:"prefix"`
-	Region           string      `yaml:"region"`
-	Secure           bool        `yaml:"secure"`
-	CAFile           string      `yaml:"caFile"`
-	VirtualHostStyle bool        `yaml:"virtualHostStyle"`
-	AccessKey        repo.Secret `yaml:"-"`
-	AccessKeyFile    string      `yaml:"accessKeyFile"`
-	SecretKey        repo.Secret `yaml:"-"`
-	SecretKeyFile    string      `yaml:"secretKeyFile"`
+	Endpoint         string `yaml:"endpoint"` // host:port or URL
+	Bucket           string `yaml:"bucket"`
+	Prefix           string `yaml:"prefix"`
+	Region           string `yaml:"region"`
+	Secure           bool   `yaml:"secure"`
+	CAFile           string `yaml:"caFile"`
+	VirtualHostStyle bool   `yaml:"virtualHostStyle"`
+	// RequestTimeout bounds each S3 request attempt (restic-s3); zero means the adapter's default.
+	RequestTimeout time.Duration `yaml:"requestTimeout"`
+	AccessKey      repo.Secret   `yaml:"-"`
+	AccessKeyFile  string        `yaml:"accessKeyFile"`
+	SecretKey      repo.Secret   `yaml:"-"`
+	SecretKeyFile  string        `yaml:"secretKeyFile"`
 }
 
 // ResticConfig is how restic repositories are laid out and opened.
@@ -221,7 +224,7 @@ func (b BackendConfig) resticOptions(password string) restic.Options {
 
 	o.S3 = restic.S3Options{
 		Endpoint: b.S3.Endpoint, Bucket: b.S3.Bucket, Region: b.S3.Region, Secure: b.S3.Secure,
-		VirtualHostStyle: b.S3.VirtualHostStyle, CAFile: b.S3.CAFile,
+		VirtualHostStyle: b.S3.VirtualHostStyle, CAFile: b.S3.CAFile, RequestTimeout: b.S3.RequestTimeout,
 	}
 
 	return o

@@ -95,6 +95,7 @@ func (c *Config) settings() []setting {
 		{"s3-secure", []string{"S3_SECURE"}, "use TLS for a host:port endpoint", (*boolValue)(&c.Env.S3.Secure)},
 		{"s3-ca-file", []string{"S3_CA_FILE"}, "PEM certificates to trust for the S3 endpoint", (*stringValue)(&c.Env.S3.CAFile)},
 		{"s3-virtual-host-style", []string{"S3_VIRTUAL_HOST_STYLE"}, "address buckets as bucket.host (default: path style)", (*boolValue)(&c.Env.S3.VirtualHostStyle)},
+		{"s3-request-timeout", []string{"S3_REQUEST_TIMEOUT"}, "bound on one S3 request attempt while refreshing (restic-s3); default 10s", (*durationValue)(&c.Env.S3.RequestTimeout)},
 		{"s3-access-key", []string{"S3_ACCESS_KEY"}, "S3 access key (empty with the secret key: the SDK's default chain)", (*secretValue)(&c.Env.S3.AccessKey)},
 		{"s3-access-key-file", []string{"S3_ACCESS_KEY_FILE"}, "file holding the S3 access key", (*stringValue)(&c.Env.S3.AccessKeyFile)},
 		{"s3-secret-key", []string{"S3_SECRET_KEY"}, "S3 secret key (prefer the file)", (*secretValue)(&c.Env.S3.SecretKey)},
