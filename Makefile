@@ -20,6 +20,9 @@ VERSITYGW_VERSION     := v1.8.0
 KYVERNO_VERSION       := v1.19.1
 HELM_VERSION          := v3.22.0
 GOLANGCI_LINT_VERSION := v2.15.0
+# make e2e: the wrapper module integration/e2e/tools pins Kubernetes, and through it etcd.
+KUBERNETES_VERSION    := v1.35.0
+ETCD_VERSION          := v3.6.5
 
 KOPIA         := $(TOOLS)/kopia-$(KOPIA_VERSION)
 RESTIC        := $(TOOLS)/restic-$(RESTIC_VERSION)
@@ -27,6 +30,13 @@ VERSITYGW     := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
 KYVERNO       := $(TOOLS)/kyverno-$(KYVERNO_VERSION)
 HELM          := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
+KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
+KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
+KYVERNO_ADMISSION  := $(TOOLS)/kyverno-admission-controller-$(KYVERNO_VERSION)
+KYVERNO_BACKGROUND := $(TOOLS)/kyverno-background-controller-$(KYVERNO_VERSION)
+KYVERNO_CLEANUP    := $(TOOLS)/kyverno-cleanup-controller-$(KYVERNO_VERSION)
+KYVERNO_CRDS       := $(TOOLS)/kyverno-crds-$(KYVERNO_VERSION)
 
 # Tools the test suite drives, passed to the tests as <NAME>_BIN.
 TEST_TOOLS := $(KOPIA)
@@ -72,6 +82,56 @@ $(KYVERNO):
 $(HELM):
 	$(call install-module,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),$@)
 
+# Kyverno's controllers, as its images run them, and its CRDs (plain YAML in the module).
+KYVERNO_LDFLAGS := -X github.com/kyverno/kyverno/pkg/version.BuildVersion=$(KYVERNO_VERSION)
+
+$(KYVERNO_ADMISSION):
+	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/kyverno,$@,$(KYVERNO_LDFLAGS))
+
+$(KYVERNO_BACKGROUND):
+	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/background-controller,$@,$(KYVERNO_LDFLAGS))
+
+$(KYVERNO_CLEANUP):
+	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/cleanup-controller,$@,$(KYVERNO_LDFLAGS))
+
+$(KYVERNO_CRDS):
+	@dir=$$(cd /tmp && GOFLAGS=-mod=mod $(GO) mod download -json github.com/kyverno/kyverno@$(KYVERNO_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir"; rm -rf $@.tmp; cp -r "$$dir/config/crds" $@.tmp; chmod -R u+w $@.tmp; mv $@.tmp $@
+
+# build-e2e-tool PACKAGE OUTPUT: build PACKAGE of the wrapper module integration/e2e/tools (its
+# go.mod and go.sum pin Kubernetes and etcd) inside a copy of it under .tools/src.
+KUBE_LDFLAGS := -X k8s.io/component-base/version.gitVersion=$(KUBERNETES_VERSION) \
+  -X k8s.io/component-base/version.gitMajor=$(word 1,$(subst ., ,$(KUBERNETES_VERSION:v%=%))) \
+  -X k8s.io/component-base/version.gitMinor=$(word 2,$(subst ., ,$(KUBERNETES_VERSION:v%=%))) \
+  -X k8s.io/component-base/version.gitTreeState=clean
+define build-e2e-tool
+	@echo "building $(notdir $(2)) (first run only)"
+	@mkdir -p $(TOOLS)/src
+	@src=$(TOOLS)/src/$(notdir $(2)); rm -rf "$$src"; cp -r integration/e2e/tools "$$src"; \
+	  cd "$$src"; \
+	  for want in k8s.io/kubernetes@$(KUBERNETES_VERSION) go.etcd.io/etcd/server/v3@$(ETCD_VERSION); do \
+	    got=$$($(GO) list -m -f '{{.Path}}@{{.Version}}' "$${want%@*}"); \
+	    test "$$got" = "$$want" || { echo "integration/e2e/tools/go.mod has $$got, the Makefile pins $$want"; exit 1; }; \
+	  done; \
+	  CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(KUBE_LDFLAGS)" -o $(2).tmp $(1); \
+	  mv $(2).tmp $(2); rm -rf "$$src"
+endef
+
+$(ETCD):
+	$(call build-e2e-tool,./etcd,$@)
+
+$(KUBE_APISERVER):
+	$(call build-e2e-tool,k8s.io/kubernetes/cmd/kube-apiserver,$@)
+
+$(KUBECTL):
+	$(call build-e2e-tool,k8s.io/kubernetes/cmd/kubectl,$@)
+
+E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_ADMISSION) $(KYVERNO_BACKGROUND) $(KYVERNO_CLEANUP) \
+  $(KYVERNO_CRDS) $(KOPIA) $(HELM)
+E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) \
+  KYVERNO_ADMISSION_CONTROLLER_BIN=$(KYVERNO_ADMISSION) KYVERNO_BACKGROUND_CONTROLLER_BIN=$(KYVERNO_BACKGROUND) \
+  KYVERNO_CLEANUP_CONTROLLER_BIN=$(KYVERNO_CLEANUP) KYVERNO_CRDS=$(KYVERNO_CRDS) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM)
+
 .PHONY: tools
 tools: $(TEST_TOOLS) $(GOLANGCI_LINT) ## build every pinned tool into .tools/
 
@@ -108,6 +168,12 @@ test-chart: $(HELM) $(KYVERNO) build ## helm lint, goldens, schema rejections, p
 	for values in chart/testdata/values/*.yaml; do $(HELM) lint --strict chart --values "$$values"; done
 	cd chart/test && $(GO) mod tidy -diff && $(GO) vet ./...
 	cd chart/test && HELM_BIN=$(HELM) KYVERNO_BIN=$(KYVERNO) BACKUP_ORACLE_BIN=$(BIN)/backup-oracle $(GO) test -count=1 ./...
+
+.PHONY: e2e
+e2e: $(E2E_TOOLS) $(GOLANGCI_LINT) ## restore-as-code end to end: etcd, kube-apiserver, Kyverno, the oracle, the shipped policies
+	$(GO) vet -tags e2e ./integration/e2e/
+	$(GOLANGCI_LINT) run --build-tags e2e ./integration/e2e/
+	$(E2E_ENV) $(GO) test -tags e2e -count=1 -v -timeout 15m ./integration/e2e/
 
 .PHONY: update-golden
 update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)

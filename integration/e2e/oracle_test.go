@@ -1,0 +1,187 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/integration/harness"
+)
+
+const kopiaPassword = "e2e-kopia-password"
+
+// oracle is the real backup-oracle on a fixed loopback port (the policies' URL), which the
+// test can stop, replace with a server that never answers, and start again.
+type oracle struct {
+	bin, repository, passwordFile string
+	port                          int
+	proc                          *harness.Oracle
+	stack                         *stack // every oracle PID joins the stack's final check
+}
+
+// newKopiaRepository writes a repository with the real kopia CLI holding one snapshot per
+// source, as VolSync's Kopia mover writes them.
+func newKopiaRepository(t *testing.T, dir string, sources []string) string {
+	t.Helper()
+
+	data := filepath.Join(dir, "data")
+	require.NoError(t, os.MkdirAll(data, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(data, "db.sqlite"), []byte("precious"), 0o644))
+
+	cli := harness.NewKopiaRepository(t, filepath.Join(dir, "repository"), kopiaPassword)
+	for _, src := range sources {
+		cli.Snapshot(data, src)
+	}
+
+	return cli.Path
+}
+
+func newOracle(t *testing.T, s *stack, dir, repository string) *oracle {
+	t.Helper()
+
+	bin, err := harness.BuildOracle(dir)
+	require.NoError(t, err)
+
+	pw := filepath.Join(dir, "password")
+	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword+"\n"), 0o600))
+
+	return &oracle{bin: bin, repository: repository, passwordFile: pw, port: freePort(t), stack: s}
+}
+
+// URL is where the policies call the oracle.
+func (o *oracle) URL() string { return "http://" + hostPort(o.port) }
+
+// start runs the program on the oracle's port and waits until its index is ready.
+func (o *oracle) start(t *testing.T) {
+	t.Helper()
+
+	o.proc = harness.StartOracle(t, harness.OracleOptions{Bin: o.bin, Env: []string{
+		"BACKEND_TYPE=kopia-fs", "KOPIA_REPOSITORY_PATH=" + o.repository, "KOPIA_PASSWORD_FILE=" + o.passwordFile,
+		"REFRESH_INTERVAL=5s", "MAX_INDEX_AGE=1m",
+	}, Args: []string{"--listen-address", hostPort(o.port)}})
+	o.stack.all = append(o.stack.all, o.proc.PID())
+	o.proc.WaitReady(t, 60*time.Second)
+}
+
+func (o *oracle) stop(t *testing.T) {
+	t.Helper()
+	o.proc.Stop(t)
+}
+
+// calls returns how many /readyz and /exists requests the oracle has served since it started.
+func (o *oracle) calls(t *testing.T) int {
+	t.Helper()
+
+	r, err := http.Get(o.URL() + "/metrics") //nolint:noctx // local metrics scrape
+	require.NoError(t, err)
+
+	defer r.Body.Close()
+
+	n := 0
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "backup_oracle_http_requests_total{") ||
+			(!strings.Contains(line, `route="/exists/:namespace/:pvc"`) && !strings.Contains(line, `route="/readyz"`)) {
+			continue
+		}
+
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		require.NoError(t, err, line)
+
+		n += int(v)
+	}
+
+	return n
+}
+
+// lookup asks the oracle directly (outside any counted window) what it looks up for a PVC.
+func (o *oracle) lookup(t *testing.T, ns, pvc string) harness.Response {
+	t.Helper()
+
+	return o.proc.Get(t, "/exists/"+ns+"/"+pvc)
+}
+
+// hang listens on the oracle's port and accepts connections without ever answering, until
+// the returned stop is called.
+func (o *oracle) hang(t *testing.T) (stop func()) {
+	t.Helper()
+
+	l, err := net.Listen("tcp", hostPort(o.port))
+	require.NoError(t, err)
+
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+		wg    sync.WaitGroup
+	)
+
+	wg.Add(1)
+
+	go func() {
+		defer wg.Done()
+
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+
+			go func() { _, _ = io.Copy(io.Discard, c) }() // read the request, never answer
+		}
+	}()
+
+	return func() {
+		_ = l.Close()
+		wg.Wait()
+
+		mu.Lock()
+		defer mu.Unlock()
+
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+}
+
+// waitDown waits until nothing listens on the oracle's port.
+func (o *oracle) waitDown(t *testing.T) {
+	t.Helper()
+
+	_, ok := eventually(10*time.Second, 50*time.Millisecond, func() bool {
+		var d net.Dialer
+
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+
+		c, err := d.DialContext(ctx, "tcp", hostPort(o.port))
+		if err != nil {
+			return true
+		}
+
+		_ = c.Close()
+
+		return false
+	})
+	require.True(t, ok, "something still listens on %d", o.port)
+}
