@@ -141,7 +141,7 @@ run: ## run the service on a demo Kopia repository it creates itself
 	$(GO) run ./cmd/backup-oracle --demo
 
 .PHONY: test
-test: lint test-go test-policies test-chart ## everything CI runs: lint, vet, tidy check, unit and integration tests, policies, chart
+test: lint test-go test-policies test-chart e2e ## everything CI runs: lint, vet, tidy check, unit and integration tests, policies, chart, end to end
 
 # --- pieces ---------------------------------------------------------------------------------
 .PHONY: build

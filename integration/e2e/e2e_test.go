@@ -61,7 +61,7 @@ func runSet(t *testing.T, k *kube, o *oracle, set policySet, manifests string, r
 	k.mustOK(t, http.MethodPost, "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": ns}}, "")
 	set.install(t, k, manifests)
 
-	r := &run{t: t, k: k, o: o, set: set.engine, ns: ns, results: results}
+	r := &run{t: t, maxCalls: set.maxCalls, k: k, o: o, set: set.engine, ns: ns, results: results}
 	r.restores()
 	r.untouched()
 	r.bound("postgres", "hourly")

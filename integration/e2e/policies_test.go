@@ -43,16 +43,20 @@ type policySet struct {
 	// apiCall default gives its own message; a CEL http.Get error has no default, so the policy
 	// errors and its failurePolicy (Fail) denies with Kyverno's error naming the policy.
 	downMessage string
+	// maxCalls bounds the oracle calls of one labelled PVC: one per webhook with the
+	// ClusterPolicy set; the CEL set's validation also calls /readyz. (An upper bound: the
+	// oracle counts a request after answering it, so a scrape can miss the last one.)
+	maxCalls int
 }
 
 var policySets = []policySet{ //nolint:gochecknoglobals // test table
 	{"clusterpolicy", []string{"clusterpolicy-admission", "clusterpolicy-generate", "clusterpolicy-cleanup"},
 		[]string{"clusterpolicies.kyverno.io", "clustercleanuppolicies.kyverno.io"}, true,
-		"see the break-glass procedure in"},
+		"see the break-glass procedure in", 2},
 	{"cel", []string{"cel-validate", "cel-mutate", "cel-generate", "cel-cleanup"},
 		[]string{"validatingpolicies.policies.kyverno.io", "mutatingpolicies.policies.kyverno.io",
 			"generatingpolicies.policies.kyverno.io", "deletingpolicies.policies.kyverno.io"}, false,
-		"Policy backup-oracle-restore: failed to evaluate policy"},
+		"Policy backup-oracle-restore: failed to evaluate policy", 3},
 }
 
 // shippedCleanupSchedule is the cleanup policies' schedule in the chart; the test runs them

@@ -39,12 +39,13 @@ type measurement struct {
 
 // run holds what one policy set's scenarios share.
 type run struct {
-	t       *testing.T
-	k       *kube
-	o       *oracle
-	set     string
-	ns      string
-	results *[]measurement
+	t        *testing.T
+	maxCalls int
+	k        *kube
+	o        *oracle
+	set      string
+	ns       string
+	results  *[]measurement
 }
 
 func pvcPath(ns, name string) string {
@@ -85,6 +86,10 @@ func (r *run) create(scenario, ns, name, label string) apiResult {
 	}
 
 	*r.results = append(*r.results, m)
+
+	if label != "" {
+		assert.LessOrEqual(r.t, m.calls, r.maxCalls, "%s: service calls for one PVC", name)
+	}
 	r.t.Logf("%s: create %s/%s (%s): %d in %s, %d service calls", scenario, ns, name, label, res.Code,
 		res.Elapsed.Round(time.Millisecond), m.calls)
 
