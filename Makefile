@@ -180,8 +180,9 @@ update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the c
 	cd chart/test && HELM_BIN=$(HELM) $(GO) test -count=1 -run 'TestGolden|TestPoliciesMatchRender' ./... -update
 
 .PHONY: bench
-bench: ## benchmarks; figures go to the README
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
+bench: $(TEST_TOOLS) ## benchmarks (micro, then the real service and restic on S3); figures go to the README
+	$(GO) test -run '^$$' -bench . -benchmem ./cache ./repo ./server
+	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./integration/ ./repo/restic/
 
 .PHONY: clean
 clean: ## remove build output (keeps .tools)
