@@ -119,7 +119,7 @@ func (o *oracle) lookup(t *testing.T, ns, pvc string) harness.Response {
 }
 
 // hang listens on the oracle's port and accepts connections without ever answering, until
-// the returned stop is called.
+// the returned stop is called (at the latest when the test ends).
 func (o *oracle) hang(t *testing.T) (stop func()) {
 	t.Helper()
 
@@ -151,17 +151,24 @@ func (o *oracle) hang(t *testing.T) (stop func()) {
 		}
 	}()
 
-	return func() {
-		_ = l.Close()
-		wg.Wait()
+	var once sync.Once
 
-		mu.Lock()
-		defer mu.Unlock()
+	stop = func() {
+		once.Do(func() {
+			_ = l.Close()
+			wg.Wait()
 
-		for _, c := range conns {
-			_ = c.Close()
-		}
+			mu.Lock()
+			defer mu.Unlock()
+
+			for _, c := range conns {
+				_ = c.Close()
+			}
+		})
 	}
+	t.Cleanup(stop)
+
+	return stop
 }
 
 // waitDown waits until nothing listens on the oracle's port.
