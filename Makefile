@@ -133,7 +133,7 @@ E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$
   KYVERNO_CLEANUP_CONTROLLER_BIN=$(KYVERNO_CLEANUP) KYVERNO_CRDS=$(KYVERNO_CRDS) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM)
 
 .PHONY: tools
-tools: $(TEST_TOOLS) $(GOLANGCI_LINT) ## build every pinned tool into .tools/
+tools: $(TEST_TOOLS) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) ## build every pinned tool into .tools/
 
 # --- the two README commands ----------------------------------------------------------------
 .PHONY: run
@@ -190,4 +190,4 @@ clean: ## remove build output (keeps .tools)
 
 .PHONY: help
 help:
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
