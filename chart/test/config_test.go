@@ -12,11 +12,11 @@ import (
 
 // TestRenderedConfigIsAccepted runs `backup-oracle --check-config` with the environment the
 // chart's Deployment sets, so a renamed or mistyped variable fails here rather than in a cluster.
-// Only value sets for backends the service implements today are listed.
+// Every backend flavour the chart can deploy is covered.
 func TestRenderedConfigIsAccepted(t *testing.T) {
 	bin := toolBin(t, "BACKUP_ORACLE_BIN")
 
-	for _, values := range []string{"default.yaml", "existing-claim-nfs-movers.yaml"} {
+	for _, values := range []string{"default.yaml", "existing-claim-nfs-movers.yaml", "kopia-s3-monitoring.yaml", "restic.yaml"} {
 		t.Run(values, func(t *testing.T) {
 			docs := splitBySource(mustRender(t, "-f", filepath.Join("../testdata/values", values)))
 
