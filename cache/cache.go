@@ -79,7 +79,7 @@ type Cache struct {
 type state struct {
 	index       repo.Index // last successfully loaded index, nil before the first
 	generation  uint64     // bumped on every successful load
-	loadedAt    time.Time  // when the last successful load finished
+	loadedAt    time.Time  // when the last successful load started: its data is at most that old
 	lastAttempt time.Time
 	lastErr     error // error of the last attempt, nil when it succeeded
 }
@@ -187,7 +187,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	next.lastAttempt, next.lastErr = end, err
 
 	if err == nil {
-		next.index, next.loadedAt, next.generation = idx, end, prev.generation+1
+		next.index, next.loadedAt, next.generation = idx, start, prev.generation+1
 	}
 
 	c.state.Store(&next)

@@ -54,7 +54,7 @@ type IndexStats struct {
 // IndexStatus describes one backend's index for operators. It carries no secrets.
 type IndexStatus struct {
 	Backend     string
-	LoadedAt    time.Time // end of the last successful load; zero before the first
+	LoadedAt    time.Time // start of the last successful load; zero before the first
 	LastAttempt time.Time
 	Generation  uint64 // number of successful loads
 	Stats       IndexStats
