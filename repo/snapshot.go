@@ -20,6 +20,7 @@ type Snapshot struct {
 
 // Finding is what one backend's index knows of the source a PVC maps to.
 // Snapshots are ordered oldest first; an empty slice from a complete index means "no backup".
+// Snapshots may be shared with the immutable index: callers must not modify them.
 type Finding struct {
 	// Source is the identity looked up, as the backend stores it (e.g. "app-backup@web:/data").
 	Source    string

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -432,5 +431,5 @@ func (r *rebuilding) Close(ctx context.Context) error {
 	err := r.cur.Close(ctx)
 	r.cur = nil
 
-	return errors.Join(err)
+	return err
 }

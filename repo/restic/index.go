@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/backup-oracle/backup-oracle/repo"
 )
@@ -24,13 +23,12 @@ type repoView struct {
 type Index struct {
 	store  Storage
 	layout layout
-	built  time.Time
 	repos  map[string]repoView // repository dir → view
 	stats  repo.IndexStats
 }
 
-func (r *Repo) newIndex(objs map[string][]Object, built time.Time) *Index {
-	idx := &Index{store: r.store.Storage, layout: r.layout, built: built, repos: make(map[string]repoView, len(objs))}
+func (r *Repo) newIndex(objs map[string][]Object) *Index {
+	idx := &Index{store: r.store.Storage, layout: r.layout, repos: make(map[string]repoView, len(objs))}
 
 	for dir, list := range objs {
 		v := repoView{}
@@ -101,7 +99,7 @@ func (x *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
 		return f, v.err
 	}
 
-	f.Snapshots = slices.Clone(v.snapshots)
+	f.Snapshots = v.snapshots // the index is immutable; callers only read
 
 	return f, nil
 }
@@ -129,9 +127,6 @@ func (x *Index) findShared(f repo.Finding, dir string, pvc repo.PVC) (repo.Findi
 // Stats implements repo.Index: Sources counts repositories holding snapshots (per-PVC layout) or
 // distinct "<namespace>/<pvc>" tags of verified snapshots (shared layout).
 func (x *Index) Stats() repo.IndexStats { return x.stats }
-
-// Built is when the listing behind the index started.
-func (x *Index) Built() time.Time { return x.built }
 
 func (x *Index) countTags() int {
 	tags := map[string]bool{}

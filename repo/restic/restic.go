@@ -76,8 +76,6 @@ func NewWithStorage(opts Options, store Storage) (*Repo, error) {
 // verification of snapshots it has not verified before. It returns an error wrapping
 // repo.ErrUnavailable when any listing fails: never a partial index.
 func (r *Repo) Load(ctx context.Context) (repo.Index, error) {
-	start := time.Now()
-
 	repos, err := r.discover(ctx)
 	if err != nil {
 		return nil, err
@@ -91,7 +89,7 @@ func (r *Repo) Load(ctx context.Context) (repo.Index, error) {
 		return nil, fmt.Errorf("restic: load %q: %w: %w", r.store.Location(r.layout.template), repo.ErrUnavailable, err)
 	}
 
-	return r.newIndex(repos, start), nil
+	return r.newIndex(repos), nil
 }
 
 // waitVerified waits until every channel is closed, VerifyWait elapsed or ctx is done.
