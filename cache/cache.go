@@ -273,7 +273,7 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 }
 
 // Explain reports everything the current index knows of pvc, for operators: the identity, every
-// snapshot, the sources stored nearby (when the index is a repo.Explainer) and why the backend
+// snapshot, the sources stored nearby (repo.Index.Nearby) and why the backend
 // is not authoritative, if it is not. It is not memoised.
 func (c *Cache) Explain(ctx context.Context, pvc repo.PVC) repo.Explanation {
 	st := c.state.Load()
@@ -300,9 +300,7 @@ func (c *Cache) Explain(ctx context.Context, pvc repo.PVC) repo.Explanation {
 		e.Err = ferr
 	}
 
-	if x, ok := idx.(repo.Explainer); ok {
-		e.Nearby = x.Nearby(pvc)
-	}
+	e.Nearby = idx.Nearby(pvc)
 
 	return e
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,6 +47,21 @@ func (f *fakeIndex) Find(ctx context.Context, pvc repo.PVC) (repo.Finding, error
 }
 
 func (f *fakeIndex) Stats() repo.IndexStats { return repo.IndexStats{Sources: len(f.snaps)} }
+
+// Nearby names every other PVC with snapshots.
+func (f *fakeIndex) Nearby(pvc repo.PVC) []string {
+	var out []string
+
+	for name := range f.snaps {
+		if name != pvc.Name {
+			out = append(out, name+"-backup")
+		}
+	}
+
+	slices.Sort(out)
+
+	return out
+}
 
 // clock is a settable time source.
 type clock struct {
@@ -394,7 +410,7 @@ func TestExplain(t *testing.T) {
 			return nil, errors.New("down")
 		}
 
-		return &fakeIndex{snaps: map[string]int{"data": 2}}, nil
+		return &fakeIndex{snaps: map[string]int{"data": 2, "other": 1}}, nil
 	}}, clk, nil)
 
 	e := c.Explain(context.Background(), data)
@@ -407,6 +423,7 @@ func TestExplain(t *testing.T) {
 	require.NoError(t, e.Err)
 	assert.Equal(t, "fake", e.Backend)
 	assert.Len(t, e.Finding.Snapshots, 2)
+	assert.Equal(t, []string{"other-backup"}, e.Nearby, "what is stored nearby comes from the index contract")
 
 	fail.Store(true)
 	require.Error(t, c.Refresh(context.Background()))

@@ -2,8 +2,10 @@ package integration
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,14 +15,17 @@ import (
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/integration/harness"
 	"github.com/backup-oracle/backup-oracle/repo"
-	"github.com/backup-oracle/backup-oracle/repo/kopia"
-	"github.com/backup-oracle/backup-oracle/repo/restic"
+	"github.com/backup-oracle/backup-oracle/repo/all"
 )
 
 // backendUnderTest is one adapter on a real repository, with the means to write to it and to
 // take its storage away.
 type backendUnderTest struct {
-	loader cache.Loader
+	// kind is the registry kind under test; settings configure it by flag name, as the
+	// environment would, and loader is what the registry's constructor returned for them.
+	kind     string
+	settings map[string]string
+	loader   cache.Loader
 	// backup records one snapshot of pvc with the backend's real CLI.
 	backup func(pvc repo.PVC)
 	// outage makes the storage unreachable; the returned function brings it back.
@@ -36,22 +41,45 @@ var (
 	later    = repo.PVC{Namespace: "db", Name: "later"}
 )
 
-// TestConformance runs the same contract over every backend adapter:
+// conformanceCases are the backends the conformance suite runs on, each built through the
+// registry of backend kinds exactly as the program builds it.
+func conformanceCases() map[string]backendFactory {
+	return map[string]backendFactory{
+		"kopia-fs":                   kopiaFS,
+		"kopia-s3":                   kopiaS3,
+		"restic-fs":                  func(t *testing.T) backendUnderTest { return resticBackend(t, false, "") },
+		"restic-fs with password":    func(t *testing.T) backendUnderTest { return resticBackend(t, false, resticPassword) },
+		"restic-s3 without password": func(t *testing.T) backendUnderTest { return resticBackend(t, true, "") },
+		"restic-s3 with password":    func(t *testing.T) backendUnderTest { return resticBackend(t, true, resticPassword) },
+	}
+}
+
+// TestConformanceCoversEveryKind: a kind added to the registry without a conformance case fails
+// here.
+func TestConformanceCoversEveryKind(t *testing.T) {
+	covered := map[string]bool{}
+	for name := range conformanceCases() {
+		covered[strings.Fields(name)[0]] = true
+	}
+
+	for _, k := range all.Kinds() {
+		assert.True(t, covered[k.Name], "kind %s has no conformance case", k.Name)
+		delete(covered, k.Name)
+	}
+
+	assert.Empty(t, covered, "conformance cases for kinds the registry does not have")
+}
+
+// TestConformance runs the same contract over every backend kind of the registry, each built by
+// its registry constructor from settings:
 // a snapshot means restore, none means an authoritative empty finding, a new snapshot is seen
 // after a refresh, and an unreachable storage is an error wrapping repo.ErrUnavailable from
 // which the adapter recovers.
 func TestConformance(t *testing.T) {
-	backends := map[string]backendFactory{
-		"kopia-fs":                   kopiaFS,
-		"kopia-s3":                   kopiaS3,
-		"restic-fs":                  func(t *testing.T) backendUnderTest { return resticBackend(t, false, "") },
-		"restic-s3 without password": func(t *testing.T) backendUnderTest { return resticBackend(t, true, "") },
-		"restic-s3 with password":    func(t *testing.T) backendUnderTest { return resticBackend(t, true, resticPassword) },
-	}
-
-	for name, factory := range backends {
+	for name, factory := range conformanceCases() {
 		t.Run(name, func(t *testing.T) {
 			b := factory(t)
+			b.loader = openKind(t, b.kind, b.settings)
 			b.backup(twoSnaps)
 			b.backup(twoSnaps)
 			b.backup(dottedOK)
@@ -114,17 +142,38 @@ func dataDir(t *testing.T) string {
 	return d
 }
 
-func kopiaLoader(t *testing.T, st kopia.Storage) *kopia.Repo {
+// openKind builds a backend of kind from settings (by flag name) through the registry.
+func openKind(t *testing.T, kind string, settings map[string]string) repo.Backend {
 	t.Helper()
 
-	r, err := kopia.New(kopia.Options{
-		Storage: st, StateDir: t.TempDir(), Identity: repo.DefaultKopiaIdentity(),
-		Password: func() (string, error) { return kopiaPassword, nil },
-	})
+	k, err := all.Kinds().Lookup(kind)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close(context.Background()) })
 
-	return r
+	cfg := k.New()
+	for _, f := range cfg.Fields() {
+		if v, ok := settings[f.Flag]; ok {
+			require.NoError(t, f.Value.Set(v), f.Flag)
+			delete(settings, f.Flag)
+		}
+	}
+
+	require.Empty(t, settings, "settings the kind does not declare")
+	require.NoError(t, cfg.Validate())
+
+	b, err := cfg.Open(repo.OpenEnv{Name: kind, StateDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+
+	return b
+}
+
+func secretFile(t *testing.T, value string) string {
+	t.Helper()
+
+	p := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(p, []byte(value), 0o600))
+
+	return p
 }
 
 func kopiaFS(t *testing.T) backendUnderTest {
@@ -133,8 +182,9 @@ func kopiaFS(t *testing.T) backendUnderTest {
 	data := dataDir(t)
 
 	return backendUnderTest{
-		loader: kopiaLoader(t, kopia.Filesystem{Path: path}),
-		backup: func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
+		kind:     "kopia-fs",
+		settings: map[string]string{"kopia-repository-path": path, "kopia-password-file": secretFile(t, kopiaPassword)},
+		backup:   func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
 		outage: func() func() {
 			require.NoError(t, os.Rename(path, path+".away"))
 			return func() { require.NoError(t, os.Rename(path+".away", path)) }
@@ -148,8 +198,11 @@ func kopiaS3(t *testing.T) backendUnderTest {
 	data := dataDir(t)
 
 	return backendUnderTest{
-		loader: kopiaLoader(t, kopia.S3{Endpoint: s3.Endpoint, Bucket: "kopia", Insecure: true,
-			Credentials: func() (string, string, error) { return s3.AccessKey, s3.SecretKey, nil }}),
+		kind: "kopia-s3",
+		settings: map[string]string{
+			"s3-endpoint": s3.Endpoint, "s3-bucket": "kopia", "kopia-password-file": secretFile(t, kopiaPassword),
+			"s3-access-key-file": secretFile(t, s3.AccessKey), "s3-secret-key-file": secretFile(t, s3.SecretKey),
+		},
 		backup: func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
 		outage: func() func() { s3.Stop(); return s3.Start },
 	}
@@ -160,22 +213,30 @@ func resticBackend(t *testing.T, onS3 bool, password string) backendUnderTest {
 	const writePassword = resticPassword
 
 	var (
-		s3   *harness.S3Server
-		opts = restic.Options{Password: repo.Secret(password), VerifyWait: time.Minute}
-		url  func(p repo.PVC) string
-		out  func() func()
+		s3       *harness.S3Server
+		kind     string
+		settings = map[string]string{}
+		url      func(p repo.PVC) string
+		out      func() func()
 	)
+
+	if password != "" {
+		settings["restic-password-file"] = secretFile(t, password)
+	}
 
 	if onS3 {
 		s3 = harness.StartS3(t)
 		bucket := s3.CreateBucket("volsync")
-		opts.S3 = restic.S3Options{Endpoint: s3.URL, Bucket: bucket, AccessKey: s3.AccessKey, SecretKey: repo.Secret(s3.SecretKey)}
+		kind = "restic-s3"
+		settings["s3-endpoint"], settings["s3-bucket"] = s3.URL, bucket
+		settings["s3-access-key-file"], settings["s3-secret-key-file"] = secretFile(t, s3.AccessKey), secretFile(t, s3.SecretKey)
 		url = func(p repo.PVC) string { return "s3:" + s3.URL + "/" + bucket + "/" + p.Namespace + "/" + p.Name }
 		out = func() func() { s3.Stop(); return s3.Start }
 	} else {
 		root := filepath.Join(t.TempDir(), "restic")
 		require.NoError(t, os.MkdirAll(root, 0o700))
-		opts.Dir = root
+		kind = "restic-fs"
+		settings["restic-repository-path"] = root
 		url = func(p repo.PVC) string { return filepath.Join(root, p.Namespace, p.Name) }
 		out = func() func() {
 			require.NoError(t, os.Rename(root, root+".away"))
@@ -183,15 +244,12 @@ func resticBackend(t *testing.T, onS3 bool, password string) backendUnderTest {
 		}
 	}
 
-	r, err := restic.New(opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close() })
-
 	cli := harness.NewResticCLI(t, s3)
 	initialised := map[repo.PVC]bool{}
 
 	return backendUnderTest{
-		loader: r,
+		kind:     kind,
+		settings: settings,
 		backup: func(p repo.PVC) {
 			if !initialised[p] {
 				cli.Init(url(p), writePassword, "2")

@@ -70,3 +70,16 @@ func TestCombine(t *testing.T) {
 	a := repo.Combine(pvc, []repo.Answer{fresh, unknown})
 	assert.True(t, errors.Is(a.Reason, repo.ErrUnavailable), "reasons keep their class")
 }
+
+func TestSortSnapshots(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0)
+	s := []repo.Snapshot{{ID: "c", StartTime: t0.Add(time.Hour)}, {ID: "b", StartTime: t0}, {ID: "a", StartTime: t0}, {ID: "d", StartTime: t0.Add(-time.Hour)}}
+	repo.SortSnapshots(s)
+
+	ids := make([]string, len(s))
+	for i, x := range s {
+		ids[i] = x.ID
+	}
+
+	assert.Equal(t, []string{"d", "a", "b", "c"}, ids, "oldest first; equal times by id")
+}

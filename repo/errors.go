@@ -1,6 +1,9 @@
 package repo
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Error classes shared by every backend and by the server's status table. Backends wrap them with
 // the operation and the resource: fmt.Errorf("kopia: open repository %q: %w", path, ErrUnavailable).
@@ -18,3 +21,17 @@ var (
 	// ErrUnverifiable: snapshots exist but cannot be read or authenticated.
 	ErrUnverifiable = errors.New("snapshot unverifiable")
 )
+
+// Problemf formats a configuration problem: the error wraps ErrInvalidConfig but its message is
+// only the formatted text, so a list of problems reads as the operator's to-do list.
+func Problemf(format string, a ...any) error {
+	return problem{fmt.Errorf(format, a...)}
+}
+
+type problem struct{ err error }
+
+func (p problem) Error() string { return p.err.Error() }
+func (p problem) Unwrap() error { return p.err }
+
+// Is makes errors.Is(err, ErrInvalidConfig) true.
+func (p problem) Is(target error) bool { return target == ErrInvalidConfig }

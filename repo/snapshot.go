@@ -2,6 +2,8 @@ package repo
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,6 +46,11 @@ type Index interface {
 	Find(ctx context.Context, pvc PVC) (Finding, error)
 	// Stats counts what the index holds, for metrics and logs.
 	Stats() IndexStats
+	// Nearby lists, sorted, what is stored next to the identity pvc maps to (for Kopia: the
+	// other sources of the same hostname; for restic: the other repositories or tags of the
+	// namespace), for operators: a surprising "fresh" is most often an identity mismatch, which
+	// this makes visible. It never decides an answer.
+	Nearby(pvc PVC) []string
 }
 
 // IndexStats counts the sources and snapshots an index holds.
@@ -65,13 +72,6 @@ type IndexStatus struct {
 	NotReady error
 }
 
-// Explainer is implemented by indexes that can show an operator which sources are stored next to
-// the one a PVC maps to (for Kopia: the other sources of the namespace's hostname). A surprising
-// "fresh" is most often an identity mismatch, which this makes visible.
-type Explainer interface {
-	Nearby(pvc PVC) []string
-}
-
 // Explanation is everything one backend knows of one PVC, for operators.
 type Explanation struct {
 	Backend   string
@@ -80,4 +80,16 @@ type Explanation struct {
 	IndexTime time.Time
 	// Err is why the backend cannot answer authoritatively, nil when it can.
 	Err error
+}
+
+// SortSnapshots orders snapshots oldest first: by start time, then by id so equal times order
+// the same way on every load. Every backend orders its findings with it.
+func SortSnapshots(s []Snapshot) {
+	slices.SortFunc(s, func(a, b Snapshot) int {
+		if c := a.StartTime.Compare(b.StartTime); c != 0 {
+			return c
+		}
+
+		return strings.Compare(a.ID, b.ID)
+	})
 }

@@ -72,8 +72,6 @@ func New(opts Options) (http.Handler, error) {
 		metrics: newHTTPMetrics(opts.Registerer),
 	}
 
-	gin.SetMode(gin.ReleaseMode)
-
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.Use(h.observe, h.recover)

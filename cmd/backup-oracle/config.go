@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +18,7 @@ import (
 )
 
 // Config is every setting of the service. Each is a flag with an environment fallback
-// (flag > environment > default); defaults live in defaultConfig only.
+// (flag > environment > default); defaults live in defaultConfig and in each backend kind.
 type Config struct {
 	ListenAddress   string
 	Port            int
@@ -32,12 +34,22 @@ type Config struct {
 	AllowEmpty      bool
 	Demo            bool
 	CheckConfig     bool
-	// Env is the one backend the predecessor's environment variables describe.
-	Env BackendConfig
+	// BackendType is the kind of the one backend the environment describes (BACKEND_TYPE).
+	BackendType string
 	// BackendsFile, when set, lists the backends instead (several, in order of preference).
 	BackendsFile string
-	// Backends is what the program serves: those of BackendsFile, or Env. Set by parseConfig.
-	Backends []BackendConfig
+	// Backends is what the program serves: those of BackendsFile, or the one of the environment.
+	// Set by parseConfig.
+	Backends []backendSpec
+	// Warnings are settings that were given but that nothing reads (e.g. S3_PREFIX for kopia-fs).
+	Warnings []string
+}
+
+// backendSpec is one configured backend: its name, its kind and the kind's configuration.
+type backendSpec struct {
+	Name   string
+	Kind   repo.Kind
+	Config repo.BackendConfig
 }
 
 func defaultConfig() Config {
@@ -51,9 +63,7 @@ func defaultConfig() Config {
 		MaxIndexAge:     cache.DefaultMaxIndexAge,
 		LogLevel:        "info",
 		LogFormat:       "json",
-		Env: BackendConfig{Type: backendKopiaFS, Kopia: KopiaConfig{
-			SourceNameTemplate: repo.DefaultSourceNameTemplate, Path: repo.DefaultKopiaPath,
-		}},
+		BackendType:     registry()[0].Name, // the registry's first kind is the default
 	}
 }
 
@@ -65,76 +75,143 @@ type setting struct {
 	value flag.Value
 }
 
-func (c *Config) settings() []setting {
+// settings are the service's own settings; each backend kind declares its own (repo.Field).
+func (c *Config) settings(kinds repo.Registry) []setting {
 	return []setting{
-		{"backend", []string{"BACKEND_TYPE"}, "backend type: " + strings.Join(validBackends(), ", "), (*stringValue)(&c.Env.Type)},
-		{"backends-file", []string{"BACKENDS_FILE"}, "YAML file listing several backends in order of preference (replaces the backend settings below)", (*stringValue)(&c.BackendsFile)},
-		{"listen-address", []string{"LISTEN_ADDRESS"}, "address to listen on (default \":$PORT\")", (*stringValue)(&c.ListenAddress)},
-		{"port", []string{"PORT"}, "port to listen on when no listen address is given", (*intValue)(&c.Port)},
-		{"http-timeout", []string{"HTTP_TIMEOUT"}, "bound on one /exists lookup; past it the answer is unknown", (*durationValue)(&c.HTTPTimeout)},
-		{"cache-ttl", []string{"CACHE_TTL"}, "lifetime of a memoised per-PVC answer (also dropped on every index refresh)", (*durationValue)(&c.CacheTTL)},
-		{"cache-size", []string{"CACHE_SIZE"}, "maximum number of memoised per-PVC answers", (*intValue)(&c.CacheSize)},
-		{"refresh-interval", []string{"REFRESH_INTERVAL", "RE_WARM_INTERVAL"}, "pause between index refreshes", (*durationValue)(&c.RefreshInterval)},
-		{"refresh-timeout", []string{"REFRESH_TIMEOUT"}, "bound on one index refresh", (*durationValue)(&c.RefreshTimeout)},
-		{"max-index-age", []string{"MAX_INDEX_AGE"}, "staleness bound: an older index answers unknown and is not ready", (*durationValue)(&c.MaxIndexAge)},
-		{"log-level", []string{"LOG_LEVEL"}, "debug, info, warn or error", (*stringValue)(&c.LogLevel)},
-		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*stringValue)(&c.LogFormat)},
-		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*boolValue)(&c.AllowEmpty)},
-		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*stringValue)(&c.StateDir)},
-		{"kopia-repository-path", []string{"KOPIA_REPOSITORY_PATH"}, "Kopia filesystem repository (kopia-fs)", (*stringValue)(&c.Env.Kopia.RepositoryPath)},
-		{"kopia-password", []string{"KOPIA_PASSWORD"}, "Kopia repository password (prefer the file)", (*secretValue)(&c.Env.Kopia.Password)},
-		{"kopia-password-file", []string{"KOPIA_PASSWORD_FILE"}, "file holding the Kopia password, re-read before every refresh", (*stringValue)(&c.Env.Kopia.PasswordFile)},
-		{"kopia-source-name-template", []string{"KOPIA_SOURCE_NAME_TEMPLATE"}, "ReplicationSource name for a PVC ({namespace}, {pvc})", (*stringValue)(&c.Env.Kopia.SourceNameTemplate)},
-		{"kopia-username-template", []string{"KOPIA_USERNAME_TEMPLATE"}, "explicit Kopia username (spec.kopia.username); empty: derived from the source name", (*stringValue)(&c.Env.Kopia.UsernameTemplate)},
-		{"kopia-hostname-template", []string{"KOPIA_HOSTNAME_TEMPLATE"}, "explicit Kopia hostname (spec.kopia.hostname); empty: the namespace", (*stringValue)(&c.Env.Kopia.HostnameTemplate)},
-		{"kopia-path", []string{"KOPIA_PATH"}, "Kopia source path (spec.kopia.sourcePathOverride)", (*stringValue)(&c.Env.Kopia.Path)},
-		{"s3-endpoint", []string{"S3_ENDPOINT"}, "S3 endpoint, host:port or URL (kopia-s3, restic-s3); empty: AWS", (*stringValue)(&c.Env.S3.Endpoint)},
-		{"s3-bucket", []string{"S3_BUCKET"}, "S3 bucket", (*stringValue)(&c.Env.S3.Bucket)},
-		{"s3-prefix", []string{"S3_PREFIX"}, "key prefix of the repositories ({prefix} of the restic template; the Kopia repository's prefix)", (*stringValue)(&c.Env.S3.Prefix)},
-		{"s3-region", []string{"S3_REGION"}, "S3 region", (*stringValue)(&c.Env.S3.Region)},
-		{"s3-secure", []string{"S3_SECURE"}, "use TLS for a host:port endpoint", (*boolValue)(&c.Env.S3.Secure)},
-		{"s3-ca-file", []string{"S3_CA_FILE"}, "PEM certificates to trust for the S3 endpoint", (*stringValue)(&c.Env.S3.CAFile)},
-		{"s3-virtual-host-style", []string{"S3_VIRTUAL_HOST_STYLE"}, "address buckets as bucket.host (default: path style)", (*boolValue)(&c.Env.S3.VirtualHostStyle)},
-		{"s3-request-timeout", []string{"S3_REQUEST_TIMEOUT"}, "bound on one S3 request attempt while refreshing (restic-s3); default 10s", (*durationValue)(&c.Env.S3.RequestTimeout)},
-		{"s3-access-key", []string{"S3_ACCESS_KEY"}, "S3 access key (empty with the secret key: the SDK's default chain)", (*secretValue)(&c.Env.S3.AccessKey)},
-		{"s3-access-key-file", []string{"S3_ACCESS_KEY_FILE"}, "file holding the S3 access key", (*stringValue)(&c.Env.S3.AccessKeyFile)},
-		{"s3-secret-key", []string{"S3_SECRET_KEY"}, "S3 secret key (prefer the file)", (*secretValue)(&c.Env.S3.SecretKey)},
-		{"s3-secret-key-file", []string{"S3_SECRET_KEY_FILE"}, "file holding the S3 secret key", (*stringValue)(&c.Env.S3.SecretKeyFile)},
-		{"restic-repository-path", []string{"RESTIC_REPOSITORY_PATH"}, "directory holding restic repositories (restic-fs)", (*stringValue)(&c.Env.Restic.Path)},
-		{"restic-layout", []string{"RESTIC_LAYOUT"}, "per-pvc (one repository per PVC) or shared (snapshots tagged <namespace>/<pvc>)", (*stringValue)(&c.Env.Restic.Layout)},
-		{"restic-repository-template", []string{"RESTIC_REPOSITORY_TEMPLATE"}, "a PVC's repository ({prefix}, {namespace}, {pvc}); default {prefix}/{namespace}/{pvc}", (*stringValue)(&c.Env.Restic.RepositoryTemplate)},
-		{"restic-password", []string{"RESTIC_PASSWORD"}, "restic password: every snapshot is then decrypted and authenticated (prefer the file)", (*secretValue)(&c.Env.Restic.Password)},
-		{"restic-password-file", []string{"RESTIC_PASSWORD_FILE"}, "file holding the restic password", (*stringValue)(&c.Env.Restic.PasswordFile)},
-		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in a temporary directory", (*boolValue)(&c.Demo)},
-		{"check-config", nil, "validate the configuration, print it and exit", (*boolValue)(&c.CheckConfig)},
+		{"backend", []string{"BACKEND_TYPE"}, "backend kind: " + strings.Join(kinds.Names(), ", "), (*repo.StringValue)(&c.BackendType)},
+		{"backends-file", []string{"BACKENDS_FILE"}, "YAML file listing several backends in order of preference (replaces the backend settings)", (*repo.StringValue)(&c.BackendsFile)},
+		{"listen-address", []string{"LISTEN_ADDRESS"}, "address to listen on (default \":$PORT\")", (*repo.StringValue)(&c.ListenAddress)},
+		{"port", []string{"PORT"}, "port to listen on when no listen address is given", (*repo.IntValue)(&c.Port)},
+		{"http-timeout", []string{"HTTP_TIMEOUT"}, "bound on one /exists lookup; past it the answer is unknown", (*repo.DurationValue)(&c.HTTPTimeout)},
+		{"cache-ttl", []string{"CACHE_TTL"}, "lifetime of a memoised per-PVC answer (also dropped on every index refresh)", (*repo.DurationValue)(&c.CacheTTL)},
+		{"cache-size", []string{"CACHE_SIZE"}, "maximum number of memoised per-PVC answers", (*repo.IntValue)(&c.CacheSize)},
+		{"refresh-interval", []string{"REFRESH_INTERVAL", "RE_WARM_INTERVAL"}, "pause between index refreshes", (*repo.DurationValue)(&c.RefreshInterval)},
+		{"refresh-timeout", []string{"REFRESH_TIMEOUT"}, "bound on one index refresh", (*repo.DurationValue)(&c.RefreshTimeout)},
+		{"max-index-age", []string{"MAX_INDEX_AGE"}, "staleness bound: an older index answers unknown and is not ready", (*repo.DurationValue)(&c.MaxIndexAge)},
+		{"log-level", []string{"LOG_LEVEL"}, "debug, info, warn or error", (*repo.StringValue)(&c.LogLevel)},
+		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*repo.StringValue)(&c.LogFormat)},
+		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*repo.BoolValue)(&c.AllowEmpty)},
+		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*repo.StringValue)(&c.StateDir)},
+		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in the state directory", (*repo.BoolValue)(&c.Demo)},
+		{"check-config", nil, "validate the configuration, print it and exit", (*repo.BoolValue)(&c.CheckConfig)},
 	}
 }
 
-// parseConfig reads the environment, then the flags. It returns every problem at once.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+// backendFlag is one backend setting shared by every kind that declares it: setting it sets it
+// on each of them, and the chosen kind's configuration is used.
+type backendFlag struct {
+	repo.Field
+	kinds  []string
+	values []flag.Value
+	given  string // the flag or environment variable it was set by; empty when not set
+}
+
+func (b *backendFlag) Set(s string) error {
+	for _, v := range b.values {
+		if err := v.Set(s); err != nil {
+			return err
+		}
+	}
+
+	return nil
+}
+
+// String is the current value, or "" when it is its type's zero value (so --help shows no
+// "(default 0s)" or "(default [redacted])" for unset settings).
+func (b *backendFlag) String() string {
+	if len(b.values) == 0 {
+		return ""
+	}
+
+	v := b.values[0]
+	if zero, ok := reflect.New(reflect.TypeOf(v).Elem()).Interface().(flag.Value); ok && zero.String() == v.String() {
+		return ""
+	}
+
+	return v.String()
+}
+
+// IsBoolFlag lets `--flag` mean `--flag=true` for boolean settings.
+func (b *backendFlag) IsBoolFlag() bool {
+	bf, ok := b.Value.(interface{ IsBoolFlag() bool })
+	return ok && bf.IsBoolFlag()
+}
+
+// backendFlags gathers the fields of every kind, one per flag name, in registry order, and the
+// configuration of each kind the flags write to.
+func backendFlags(kinds repo.Registry) ([]*backendFlag, map[string]repo.BackendConfig) {
+	var flags []*backendFlag
+
+	byName := map[string]*backendFlag{}
+	configs := map[string]repo.BackendConfig{}
+
+	for _, k := range kinds {
+		c := k.New()
+		configs[k.Name] = c
+
+		for _, f := range c.Fields() {
+			b, ok := byName[f.Flag]
+			if !ok {
+				b = &backendFlag{Field: f}
+				byName[f.Flag] = b
+				flags = append(flags, b)
+			}
+
+			b.kinds = append(b.kinds, k.Name)
+			b.values = append(b.values, f.Value)
+		}
+	}
+
+	return flags, configs
+}
+
+// parseConfig reads the environment, then the flags. It returns every problem at once; -h
+// prints the help to help and returns flag.ErrHelp.
+func parseConfig(args []string, getenv func(string) string, help io.Writer) (Config, error) {
 	cfg := defaultConfig()
+	kinds := registry()
+	settings := cfg.settings(kinds)
+	bflags, configs := backendFlags(kinds)
+
 	fs := flag.NewFlagSet("backup-oracle", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // parse errors are returned; help goes to help
+	fs.Usage = func() { printHelp(help, fs, kinds) }
 
 	var errs []error
 
-	for _, s := range cfg.settings() {
-		fs.Var(s.value, s.flag, envUsage(s))
-
-		for _, env := range s.env {
-			if v := getenv(env); v != "" {
-				if err := s.value.Set(v); err != nil {
+	fromEnv := func(envs []string, v flag.Value) string {
+		for _, env := range envs {
+			if s := getenv(env); s != "" {
+				if err := v.Set(s); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", env, err))
 				}
 
-				break
+				return env
 			}
 		}
+
+		return ""
+	}
+
+	for _, s := range settings {
+		fs.Var(s.value, s.flag, envUsage(s.usage, s.env))
+		fromEnv(s.env, s.value)
+	}
+
+	for _, b := range bflags {
+		fs.Var(b, b.Flag, envUsage(b.Usage+" ("+strings.Join(b.kinds, ", ")+")", b.Env))
+		b.given = fromEnv(b.Env, b)
 	}
 
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
+
+	fs.Visit(func(f *flag.Flag) {
+		if b, ok := f.Value.(*backendFlag); ok {
+			b.given = "--" + f.Name
+		}
+	})
 
 	if fs.NArg() > 0 {
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
@@ -144,36 +221,57 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		return cfg, err
 	}
 
-	cfg.Env.Name = cfg.Env.Type
-	cfg.Backends = []BackendConfig{cfg.Env}
-
 	if cfg.BackendsFile != "" {
-		bs, err := loadBackendsFile(cfg.BackendsFile)
+		bs, err := loadBackendsFile(cfg.BackendsFile, kinds)
 		if err != nil {
 			return cfg, err
 		}
 
 		cfg.Backends = bs
+		cfg.Warnings = ignored(bflags, "", "BACKENDS_FILE replaces the backend settings of the environment and flags")
+	} else if k, err := kinds.Lookup(cfg.BackendType); err != nil {
+		errs = append(errs, err)
+	} else {
+		cfg.Backends = []backendSpec{{Name: cfg.BackendType, Kind: k, Config: configs[k.Name]}}
+		cfg.Warnings = ignored(bflags, k.Name, "the "+k.Name+" backend does not read it")
 	}
 
-	return cfg, cfg.Validate()
+	errs = append(errs, cfg.Validate())
+
+	return cfg, errors.Join(errs...)
 }
 
-func envUsage(s setting) string {
-	if len(s.env) == 0 {
-		return s.usage
+// ignored lists the backend settings given but not read by kind (every one when kind is empty).
+func ignored(bflags []*backendFlag, kind, why string) []string {
+	var out []string
+
+	for _, b := range bflags {
+		if b.given != "" && (kind == "" || !slices.Contains(b.kinds, kind)) {
+			out = append(out, fmt.Sprintf("%s is set but ignored: %s", b.given, why))
+		}
 	}
 
-	return s.usage + " [$" + strings.Join(s.env, ", $") + "]"
+	return out
 }
 
-// Validate returns every problem of the configuration, joined.
+func envUsage(usage string, env []string) string {
+	if len(env) == 0 {
+		return usage
+	}
+
+	return usage + " [$" + strings.Join(env, ", $") + "]"
+}
+
+// Validate returns every problem of the configuration, joined. The backends are validated
+// unless the demo replaces them.
 func (c *Config) Validate() error {
 	var errs []error
 
 	add := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 
-	errs = append(errs, validateBackends(c.Backends, c.Demo)...)
+	if !c.Demo {
+		errs = append(errs, validateBackends(c.Backends)...)
+	}
 
 	if c.Port < 1 || c.Port > 65535 {
 		add("PORT %d is not a port number (1-65535)", c.Port)
@@ -216,6 +314,57 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validateBackends checks every backend and that names are unique.
+func validateBackends(bs []backendSpec) []error {
+	var errs []error
+
+	names := make([]string, 0, len(bs))
+
+	for _, b := range bs {
+		if err := b.Config.Validate(); err != nil {
+			for _, e := range flatten(err) {
+				errs = append(errs, fmt.Errorf("backend %s: %w", b.Name, e))
+			}
+		}
+
+		if slices.Contains(names, b.Name) {
+			errs = append(errs, fmt.Errorf("backend name %q is used twice: names label metrics and answers", b.Name))
+		}
+
+		names = append(names, b.Name)
+	}
+
+	return errs
+}
+
+// flatten lists the problems of an errors.Join, recursively, so each is reported on its own line
+// with its backend's name. Other errors, even those wrapping several (fmt's "%w: %w"), are one
+// problem each.
+func flatten(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+
+	children := j.Unwrap()
+	texts := make([]string, len(children))
+
+	for i, c := range children {
+		texts[i] = c.Error()
+	}
+
+	if err.Error() != strings.Join(texts, "\n") { // not a join: one problem
+		return []error{err}
+	}
+
+	var out []error
+	for _, c := range children {
+		out = append(out, flatten(c)...)
+	}
+
+	return out
+}
+
 // listenAddress is LISTEN_ADDRESS, or ":$PORT".
 func (c *Config) listenAddress() string {
 	if c.ListenAddress != "" {
@@ -233,61 +382,3 @@ func parseLevel(s string) (slog.Level, error) {
 
 	return l, nil
 }
-
-// flag.Value implementations.
-type (
-	stringValue   string
-	intValue      int
-	boolValue     bool
-	durationValue time.Duration
-	secretValue   repo.Secret
-)
-
-func (v *stringValue) Set(s string) error { *v = stringValue(s); return nil }
-func (v *stringValue) String() string     { return string(*v) }
-
-func (v *intValue) Set(s string) error {
-	n, err := strconv.Atoi(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a whole number", s)
-	}
-
-	*v = intValue(n)
-
-	return nil
-}
-func (v *intValue) String() string { return strconv.Itoa(int(*v)) }
-
-func (v *boolValue) Set(s string) error {
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a boolean", s)
-	}
-
-	*v = boolValue(b)
-
-	return nil
-}
-func (v *boolValue) String() string   { return strconv.FormatBool(bool(*v)) }
-func (v *boolValue) IsBoolFlag() bool { return true }
-
-// Set accepts a Go duration ("90s", "2m") or, as the predecessor did, a bare number of seconds.
-func (v *durationValue) Set(s string) error {
-	if n, err := strconv.Atoi(s); err == nil {
-		*v = durationValue(time.Duration(n) * time.Second)
-		return nil
-	}
-
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a duration (e.g. 30s, 2m, or a number of seconds)", s)
-	}
-
-	*v = durationValue(d)
-
-	return nil
-}
-func (v *durationValue) String() string { return time.Duration(*v).String() }
-
-func (v *secretValue) Set(s string) error { *v = secretValue(s); return nil }
-func (v *secretValue) String() string     { return repo.Secret(*v).String() }

@@ -9,9 +9,24 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/repo/kopia"
+	"github.com/backup-oracle/backup-oracle/repo/restic"
 )
 
 func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+
+func kopiaFS(t *testing.T, c Config) *kopia.FSConfig { t.Helper(); return kopiaFSAt(t, c, 0) }
+
+func kopiaFSAt(t *testing.T, c Config, i int) *kopia.FSConfig {
+	t.Helper()
+	require.Greater(t, len(c.Backends), i)
+
+	k, ok := c.Backends[i].Config.(*kopia.FSConfig)
+	require.True(t, ok, "backend %d is %T", i, c.Backends[i].Config)
+
+	return k
+}
 
 func TestParseConfig(t *testing.T) {
 	base := map[string]string{"KOPIA_REPOSITORY_PATH": "/repo", "KOPIA_PASSWORD": "pw"}
@@ -37,13 +52,13 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{"defaults", base, nil, func(t *testing.T, c Config) {
 			require.Len(t, c.Backends, 1)
-			assert.Equal(t, "kopia-fs", c.Backends[0].Type)
+			assert.Equal(t, "kopia-fs", c.Backends[0].Kind.Name)
 			assert.Equal(t, "kopia-fs", c.Backends[0].Name)
 			assert.Equal(t, ":8080", c.listenAddress())
 			assert.Equal(t, 30*time.Second, c.RefreshInterval)
 			assert.Equal(t, 2*time.Minute, c.MaxIndexAge)
-			assert.Equal(t, "{pvc}-backup", c.Backends[0].Kopia.identity().SourceName)
-			assert.Equal(t, "/data", c.Backends[0].Kopia.identity().Path)
+			assert.Equal(t, "{pvc}-backup", kopiaFS(t, c).Kopia.Identity().SourceName)
+			assert.Equal(t, "/data", kopiaFS(t, c).Kopia.Identity().Path)
 		}, nil},
 		{"predecessor names", with(map[string]string{"PORT": "9090", "RE_WARM_INTERVAL": "45", "HTTP_TIMEOUT": "3", "CACHE_TTL": "1m", "LOG_LEVEL": "debug"}), nil,
 			func(t *testing.T, c Config) {
@@ -57,10 +72,10 @@ func TestParseConfig(t *testing.T) {
 		{"flag wins over environment", with(map[string]string{"PORT": "9090"}), []string{"--port", "7070", "--kopia-path", "/mnt"},
 			func(t *testing.T, c Config) {
 				assert.Equal(t, 7070, c.Port)
-				assert.Equal(t, "/mnt", c.Backends[0].Kopia.identity().Path)
+				assert.Equal(t, "/mnt", kopiaFS(t, c).Kopia.Identity().Path)
 			}, nil},
 		{"password file", map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD_FILE": "/s/pw"}, nil,
-			func(t *testing.T, c Config) { assert.Equal(t, "/s/pw", c.Backends[0].Kopia.PasswordFile) }, nil},
+			func(t *testing.T, c Config) { assert.Equal(t, "/s/pw", kopiaFS(t, c).Kopia.PasswordFile) }, nil},
 		{"demo needs no repository", nil, []string{"--demo"}, func(t *testing.T, c Config) { assert.True(t, c.Demo) }, nil},
 		{"every problem at once", map[string]string{"BACKEND_TYPE": "nfs", "PORT": "99999", "MAX_INDEX_AGE": "10s", "REFRESH_INTERVAL": "1m", "LOG_LEVEL": "loud", "CACHE_SIZE": "0"}, nil, nil,
 			[]string{`unknown type "nfs": valid types are kopia-fs, kopia-s3, restic-s3, s3, restic-fs`, "PORT 99999", "MAX_INDEX_AGE (10s) must exceed REFRESH_INTERVAL (1m0s)", `LOG_LEVEL "loud"`, "CACHE_SIZE must be at least 1"}},
@@ -75,13 +90,20 @@ func TestParseConfig(t *testing.T) {
 		{"predecessor s3", map[string]string{"BACKEND_TYPE": "s3", "S3_ENDPOINT": "minio:9000", "S3_BUCKET": "volsync", "S3_ACCESS_KEY": "ak", "S3_SECRET_KEY": "sk", "S3_SECURE": "false"}, nil,
 			func(t *testing.T, c Config) {
 				b := c.Backends[0]
-				assert.Equal(t, "restic-s3", canonicalType(b.Type))
-				assert.Equal(t, "minio:9000", b.S3.Endpoint)
-				assert.False(t, b.S3.Secure)
-				o := b.resticOptions("pw")
-				assert.Equal(t, "volsync", o.S3.Bucket)
-				assert.Empty(t, o.Prefix, "repositories at <bucket>/<namespace>/<pvc>, as VolSync's RESTIC_REPOSITORY")
-				assert.Equal(t, "pw", o.Password.Reveal())
+				assert.Equal(t, "restic-s3", b.Kind.Name)
+				r, ok := b.Config.(*restic.S3Config)
+				require.True(t, ok)
+				assert.Equal(t, "minio:9000", r.S3.Endpoint)
+				assert.False(t, r.S3.Secure)
+				ep, err := r.S3.ParseEndpoint()
+				require.NoError(t, err)
+				assert.Equal(t, "http://minio:9000", ep.URL())
+				assert.Equal(t, "volsync", r.S3.Bucket)
+				assert.Empty(t, r.S3.Prefix, "repositories at <bucket>/<namespace>/<pvc>, as VolSync's RESTIC_REPOSITORY")
+				ak, sk, err := r.S3.Credentials()
+				require.NoError(t, err)
+				assert.Equal(t, "ak", ak.Reveal())
+				assert.Equal(t, "sk", sk.Reveal())
 			}, nil},
 		{"restic-s3 without bucket, half the keys, restic password twice", map[string]string{"BACKEND_TYPE": "restic-s3", "S3_ACCESS_KEY": "ak", "RESTIC_PASSWORD": "a", "RESTIC_PASSWORD_FILE": "/f"}, nil, nil,
 			[]string{"S3_BUCKET (s3.bucket) is required", "set both S3 keys", "set RESTIC_PASSWORD or RESTIC_PASSWORD_FILE, not both"}},
@@ -89,9 +111,12 @@ func TestParseConfig(t *testing.T) {
 			[]string{"the shared layout needs the password"}},
 		{"kopia-s3", map[string]string{"BACKEND_TYPE": "kopia-s3", "S3_ENDPOINT": "https://s3.example", "S3_BUCKET": "kopia", "KOPIA_PASSWORD_FILE": "/pw"}, nil,
 			func(t *testing.T, c Config) {
-				ep, insecure := hostPort(c.Backends[0].S3.Endpoint, c.Backends[0].S3.Secure)
-				assert.Equal(t, "s3.example", ep)
-				assert.False(t, insecure, "an https URL wins over S3_SECURE")
+				k, ok := c.Backends[0].Config.(*kopia.S3Config)
+				require.True(t, ok)
+				ep, err := k.S3.ParseEndpoint()
+				require.NoError(t, err)
+				assert.Equal(t, "s3.example", ep.Host)
+				assert.True(t, ep.Secure, "an https URL wins over S3_SECURE")
 			}, nil},
 	}
 
@@ -114,14 +139,30 @@ func TestParseConfig(t *testing.T) {
 	}
 }
 
+func TestIgnoredSettingsWarn(t *testing.T) {
+	c, err := parseConfig([]string{"--restic-layout", "shared"}, env(map[string]string{
+		"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "pw", "S3_PREFIX": "volsync/", "S3_BUCKET": "b",
+	}), io.Discard)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, []string{
+		"S3_BUCKET is set but ignored: the kopia-fs backend does not read it",
+		"S3_PREFIX is set but ignored: the kopia-fs backend does not read it",
+		"--restic-layout is set but ignored: the kopia-fs backend does not read it",
+	}, c.Warnings)
+
+	c, err = parseConfig(nil, env(map[string]string{"BACKEND_TYPE": "kopia-s3", "S3_BUCKET": "b", "KOPIA_PASSWORD": "pw"}), io.Discard)
+	require.NoError(t, err)
+	assert.Empty(t, c.Warnings, "settings the kind reads are not ignored")
+}
+
 func TestPasswordNeverPrinted(t *testing.T) {
 	c, err := parseConfig(nil, env(map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "hunter2"}), io.Discard)
 	require.NoError(t, err)
 	assert.NotContains(t, fmtAll(c), "hunter2")
 
-	pw, err := c.Backends[0].Kopia.password().read()
+	pw, err := kopiaFS(t, c).Kopia.PasswordRef().Read()
 	require.NoError(t, err)
-	assert.Equal(t, "hunter2", pw)
+	assert.Equal(t, "hunter2", pw.Reveal())
 }
 
 func TestBackendsFile(t *testing.T) {
@@ -148,9 +189,12 @@ backends:
 		require.NoError(t, err)
 		require.Len(t, c.Backends, 2)
 		assert.Equal(t, "green", c.Backends[0].Name)
-		assert.Equal(t, "/s/restic", c.Backends[0].Restic.PasswordFile)
+		r, ok := c.Backends[0].Config.(*restic.S3Config)
+		require.True(t, ok)
+		assert.Equal(t, "/s/restic", r.Restic.PasswordFile)
 		assert.Equal(t, "kopia-fs", c.Backends[1].Name, "the name defaults to the type")
-		assert.Equal(t, "{pvc}-rs", c.Backends[1].Kopia.identity().SourceName)
+		assert.Equal(t, "{pvc}-rs", kopiaFSAt(t, c, 1).Kopia.Identity().SourceName)
+		assert.Equal(t, "/data", kopiaFSAt(t, c, 1).Kopia.Identity().Path, "the kind's defaults apply under the file's values")
 	})
 
 	cases := []struct{ name, body, want string }{
@@ -158,6 +202,11 @@ backends:
 		{"empty", "backends: []\n", "no backends listed"},
 		{"duplicate names", "backends:\n  - {type: restic-fs, restic: {path: /a}}\n  - {type: restic-fs, restic: {path: /b}}\n", `backend name "restic-fs" is used twice`},
 		{"inline secrets are not accepted", "backends:\n  - type: kopia-fs\n    kopia: {repositoryPath: /r, password: hunter2}\n", "field password not found"},
+		{"a kind only takes its own settings", "backends:\n  - type: kopia-s3\n    s3: {bucket: b}\n    kopia: {repositoryPath: /r, passwordFile: /p}\n", "field repositoryPath not found"},
+		{"a filesystem kind has no s3 section", "backends:\n  - type: restic-fs\n    restic: {path: /r}\n    s3: {bucket: b}\n", "field s3 not found"},
+		{"type is required", "backends:\n  - name: x\n", "type is required: one of kopia-fs"},
+		{"unknown type", "backends:\n  - type: tape\n", `unknown type "tape"`},
+		{"every entry's problems", "backends:\n  - type: tape\n  - type: nfs\n", `unknown type "nfs"`},
 	}
 
 	for _, tc := range cases {

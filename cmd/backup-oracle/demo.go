@@ -66,6 +66,29 @@ func createDemo(ctx context.Context, stateDir string) (*demoRepository, error) {
 	return d, nil
 }
 
+// demoKind is the kind of the demo repository.
+const demoKind = "kopia-fs"
+
+// backend is the demo repository as a backend of the registry, configured as the environment
+// would configure it.
+func (d *demoRepository) backend(kinds repo.Registry) (backendSpec, error) {
+	k, err := kinds.Lookup(demoKind)
+	if err != nil {
+		return backendSpec{}, err
+	}
+
+	cfg := k.New()
+	if err := setFields(cfg, map[string]string{"kopia-repository-path": d.path, "kopia-password": d.password.Reveal()}); err != nil {
+		return backendSpec{}, fmt.Errorf("demo: %w", err)
+	}
+
+	if err := cfg.Validate(); err != nil {
+		return backendSpec{}, fmt.Errorf("demo: %w", err)
+	}
+
+	return backendSpec{Name: k.Name, Kind: k, Config: cfg}, nil
+}
+
 // readiness is what announce waits for.
 type readiness interface{ Ready() error }
 

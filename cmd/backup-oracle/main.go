@@ -14,16 +14,15 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/backup-oracle/backup-oracle/cache"
-	"github.com/backup-oracle/backup-oracle/repo/restic"
 	"github.com/backup-oracle/backup-oracle/server"
 )
 
@@ -44,7 +43,11 @@ func main() {
 // run is the whole program: it returns the exit code (0 ok, 1 runtime failure, 2 bad config)
 // when ctx is cancelled or the server cannot start.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := parseConfig(args, getenv, stderr)
+	if len(args) > 0 && args[0] == "kinds" {
+		return runKinds(args[1:], stdout, stderr)
+	}
+
+	cfg, err := parseConfig(args, getenv, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -63,10 +66,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			fmt.Fprintf(stdout, "  backend %d: %s\n", i+1, describe(b))
 		}
 
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stdout, "  warning: %s\n", w)
+		}
+
 		return 0
 	}
 
+	gin.SetMode(gin.ReleaseMode) // a process-wide setting: the program's, not the handler's
+
 	logger := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		logger.Warn("configuration", "warning", w)
+	}
+
 	if err := serve(ctx, cfg, logger, stdout); err != nil {
 		logger.Error("backup-oracle stopped", "err", err)
 		return 1
@@ -86,7 +99,7 @@ func newLogger(cfg Config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// serve wires the backends, caches and HTTP server, and runs until ctx is cancelled.
+// serve builds the backends and caches and the HTTP server, and runs until ctx is cancelled.
 func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Writer) error {
 	cleanup := cleanups{}
 	defer cleanup.run()
@@ -109,37 +122,21 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 			return err
 		}
 
-		demo = d
-		cfg.Backends = []BackendConfig{{Name: backendKopiaFS, Type: backendKopiaFS,
-			Kopia: KopiaConfig{RepositoryPath: d.path, Password: d.password}}}
+		spec, err := d.backend(registry())
+		if err != nil {
+			return err
+		}
+
+		demo, cfg.Backends = d, []backendSpec{spec}
 	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(backendNames(cfg.Backends)))
 
-	metrics := cache.NewMetrics(reg)
-	oracle := make(cache.Group, 0, len(cfg.Backends))
-
-	for _, b := range cfg.Backends {
-		loader, err := newBackend(b, cfg.StateDir, logger)
-		if err != nil {
-			return err
-		}
-
-		cleanup.add(func() { _ = loader.Close(context.Background()) })
-
-		c, err := cache.New(cache.Options{
-			Backend: b.Name, Loader: loader,
-			RefreshInterval: cfg.RefreshInterval, RefreshTimeout: cfg.RefreshTimeout, MaxIndexAge: cfg.MaxIndexAge,
-			MemoSize: cfg.CacheSize, MemoTTL: cfg.CacheTTL, LookupTimeout: cfg.HTTPTimeout, AllowEmpty: cfg.AllowEmpty,
-			Metrics: metrics, Logger: logger,
-		})
-		if err != nil {
-			return err
-		}
-
-		oracle = append(oracle, c)
+	oracle, err := buildCaches(cfg, reg, logger, &cleanup)
+	if err != nil {
+		return err
 	}
 
 	handler, err := server.New(server.Options{
@@ -154,33 +151,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddress(), err)
 	}
 
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      cfg.HTTPTimeout + 10*time.Second,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    16 << 10,
-	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var refreshers sync.WaitGroup
-
-	for _, c := range oracle {
-		refreshers.Add(1)
-
-		go func() {
-			defer refreshers.Done()
-			c.Run(ctx)
-		}()
-	}
-
-	served := make(chan error, 1)
-
-	go func() { served <- srv.Serve(ln) }()
-
 	url := "http://" + dialable(ln.Addr())
 	fmt.Fprintf(stdout, "backup-oracle %s listening on %s\n", version, url)
 	logger.Info("listening", "address", ln.Addr().String(), "backends", backendNames(cfg.Backends), "version", version)
@@ -189,9 +159,73 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		go demo.announce(ctx, oracle, url, stdout)
 	}
 
+	return runUntilShutdown(ctx, newHTTPServer(handler, cfg), ln, oracle, logger)
+}
+
+// buildCaches opens every backend and puts a cache in front of each; cleanup closes them.
+func buildCaches(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cleanup *cleanups) (cache.Group, error) {
+	backends, err := openBackends(cfg.Backends, cfg.StateDir, logger)
+	for _, b := range backends {
+		cleanup.add(func() { _ = b.Close(context.Background()) })
+	}
+
+	if err != nil {
+		return nil, err
+	}
+
+	metrics := cache.NewMetrics(reg)
+	oracle := make(cache.Group, 0, len(backends))
+
+	for i, b := range backends {
+		c, err := cache.New(cache.Options{
+			Backend: cfg.Backends[i].Name, Loader: b,
+			RefreshInterval: cfg.RefreshInterval, RefreshTimeout: cfg.RefreshTimeout, MaxIndexAge: cfg.MaxIndexAge,
+			MemoSize: cfg.CacheSize, MemoTTL: cfg.CacheTTL, LookupTimeout: cfg.HTTPTimeout, AllowEmpty: cfg.AllowEmpty,
+			Metrics: metrics, Logger: logger,
+		})
+		if err != nil {
+			return nil, err
+		}
+
+		oracle = append(oracle, c)
+	}
+
+	return oracle, nil
+}
+
+func newHTTPServer(handler http.Handler, cfg Config) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.HTTPTimeout + 10*time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    16 << 10,
+	}
+}
+
+// runUntilShutdown runs the refreshers and serves ln until ctx is cancelled, then shuts the
+// server down (in-flight requests finish, at most 10 s) and waits for the refreshers.
+func runUntilShutdown(ctx context.Context, srv *http.Server, ln net.Listener, oracle cache.Group, logger *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var refreshers sync.WaitGroup
+
+	for _, c := range oracle {
+		refreshers.Go(func() { c.Run(ctx) })
+	}
+
+	served := make(chan error, 1)
+
+	go func() { served <- srv.Serve(ln) }()
+
 	select {
 	case <-ctx.Done():
 	case err := <-served:
+		cancel()
+		refreshers.Wait()
+
 		return fmt.Errorf("serve: %w", err)
 	}
 
@@ -206,36 +240,6 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	refreshers.Wait()
 
 	return nil
-}
-
-// describe summarises a backend for --check-config.
-func describe(b BackendConfig) string {
-	switch canonicalType(b.Type) {
-	case backendKopiaFS, backendKopiaS3:
-		id := b.Kopia.identity()
-		if id.UserName != "" || id.HostName != "" {
-			return fmt.Sprintf("%s (%s): username %q hostname %q path %q", b.Name, b.Type, id.UserName, id.HostName, id.Path)
-		}
-
-		return fmt.Sprintf("%s (%s): source name %q (username derived from it, hostname = namespace), path %q", b.Name, b.Type, id.SourceName, id.Path)
-	default:
-		o := b.resticOptions("")
-		layout := o.Layout
-		if layout == "" {
-			layout = restic.LayoutPerPVC
-		}
-
-		return fmt.Sprintf("%s (%s): layout %s, verify snapshots %t", b.Name, b.Type, layout, b.Restic.password().set())
-	}
-}
-
-func backendNames(bs []BackendConfig) string {
-	names := make([]string, len(bs))
-	for i, b := range bs {
-		names[i] = b.Name
-	}
-
-	return strings.Join(names, ",")
 }
 
 func buildInfo(backend string) prometheus.Collector {

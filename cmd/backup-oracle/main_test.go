@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,4 +170,49 @@ func assertChartAlertMetricsExported(t *testing.T, url string) {
 	for key, name := range values.PrometheusRule.Metrics {
 		assert.Contains(t, string(body), "\n"+name+"{", "chart alert metric %s (%s) is not exported", key, name)
 	}
+}
+
+// TestHelpListsTheRegistry: --help documents every kind of the registry and every setting each
+// kind reads, with its environment variables.
+func TestHelpListsTheRegistry(t *testing.T) {
+	var out syncBuffer
+
+	require.Equal(t, 0, run(context.Background(), []string{"--help"}, env(nil), &out, io.Discard))
+
+	help := out.String()
+	for _, k := range registry() {
+		assert.True(t, strings.Contains(help, "\n  "+k.Name+" "), "--help does not list kind %s", k.Name)
+
+		for _, f := range k.New().Fields() {
+			assert.Regexp(t, regexp.MustCompile(`\n  -`+regexp.QuoteMeta(f.Flag)+`[ \n]`), help, "--help does not list flag %s of %s", f.Flag, k.Name)
+
+			for _, e := range f.Env {
+				assert.True(t, strings.Contains(help, "$"+e), "--help does not name $%s (flag %s)", e, f.Flag)
+			}
+		}
+	}
+
+	assert.NotContains(t, help, "(default [redacted])", "an unset secret has no default to show")
+	assert.NotContains(t, help, "(default 0s)")
+}
+
+func TestKindsCommand(t *testing.T) {
+	var out, errOut syncBuffer
+
+	require.Equal(t, 0, run(context.Background(), []string{"kinds", "-o", "json"}, env(nil), &out, &errOut), errOut.String())
+
+	var kinds []kindJSON
+	require.NoError(t, json.Unmarshal([]byte(out.String()), &kinds))
+	require.Len(t, kinds, len(registry()))
+
+	for i, k := range registry() {
+		assert.Equal(t, k.Name, kinds[i].Name)
+		assert.Len(t, kinds[i].Fields, len(k.New().Fields()))
+	}
+
+	out = syncBuffer{}
+	require.Equal(t, 0, run(context.Background(), []string{"kinds"}, env(nil), &out, &errOut))
+	assert.Contains(t, out.String(), "RESTIC_REPOSITORY_PATH")
+
+	assert.Equal(t, 2, run(context.Background(), []string{"kinds", "-o", "xml"}, env(nil), &out, &errOut))
 }

@@ -28,14 +28,21 @@ func NewKopiaRepository(t testing.TB, path, password string) *KopiaCLI {
 	return k
 }
 
-// NewKopiaS3Repository creates a repository in bucket on s3 with the real kopia CLI.
+// NewKopiaS3Repository creates a repository in bucket on s3 with the real kopia CLI (over TLS,
+// trusting the server's certificate, when s3 was started by StartS3TLS).
 func NewKopiaS3Repository(t testing.TB, s3 *S3Server, bucket, password string) *KopiaCLI {
 	t.Helper()
 
 	k := &KopiaCLI{t: t, bin: Tool(t, "kopia"), Path: "s3:" + bucket, Password: password,
 		config: filepath.Join(t.TempDir(), "kopia.config")}
-	k.Run("repository", "create", "s3", "--bucket", bucket, "--endpoint", s3.Endpoint, "--disable-tls",
-		"--access-key", s3.AccessKey, "--secret-access-key", s3.SecretKey)
+
+	tls := []string{"--disable-tls"}
+	if s3.CAFile != "" {
+		tls = []string{"--root-ca-pem-path", s3.CAFile}
+	}
+
+	k.Run(append([]string{"repository", "create", "s3", "--bucket", bucket, "--endpoint", s3.Endpoint,
+		"--access-key", s3.AccessKey, "--secret-access-key", s3.SecretKey}, tls...)...)
 
 	return k
 }

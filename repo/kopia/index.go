@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 
 	"github.com/kopia/kopia/repo/manifest"
 
@@ -54,14 +53,7 @@ func newIndex(identity repo.KopiaIdentity, manifests map[manifest.ID]manifestSum
 	}
 
 	for _, e := range idx.sources {
-		sort.Slice(e.snapshots, func(i, j int) bool {
-			a, b := e.snapshots[i], e.snapshots[j]
-			if !a.StartTime.Equal(b.StartTime) {
-				return a.StartTime.Before(b.StartTime)
-			}
-
-			return a.ID < b.ID
-		})
+		repo.SortSnapshots(e.snapshots)
 	}
 
 	idx.stats.Sources = len(idx.sources)
@@ -96,7 +88,7 @@ func (i *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
 // Stats counts sources and complete snapshots.
 func (i *Index) Stats() repo.IndexStats { return i.stats }
 
-// Nearby implements repo.Explainer: the other sources stored under the hostname pvc maps to,
+// Nearby implements repo.Index: the other sources stored under the hostname pvc maps to,
 // sorted, so an operator whose PVC maps to a source without snapshots can see what the
 // namespace's backups are actually called.
 func (i *Index) Nearby(pvc repo.PVC) []string {

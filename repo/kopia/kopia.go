@@ -39,9 +39,9 @@ type Storage interface {
 // Options configure a Repo. Storage, Password, StateDir and Identity are required.
 type Options struct {
 	Storage Storage
-	// Password returns the repository password. It is called before every load, so a rotated
-	// password (e.g. a re-mounted Secret file) is picked up without a restart.
-	Password func() (string, error)
+	// Password is the repository password. A rotated password is picked up by re-opening the
+	// backend (repo.Reloading), not by the Repo.
+	Password repo.Secret
 	// StateDir holds kopia's config file and cache; it must be private and writable.
 	StateDir string
 	Identity repo.KopiaIdentity
@@ -53,11 +53,10 @@ type Options struct {
 type Repo struct {
 	opts Options
 
-	mu       sync.Mutex
-	rep      kopiarepo.Repository
-	password string
-	fatal    chan error
-	seen     map[manifest.ID]manifestSummary
+	mu    sync.Mutex
+	rep   kopiarepo.Repository
+	fatal chan error
+	seen  map[manifest.ID]manifestSummary
 }
 
 // manifestSummary is what the index keeps of one snapshot manifest.
@@ -74,8 +73,8 @@ func New(opts Options) (*Repo, error) {
 		errs = append(errs, errors.New("kopia: storage is required"))
 	}
 
-	if opts.Password == nil {
-		errs = append(errs, errors.New("kopia: password source is required"))
+	if opts.Password == "" {
+		errs = append(errs, errors.New("kopia: password is required"))
 	}
 
 	if opts.StateDir == "" {
@@ -128,18 +127,8 @@ func (r *Repo) load(ctx context.Context) (*Index, error) {
 		return nil, err
 	}
 
-	pw, err := r.opts.Password()
-	if err != nil {
-		return nil, err
-	}
-
-	if r.rep != nil && pw != r.password {
-		r.opts.Logger.Info("kopia password changed, reconnecting", "storage", r.opts.Storage.String())
-		r.closeLocked(ctx)
-	}
-
 	if r.rep == nil {
-		if err := r.connect(ctx, pw); err != nil {
+		if err := r.connect(ctx, r.opts.Password.Reveal()); err != nil {
 			return nil, err
 		}
 	} else if err := r.rep.Refresh(ctx); err != nil {
@@ -200,7 +189,7 @@ func (r *Repo) connect(ctx context.Context, password string) error {
 		return fmt.Errorf("open: %w", err)
 	}
 
-	r.rep, r.password = rep, password
+	r.rep = rep
 	r.seen = map[manifest.ID]manifestSummary{}
 
 	return nil

@@ -2,11 +2,9 @@ package kopia_test
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,17 +57,38 @@ func (f *fixture) write(backups ...kopiademo.Backup) {
 
 func backupOf(pvc repo.PVC) kopiademo.Backup { return kopiademo.Backup{Source: identity.Source(pvc)} }
 
-func newRepo(t *testing.T, path string, pw func() (string, error)) *kopia.Repo {
+func newRepo(t *testing.T, path string, pw string) *kopia.Repo {
 	t.Helper()
 
-	r, err := kopia.New(kopia.Options{Storage: kopia.Filesystem{Path: path}, Password: pw, StateDir: t.TempDir(), Identity: identity})
+	r, err := kopia.New(kopia.Options{Storage: kopia.Filesystem{Path: path}, Password: repo.Secret(pw), StateDir: t.TempDir(), Identity: identity})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
 
 	return r
 }
 
-func fixed(pw string) func() (string, error) { return func() (string, error) { return pw, nil } }
+// openFS builds the kopia-fs backend as the program does, from its kind's configuration, with
+// the password in a file (re-read before every load).
+func openFS(t *testing.T, path, passwordFile string) repo.Backend {
+	t.Helper()
+
+	cfg, ok := kopia.FSKind().New().(*kopia.FSConfig)
+	require.True(t, ok)
+
+	cfg.Kopia.RepositoryPath, cfg.Kopia.PasswordFile = path, passwordFile
+	require.NoError(t, cfg.Validate())
+
+	b, err := cfg.Open(repo.OpenEnv{Name: kopia.KindFS, StateDir: t.TempDir()})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+
+	return b
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+}
 
 func find(t *testing.T, idx repo.Index, pvc repo.PVC) (repo.Finding, error) {
 	t.Helper()
@@ -85,7 +104,7 @@ func TestLoadIndexesEverySource(t *testing.T) {
 		kopiademo.Backup{Source: repo.KopiaSource{UserName: "nothing", Host: "web", Path: "/data"}},
 	)
 
-	idx, err := newRepo(t, f.path, fixed(password)).Load(context.Background())
+	idx, err := newRepo(t, f.path, password).Load(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, repo.IndexStats{Sources: 6, Snapshots: 7}, idx.Stats())
 
@@ -121,18 +140,17 @@ func TestLoadIndexesEverySource(t *testing.T) {
 		})
 	}
 
-	var _ repo.Explainer = idx.(*kopia.Index)
 	assert.Equal(t, []string{"app-backup@web:/data", "myappdata-backup@web:/data", "nothing-backup@web:/elsewhere", "nothing@web:/data"},
-		idx.(*kopia.Index).Nearby(missing), "what the namespace's backups are called: the decoys show the mismatch")
+		idx.Nearby(missing), "what the namespace's backups are called: the decoys show the mismatch")
 	assert.Equal(t, []string{"app-backup@web:/data", "nothing-backup@web:/elsewhere", "nothing@web:/data"},
-		idx.(*kopia.Index).Nearby(dotted))
+		idx.Nearby(dotted))
 }
 
 func TestLoadSeesNewSnapshotsOnRefresh(t *testing.T) {
 	f := newFixture(t)
 	f.write(backupOf(plain))
 
-	r := newRepo(t, f.path, fixed(password))
+	r := newRepo(t, f.path, password)
 	idx, err := r.Load(context.Background())
 	require.NoError(t, err)
 
@@ -156,7 +174,7 @@ func TestIncompleteOnlyIsUnverifiable(t *testing.T) {
 	b.Incomplete = true
 	f.write(b)
 
-	idx, err := newRepo(t, f.path, fixed(password)).Load(context.Background())
+	idx, err := newRepo(t, f.path, password).Load(context.Background())
 	require.NoError(t, err)
 
 	_, err = find(t, idx, plain)
@@ -164,7 +182,7 @@ func TestIncompleteOnlyIsUnverifiable(t *testing.T) {
 
 	f.write(backupOf(plain))
 
-	idx, err = newRepo(t, f.path, fixed(password)).Load(context.Background())
+	idx, err = newRepo(t, f.path, password).Load(context.Background())
 	require.NoError(t, err)
 
 	fd, err := find(t, idx, plain)
@@ -178,22 +196,29 @@ func TestLoadFailures(t *testing.T) {
 
 	notARepo := t.TempDir()
 
+	secrets := t.TempDir()
+	pwFile, wrongFile, unreadable := filepath.Join(secrets, "pw"), filepath.Join(secrets, "wrong"), filepath.Join(secrets, "unreadable")
+	writeFile(t, pwFile, password)
+	writeFile(t, wrongFile, "wrong")
+	require.NoError(t, os.Mkdir(unreadable, 0o700)) // a directory: reading it fails as a file would
+
 	cases := []struct {
-		name string
-		path string
-		pw   func() (string, error)
-		msg  string
+		name   string
+		path   string
+		pwFile string
+		msg    string
 	}{
-		{"wrong password", f.path, fixed("wrong"), "invalid repository password"},
-		{"missing directory", filepath.Join(t.TempDir(), "gone"), fixed(password), "no such file or directory"},
-		{"not a repository", notARepo, fixed(password), "no kopia repository"},
-		{"password unreadable", f.path, func() (string, error) { return "", errors.New("read password file: permission denied") }, "permission denied"},
+		{"wrong password", f.path, wrongFile, "invalid repository password"},
+		{"missing directory", filepath.Join(t.TempDir(), "gone"), pwFile, "no such file or directory"},
+		{"not a repository", notARepo, pwFile, "no kopia repository"},
+		{"password unreadable", f.path, unreadable, "read secret file"},
+		{"password file missing", f.path, filepath.Join(secrets, "absent"), "no such file or directory"},
 	}
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
-			_, err := newRepo(t, tc.path, tc.pw).Load(context.Background())
+			_, err := openFS(t, tc.path, tc.pwFile).Load(context.Background())
 
 			require.ErrorIs(t, err, repo.ErrUnavailable)
 			assert.Contains(t, err.Error(), tc.msg)
@@ -207,7 +232,7 @@ func TestRepositoryRemovedAndRestored(t *testing.T) {
 	f := newFixture(t)
 	f.write(backupOf(plain))
 
-	r := newRepo(t, f.path, fixed(password))
+	r := newRepo(t, f.path, password)
 	_, err := r.Load(context.Background())
 	require.NoError(t, err)
 
@@ -231,15 +256,15 @@ func TestPasswordRotation(t *testing.T) {
 	f := newFixture(t)
 	f.write(backupOf(plain))
 
-	var current atomic.Value
-	current.Store("stale")
+	pwFile := filepath.Join(t.TempDir(), "password")
+	writeFile(t, pwFile, "stale")
 
-	r := newRepo(t, f.path, func() (string, error) { return current.Load().(string), nil })
+	r := openFS(t, f.path, pwFile)
 
 	_, err := r.Load(context.Background())
 	require.ErrorIs(t, err, repo.ErrUnavailable)
 
-	current.Store(password)
+	writeFile(t, pwFile, password+"\n") // a mounted Secret often ends with a newline
 
 	idx, err := r.Load(context.Background())
 	require.NoError(t, err, "the new password is used without a restart")
@@ -250,7 +275,7 @@ func TestNewValidates(t *testing.T) {
 	_, err := kopia.New(kopia.Options{Identity: repo.KopiaIdentity{SourceName: "{bad}", Path: "x"}})
 	require.Error(t, err)
 
-	for _, want := range []string{"storage is required", "password source is required", "state directory is required", "{bad}", "must be absolute"} {
+	for _, want := range []string{"storage is required", "password is required", "state directory is required", "{bad}", "must be absolute"} {
 		assert.Contains(t, err.Error(), want)
 	}
 }

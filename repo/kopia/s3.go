@@ -4,55 +4,58 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
+	"strings"
 	"time"
 
 	"github.com/kopia/kopia/repo/blob"
 	"github.com/kopia/kopia/repo/blob/s3"
 	"github.com/kopia/kopia/repo/format"
+
+	"github.com/backup-oracle/backup-oracle/repo"
 )
 
-// s3CheckTimeout bounds the probe before each load.
-const s3CheckTimeout = 10 * time.Second
+// defaultS3CheckTimeout bounds the probe before each load when S3Config.RequestTimeout is zero.
+const defaultS3CheckTimeout = 10 * time.Second
 
-// S3 is a repository in an S3 bucket, read through kopia's own S3 storage.
+// awsEndpoint is Kopia's default S3 endpoint, used when none is configured.
+const awsEndpoint = "s3.amazonaws.com"
+
+// S3 is a repository in an S3 bucket, read through kopia's own S3 storage. Its S3Config holds
+// the credentials themselves (AccessKey, SecretKey), already read: the kind's Open re-reads the
+// Secret files before every load and builds a new S3 when they change.
 type S3 struct {
-	Endpoint string // host:port, no scheme
-	Bucket   string
-	Prefix   string
-	Region   string
-	// Insecure talks plain HTTP.
-	Insecure bool
-	// CAFile, when set, holds PEM certificates trusted for the endpoint.
-	CAFile string
-	// Credentials returns the access key pair; it is called on every connect so rotated
-	// Secret files are picked up. Empty keys use kopia's default (environment, IAM) chain.
-	Credentials func() (accessKey, secretKey string, err error)
+	repo.S3Config
 }
 
 // String names the storage; it carries no secrets.
-func (s S3) String() string { return "s3:" + s.Endpoint + "/" + s.Bucket + "/" + s.Prefix }
+func (s S3) String() string {
+	ep, _ := s.ParseEndpoint()
+	host := ep.Host
+	if host == "" {
+		host = awsEndpoint
+	}
+
+	return "s3:" + host + "/" + s.Bucket + "/" + s.Prefix
+}
 
 func (s S3) options() (*s3.Options, error) {
-	o := &s3.Options{BucketName: s.Bucket, Prefix: s.Prefix, Endpoint: s.Endpoint, Region: s.Region, DoNotUseTLS: s.Insecure}
+	ep, err := s.ParseEndpoint()
+	if err != nil {
+		return nil, err
+	}
+
+	o := &s3.Options{BucketName: s.Bucket, Prefix: s.Prefix, Endpoint: ep.Host, Region: s.Region, DoNotUseTLS: !ep.Secure}
+	if o.Endpoint == "" {
+		o.Endpoint = awsEndpoint
+	}
 
 	if s.CAFile != "" {
-		ca, err := os.ReadFile(s.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("read CA file: %w", err)
-		}
-
-		o.RootCA = ca
-	}
-
-	if s.Credentials != nil {
-		ak, sk, err := s.Credentials()
-		if err != nil {
+		if o.RootCA, err = repo.ReadCAFile(s.CAFile); err != nil {
 			return nil, err
 		}
-
-		o.AccessKeyID, o.SecretAccessKey = ak, sk
 	}
+
+	o.AccessKeyID, o.SecretAccessKey = s.AccessKey.Reveal(), s.SecretKey.Reveal()
 
 	return o, nil
 }
@@ -72,10 +75,17 @@ func (s S3) Open(ctx context.Context) (blob.Storage, error) {
 	return st, nil
 }
 
-// Check reads the metadata of the repository's format blob, bounded by a short timeout, so an
-// unreachable endpoint, a missing bucket or refused credentials fail the load at once.
+// Check reads the metadata of the repository's format blob, bounded by RequestTimeout (10 s by
+// default), so an unreachable endpoint, a missing bucket or refused credentials fail the load at
+// once. The prefix is used verbatim, as Kopia does: a prefix meant as a folder needs its
+// trailing slash.
 func (s S3) Check(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, s3CheckTimeout)
+	timeout := s.RequestTimeout
+	if timeout <= 0 {
+		timeout = defaultS3CheckTimeout
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
 	st, err := s.Open(ctx)
@@ -86,7 +96,12 @@ func (s S3) Check(ctx context.Context) error {
 
 	if _, err := st.GetMetadata(ctx, format.KopiaRepositoryBlobID); err != nil {
 		if errors.Is(err, blob.ErrBlobNotFound) {
-			return fmt.Errorf("no kopia repository at %s (missing %s)", s, format.KopiaRepositoryBlobID)
+			hint := ""
+			if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
+				hint = fmt.Sprintf("; the prefix %q is used verbatim, as Kopia does: for a repository in a folder, end it with a slash (%q)", s.Prefix, s.Prefix+"/")
+			}
+
+			return fmt.Errorf("no kopia repository at %s (missing %s)%s", s, format.KopiaRepositoryBlobID, hint)
 		}
 
 		return fmt.Errorf("read repository format blob: %w", err)

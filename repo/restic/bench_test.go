@@ -72,7 +72,7 @@ func BenchmarkIndex(b *testing.B) {
 			after = r.Requests()
 
 			b.StopTimer()
-			require.NoError(b, r.Close())
+			require.NoError(b, r.Close(context.Background()))
 			b.StartTimer()
 		}
 
@@ -90,7 +90,7 @@ func BenchmarkIndex(b *testing.B) {
 
 			b.StopTimer()
 			reportRequests(b, r.Requests(), restic.RequestCounts{}, benchVerified, 1)
-			require.NoError(b, r.Close())
+			require.NoError(b, r.Close(context.Background()))
 			b.StartTimer()
 		}
 	})

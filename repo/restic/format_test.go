@@ -255,7 +255,7 @@ func TestFixturesThroughDirectory(t *testing.T) {
 
 	r, err := NewWithStorage(Options{Prefix: "volsync", Password: testPassword, VerifyWait: time.Minute}, spy)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close() })
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
 
 	idx, err := r.Load(context.Background())
 	require.NoError(t, err)
@@ -376,7 +376,7 @@ func TestReinitialisedRepository(t *testing.T) {
 
 	r, err := New(Options{Dir: root, Prefix: "volsync", Password: testPassword, VerifyWait: time.Minute})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close() })
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
 
 	for _, fx := range []fixture{fixtures[1], fixtures[3], fixtures[1]} {
 		require.NoError(t, os.RemoveAll(at))

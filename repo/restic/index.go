@@ -40,7 +40,7 @@ func (r *Repo) newIndex(objs map[string][]Object) *Index {
 				v.snapshots = append(v.snapshots, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime})
 			}
 
-			sortSnapshots(v.snapshots)
+			repo.SortSnapshots(v.snapshots)
 		default:
 			var (
 				pending int
@@ -142,4 +142,43 @@ func (x *Index) countTags() int {
 	}
 
 	return len(tags)
+}
+
+// Nearby implements repo.Index: the other repositories of pvc's namespace that hold snapshots
+// (per-PVC layout), or the other tags of the namespace (shared layout), sorted.
+func (x *Index) Nearby(pvc repo.PVC) []string {
+	if pvc.Validate() != nil {
+		return nil
+	}
+
+	own := x.layout.dir(pvc)
+
+	var out []string
+
+	if x.layout.shared {
+		seen := map[string]bool{tag(pvc): true}
+
+		for _, v := range x.repos {
+			for _, s := range v.snapshots {
+				for _, t := range s.Tags {
+					if strings.HasPrefix(t, pvc.Namespace+"/") && !seen[t] {
+						seen[t] = true
+						out = append(out, x.store.Location(strings.TrimSuffix(own, "/"))+"#tag="+t)
+					}
+				}
+			}
+		}
+	} else {
+		sameNamespace := x.layout.namespacePattern(pvc.Namespace)
+
+		for dir, v := range x.repos {
+			if dir != own && (len(v.snapshots) > 0 || v.err != nil) && sameNamespace.MatchString(dir) {
+				out = append(out, x.store.Location(strings.TrimSuffix(dir, "/")))
+			}
+		}
+	}
+
+	slices.Sort(out)
+
+	return out
 }

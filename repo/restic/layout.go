@@ -71,3 +71,12 @@ func (l layout) matches(i int, child string) bool {
 
 // tag is the snapshot tag that names pvc in the shared layout.
 func tag(pvc repo.PVC) string { return pvc.Namespace + "/" + pvc.Name }
+
+// namespacePattern matches the directories (ending with "/") of every repository the template
+// places in namespace.
+func (l layout) namespacePattern(namespace string) *regexp.Regexp {
+	re := regexp.QuoteMeta(l.template + "/")
+	re = strings.NewReplacer(`\{namespace\}`, regexp.QuoteMeta(namespace), `\{pvc\}`, nameChars).Replace(re)
+
+	return regexp.MustCompile("^" + re + "$")
+}

@@ -3,7 +3,6 @@ package restic
 import (
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"time"
 
@@ -70,27 +69,11 @@ type Options struct {
 	VerifyTimeout time.Duration
 }
 
-// S3Options configures S3 access.
+// S3Options configures S3 access: the S3 configuration every S3 kind shares (one endpoint parser,
+// one CA loader; repo.S3Config), with the keys themselves in AccessKey and SecretKey (the kind's
+// Open reads the Secret files), plus what only this reader tunes.
 type S3Options struct {
-	// Endpoint (S3_ENDPOINT) is "host:port" or a URL "http(s)://host:port". Empty means AWS.
-	Endpoint string
-	// Bucket (S3_BUCKET).
-	Bucket string
-	// Region (S3_REGION), default "us-east-1".
-	Region string
-	// Secure (S3_SECURE) selects https for a "host:port" Endpoint; a URL's scheme wins.
-	Secure bool
-	// VirtualHostStyle addresses buckets as bucket.host; the default, path style, is what MinIO,
-	// versitygw and most self-hosted servers need.
-	VirtualHostStyle bool
-	// CAFile is a PEM bundle trusted in addition to the system roots (self-signed servers).
-	CAFile string
-	// AccessKey (S3_ACCESS_KEY or _FILE) and SecretKey (S3_SECRET_KEY or _FILE): static
-	// credentials. Both empty: the SDK's default chain (environment, web identity, instance role).
-	AccessKey string
-	SecretKey repo.Secret
-	// RequestTimeout bounds each attempt of each request, body included (default 10s).
-	RequestTimeout time.Duration
+	repo.S3Config
 	// MaxAttempts per request, retrying only transient errors, 5xx and throttling with
 	// exponential backoff (default 3).
 	MaxAttempts int
@@ -195,65 +178,11 @@ func (o Options) validate(location bool) error {
 }
 
 func (s S3Options) validate() []error {
-	var errs []error
-
-	add := func(format string, args ...any) {
-		errs = append(errs, fmt.Errorf("restic: s3: %w: "+format, append([]any{repo.ErrInvalidConfig}, args...)...))
-	}
-
-	if s.Endpoint != "" {
-		if _, err := s.endpointURL(); err != nil {
-			shown := s.Endpoint
-			if strings.Contains(shown, "@") {
-				shown = "[redacted]"
-			}
-
-			add("endpoint %q: %v", shown, err)
-		}
-	}
-
-	if (s.AccessKey == "") != (s.SecretKey == "") {
-		add("set both the access key and the secret key, or neither to use the default credential chain")
-	}
-
-	if s.RequestTimeout < 0 {
-		add("request timeout %s must not be negative", s.RequestTimeout)
-	}
+	errs := s.Problems()
 
 	if s.MaxAttempts < 1 {
-		add("max attempts %d must be at least 1", s.MaxAttempts)
+		errs = append(errs, fmt.Errorf("restic: s3: %w: max attempts %d must be at least 1", repo.ErrInvalidConfig, s.MaxAttempts))
 	}
 
 	return errs
-}
-
-// endpointURL turns Endpoint into a base URL: "host:port" gets http or https per Secure.
-func (s S3Options) endpointURL() (string, error) {
-	raw := s.Endpoint
-	if !strings.Contains(raw, "://") {
-		scheme := "http"
-		if s.Secure {
-			scheme = "https"
-		}
-
-		raw = scheme + "://" + raw
-	}
-
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "", errors.New("not a host:port or URL")
-	}
-
-	switch {
-	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("scheme %q is neither http nor https", u.Scheme)
-	case u.Host == "":
-		return "", errors.New("no host")
-	case u.User != nil:
-		return "", errors.New("credentials in the endpoint are not allowed")
-	case u.Path != "" && u.Path != "/":
-		return "", errors.New("a path is not allowed; use the prefix")
-	}
-
-	return u.Scheme + "://" + u.Host, nil
 }

@@ -21,21 +21,21 @@ func TestOptionsValidate(t *testing.T) {
 		problems []string
 	}{
 		{"directory", Options{Dir: "/mnt/restic"}, nil},
-		{"s3 host:port", Options{S3: S3Options{Endpoint: "minio:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}, nil},
-		{"s3 url and default chain", Options{S3: S3Options{Endpoint: "https://s3.example", Bucket: "b"}}, nil},
+		{"s3 host:port", Options{S3: S3Options{S3Config: repo.S3Config{Endpoint: "minio:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}}, nil},
+		{"s3 url and default chain", Options{S3: S3Options{S3Config: repo.S3Config{Endpoint: "https://s3.example", Bucket: "b"}}}, nil},
 		{"shared with password", Options{Dir: "/x", Layout: LayoutShared, Password: "pw"}, nil},
 		{"custom template", Options{Dir: "/x", RepositoryTemplate: "{prefix}/{namespace}-{pvc}/restic"}, nil},
 		{"nothing", Options{}, []string{"either a directory or an S3 bucket"}},
-		{"both", Options{Dir: "/x", S3: S3Options{Bucket: "b"}}, []string{"not both"}},
+		{"both", Options{Dir: "/x", S3: S3Options{S3Config: repo.S3Config{Bucket: "b"}}}, []string{"not both"}},
 		{"every problem at once", Options{
-			S3:                 S3Options{Bucket: "b", Endpoint: "ftp://x", AccessKey: "a", MaxAttempts: -1},
+			S3:                 S3Options{S3Config: repo.S3Config{Bucket: "b", Endpoint: "ftp://x", AccessKey: "a"}, MaxAttempts: -1},
 			Layout:             LayoutShared,
 			RepositoryTemplate: "{prefix}/{pvc}/{other}",
 			ListConcurrency:    -1,
 		}, []string{"scheme", "both the access key", "max attempts", "must not contain", "needs the password", "only the placeholders", "list concurrency"}},
 		{"per-pvc template without pvc", Options{Dir: "/x", RepositoryTemplate: "{prefix}/{namespace}"}, []string{"must contain {namespace} and {pvc}"}},
 		{"unknown layout", Options{Dir: "/x", Layout: "flat"}, []string{`layout "flat"`}},
-		{"endpoint with path", Options{S3: S3Options{Bucket: "b", Endpoint: "http://h:1/bucket"}}, []string{"a path is not allowed"}},
+		{"endpoint with path", Options{S3: S3Options{S3Config: repo.S3Config{Bucket: "b", Endpoint: "http://h:1/bucket"}}}, []string{"a path is not allowed"}},
 	}
 
 	for _, tt := range tests {
@@ -59,27 +59,10 @@ func TestOptionsValidate(t *testing.T) {
 	}
 }
 
-func TestEndpointURL(t *testing.T) {
-	tests := []struct {
-		s3   S3Options
-		want string
-	}{
-		{S3Options{Endpoint: "minio:9000"}, "http://minio:9000"},
-		{S3Options{Endpoint: "minio:9000", Secure: true}, "https://minio:9000"},
-		{S3Options{Endpoint: "http://minio:9000/", Secure: true}, "http://minio:9000"},
-	}
-
-	for _, tt := range tests {
-		got, err := tt.s3.endpointURL()
-		require.NoError(t, err)
-		assert.Equal(t, tt.want, got)
-	}
-}
-
 func TestSecretNeverPrinted(t *testing.T) {
 	const value = "hunter2"
 
-	opts := Options{Dir: "/x", Password: value, S3: S3Options{SecretKey: value}}
+	opts := Options{Dir: "/x", Password: value, S3: S3Options{S3Config: repo.S3Config{SecretKey: value}}}
 
 	var logs bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("opts", "password", opts.Password, "opts", opts)

@@ -112,7 +112,7 @@ func (r *Repo) waitVerified(ctx context.Context, dones []chan struct{}) {
 func (r *Repo) Requests() RequestCounts { return r.store.counts() }
 
 // Close stops background verifications. Indexes already returned stay usable.
-func (r *Repo) Close() error {
+func (r *Repo) Close(context.Context) error {
 	r.cancel()
 	return nil
 }

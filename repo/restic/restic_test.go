@@ -57,8 +57,7 @@ func s3StorageB(t testing.TB) (storageUnderTest, *harness.S3Server) {
 }
 
 func s3Options(srv *harness.S3Server, bucket string) restic.S3Options {
-	return restic.S3Options{Endpoint: srv.Endpoint, Bucket: bucket, AccessKey: srv.AccessKey,
-		SecretKey: repo.Secret(srv.SecretKey), RequestTimeout: 2 * time.Second, MaxAttempts: 2}
+	return restic.S3Options{S3Config: repo.S3Config{Endpoint: srv.Endpoint, Bucket: bucket, AccessKey: repo.Secret(srv.AccessKey), SecretKey: repo.Secret(srv.SecretKey), RequestTimeout: 2 * time.Second}, MaxAttempts: 2}
 }
 
 func dirStorage(t *testing.T) storageUnderTest {
@@ -168,7 +167,7 @@ func newRepo(t testing.TB, opts restic.Options) *restic.Repo {
 
 	r, err := restic.New(opts)
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = r.Close() })
+	t.Cleanup(func() { _ = r.Close(context.Background()) })
 
 	return r
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -18,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/backup-oracle/backup-oracle/repo"
 )
 
 // maxBackoff caps the SDK's exponential backoff (with jitter) between two attempts.
@@ -38,12 +39,17 @@ type s3Storage struct {
 func NewS3Storage(ctx context.Context, opts S3Options) (Storage, error) {
 	opts = Options{S3: opts}.withDefaults().S3
 
+	endpoint, err := opts.ParseEndpoint()
+	if err != nil {
+		return nil, fmt.Errorf("restic: s3: %w", err)
+	}
+
 	httpClient := awshttp.NewBuildableClient().WithTimeout(opts.RequestTimeout)
 
 	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
+		pem, err := repo.ReadCAFile(opts.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("restic: s3: read ca file %q: %w", opts.CAFile, err)
+			return nil, fmt.Errorf("restic: s3: %w", err)
 		}
 
 		pool, err := x509.SystemCertPool()
@@ -51,9 +57,7 @@ func NewS3Storage(ctx context.Context, opts S3Options) (Storage, error) {
 			pool = x509.NewCertPool()
 		}
 
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("restic: s3: ca file %q: no PEM certificate found", opts.CAFile)
-		}
+		pool.AppendCertsFromPEM(pem)
 
 		httpClient = httpClient.WithTransportOptions(func(tr *http.Transport) {
 			if tr.TLSClientConfig == nil {
@@ -77,7 +81,7 @@ func NewS3Storage(ctx context.Context, opts S3Options) (Storage, error) {
 
 	if opts.AccessKey != "" {
 		loadOpts = append(loadOpts, config.WithCredentialsProvider(
-			credentials.NewStaticCredentialsProvider(opts.AccessKey, opts.SecretKey.Reveal(), "")))
+			credentials.NewStaticCredentialsProvider(opts.AccessKey.Reveal(), opts.SecretKey.Reveal(), "")))
 	}
 
 	cfg, err := config.LoadDefaultConfig(ctx, loadOpts...)
@@ -85,17 +89,10 @@ func NewS3Storage(ctx context.Context, opts S3Options) (Storage, error) {
 		return nil, fmt.Errorf("restic: s3: load sdk config: %w", err)
 	}
 
-	var endpoint string
-	if opts.Endpoint != "" {
-		if endpoint, err = opts.endpointURL(); err != nil {
-			return nil, fmt.Errorf("restic: s3: endpoint: %w", err)
-		}
-	}
-
 	client := s3.NewFromConfig(cfg, func(o *s3.Options) {
 		o.UsePathStyle = !opts.VirtualHostStyle
-		if endpoint != "" {
-			o.BaseEndpoint = aws.String(endpoint)
+		if u := endpoint.URL(); u != "" {
+			o.BaseEndpoint = aws.String(u)
 		}
 		// Self-hosted servers do not all support the newer default checksums.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired

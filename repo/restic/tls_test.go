@@ -30,7 +30,7 @@ func TestS3TLSAndCredentials(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 
-	base := restic.S3Options{Bucket: bucket, AccessKey: srv.AccessKey, SecretKey: repo.Secret(srv.SecretKey), MaxAttempts: 1}
+	base := restic.S3Options{S3Config: repo.S3Config{Bucket: bucket, AccessKey: repo.Secret(srv.AccessKey), SecretKey: repo.Secret(srv.SecretKey)}, MaxAttempts: 1}
 
 	tests := []struct {
 		name   string

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -143,7 +142,7 @@ func (v *verifier) view(dir string, objs []Object) (verified []repo.Snapshot, pe
 		}
 	}
 
-	sortSnapshots(verified)
+	repo.SortSnapshots(verified)
 
 	return verified, pending, v.failed[dir]
 }
@@ -236,13 +235,3 @@ func (v *verifier) snapshot(ctx context.Context, k *key, dir, id string) (repo.S
 }
 
 func snapshotID(key string) string { return key[strings.LastIndexByte(key, '/')+1:] }
-
-func sortSnapshots(s []repo.Snapshot) {
-	sort.Slice(s, func(i, j int) bool {
-		if !s[i].StartTime.Equal(s[j].StartTime) {
-			return s[i].StartTime.Before(s[j].StartTime)
-		}
-
-		return s[i].ID < s[j].ID
-	})
-}
