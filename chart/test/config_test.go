@@ -1,24 +1,153 @@
 package test
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
 )
 
+// kind is one backend kind as `backup-oracle kinds -o json` prints the binary's registry.
+type kind struct {
+	Name    string   `json:"name"`
+	Aliases []string `json:"aliases"`
+	Fields  []struct {
+		Flag string   `json:"flag"`
+		Env  []string `json:"env"`
+	} `json:"fields"`
+}
+
+// registryKinds asks the binary for its registry of backend kinds.
+func registryKinds(t *testing.T) []kind {
+	t.Helper()
+
+	out, err := exec.Command(toolBin(t, "BACKUP_ORACLE_BIN"), "kinds", "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("backup-oracle kinds -o json: %v", err)
+	}
+
+	var kinds []kind
+	if err := json.Unmarshal(out, &kinds); err != nil || len(kinds) == 0 {
+		t.Fatalf("decode kinds %q: %v", out, err)
+	}
+
+	return kinds
+}
+
+// backendEnv lists every environment variable any backend kind reads, with the kinds reading it.
+func backendEnv(kinds []kind) map[string][]string {
+	out := map[string][]string{}
+
+	for _, k := range kinds {
+		for _, f := range k.Fields {
+			for _, e := range f.Env {
+				out[e] = append(out[e], k.Name)
+			}
+		}
+	}
+
+	return out
+}
+
+// TestSchemaMatchesRegistry: the chart's backend.type enum is exactly the binary's kinds, so a
+// kind cannot be added or renamed in one place only.
+func TestSchemaMatchesRegistry(t *testing.T) {
+	raw, err := os.ReadFile("../values.schema.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var schema struct {
+		Properties struct {
+			Backend struct {
+				Properties struct {
+					Type struct {
+						Enum []string `json:"enum"`
+					} `json:"type"`
+				} `json:"properties"`
+			} `json:"backend"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &schema); err != nil {
+		t.Fatal(err)
+	}
+
+	var names []string
+	for _, k := range registryKinds(t) {
+		names = append(names, k.Name)
+	}
+
+	enum := slices.Clone(schema.Properties.Backend.Properties.Type.Enum)
+	sort.Strings(enum)
+	sort.Strings(names)
+
+	if !slices.Equal(enum, names) {
+		t.Errorf("chart schema backend.type enum %v, binary's kinds %v", enum, names)
+	}
+}
+
+// TestEveryKindHasAValueSet: each kind of the registry is deployed by at least one value set,
+// so TestRenderedConfigIsAccepted covers the chart's wiring of every kind.
+func TestEveryKindHasAValueSet(t *testing.T) {
+	covered := map[string]bool{}
+	for _, values := range valueSets(t) {
+		covered[backendType(t, values)] = true
+	}
+
+	for _, k := range registryKinds(t) {
+		if !covered[k.Name] {
+			t.Errorf("no value set in ../testdata/values deploys backend.type %s", k.Name)
+		}
+	}
+}
+
+// backendType is the backend.type a values file deploys (the chart's default when unset).
+func backendType(t *testing.T, values string) string {
+	t.Helper()
+
+	read := func(path string) string {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		var v struct {
+			Backend struct {
+				Type string `yaml:"type"`
+			} `yaml:"backend"`
+		}
+		if err := yaml.Unmarshal(raw, &v); err != nil {
+			t.Fatal(err)
+		}
+
+		return v.Backend.Type
+	}
+
+	if typ := read(values); typ != "" {
+		return typ
+	}
+
+	return read("../values.yaml")
+}
+
 // TestRenderedConfigIsAccepted runs `backup-oracle --check-config` with the environment the
-// chart's Deployment sets, so a renamed or mistyped variable fails here rather than in a cluster.
-// Every backend flavour the chart can deploy is covered.
+// chart's Deployment sets, for every value set, so a renamed or mistyped variable fails here
+// rather than in a cluster; every backend variable the chart sets must be one its kind reads
+// (the binary warns about the others, and a warning fails the test too).
 func TestRenderedConfigIsAccepted(t *testing.T) {
 	bin := toolBin(t, "BACKUP_ORACLE_BIN")
+	readers := backendEnv(registryKinds(t))
 
-	for _, values := range []string{"default.yaml", "existing-claim-nfs-movers.yaml", "kopia-s3-monitoring.yaml", "restic.yaml"} {
-		t.Run(values, func(t *testing.T) {
-			docs := splitBySource(mustRender(t, "-f", filepath.Join("../testdata/values", values)))
+	for _, values := range valueSets(t) {
+		t.Run(filepath.Base(values), func(t *testing.T) {
+			typ := backendType(t, values)
+			docs := splitBySource(mustRender(t, "-f", values))
 
 			var deployment struct {
 				Spec struct {
@@ -41,6 +170,10 @@ func TestRenderedConfigIsAccepted(t *testing.T) {
 					e.Value = t.TempDir()
 				}
 
+				if kinds, ok := readers[e.Name]; ok && !slices.Contains(kinds, typ) {
+					t.Errorf("the Deployment sets %s, which backend kind %s does not read (read by %v)", e.Name, typ, kinds)
+				}
+
 				env = append(env, e.Name+"="+e.Value)
 			}
 
@@ -48,8 +181,12 @@ func TestRenderedConfigIsAccepted(t *testing.T) {
 			cmd.Env = env
 
 			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "configuration ok") {
+			if err != nil || !strings.Contains(string(out), "configuration ok") || !strings.Contains(string(out), "("+typ+")") {
 				t.Errorf("--check-config with the chart's environment: %v\n%s\nenv: %v", err, out, env)
+			}
+
+			if strings.Contains(string(out), "warning:") {
+				t.Errorf("--check-config warns about the chart's environment:\n%s", out)
 			}
 		})
 	}
