@@ -57,6 +57,9 @@ type Options struct {
 	MemoTTL  time.Duration
 	// LookupTimeout bounds one index lookup (backends whose Find does I/O).
 	LookupTimeout time.Duration
+	// NearMisses: look for near misses (repo.Index.NearMisses) when a lookup finds no snapshot;
+	// off with NEAR_MISS=off.
+	NearMisses bool
 	// AllowEmpty accepts an index with no source at all. Off by default: a wrong path, prefix
 	// or bucket, or an unmounted share, looks exactly like "no backups anywhere" and would
 	// answer fresh for every PVC. Turn it on only for a new installation with no backup yet.
@@ -255,6 +258,13 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 		defer cancel()
 
 		f, ferr := idx.Find(lctx, pvc)
+		if ferr == nil && len(f.Snapshots) == 0 && c.opts.NearMisses {
+			f.NearMisses = idx.NearMisses(pvc)
+			for i := range f.NearMisses {
+				f.NearMisses[i].Backend = c.opts.Backend
+			}
+		}
+
 		a := repo.Decide(pvc, c.opts.Backend, f, st.loadedAt, ferr)
 		if !errors.Is(ferr, repo.ErrUnavailable) { // transient: ask again next time
 			c.memo.Add(key, a)
@@ -294,6 +304,13 @@ func (c *Cache) Explain(ctx context.Context, pvc repo.PVC) repo.Explanation {
 	defer cancel()
 
 	f, ferr := idx.Find(ctx, pvc)
+	if ferr == nil && len(f.Snapshots) == 0 {
+		f.NearMisses = idx.NearMisses(pvc) // shown whatever NEAR_MISS says: this is for humans
+		for i := range f.NearMisses {
+			f.NearMisses[i].Backend = c.opts.Backend
+		}
+	}
+
 	e.Finding = f
 
 	if e.Err == nil {

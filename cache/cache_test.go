@@ -31,6 +31,17 @@ func (f *fakeLoader) Load(ctx context.Context) (repo.Index, error) { return f.lo
 type fakeIndex struct {
 	snaps map[string]int
 	find  func(ctx context.Context, pvc repo.PVC) (repo.Finding, error)
+	// near maps a PVC name to the sources NearMisses reports for it.
+	near map[string][]string
+}
+
+func (f *fakeIndex) NearMisses(pvc repo.PVC) []repo.NearMiss {
+	var out []repo.NearMiss
+	for _, src := range f.near[pvc.Name] {
+		out = append(out, repo.NearMiss{Source: src, Rule: "fake", Snapshots: 1})
+	}
+
+	return out
 }
 
 func (f *fakeIndex) Find(ctx context.Context, pvc repo.PVC) (repo.Finding, error) {
@@ -362,16 +373,61 @@ func TestGroup(t *testing.T) {
 		return &fakeIndex{snaps: map[string]int{"other": 1}}, nil
 	}}, clk, nil)
 
-	g := cache.Group{notLoaded, ready}
-	assert.Equal(t, repo.Restore, g.Lookup(context.Background(), data).Decision, "restore from any authoritative backend")
-	assert.Equal(t, repo.Unknown, g.Lookup(context.Background(), none).Decision, "fresh needs every backend")
+	g := cache.NewGroup([]*cache.Cache{notLoaded, ready}, cache.GroupOptions{})
+	assert.Equal(t, repo.Restore, g.Lookup(context.Background(), repo.Query{PVC: data}).Decision, "restore from any authoritative backend")
+	assert.Equal(t, repo.Unknown, g.Lookup(context.Background(), repo.Query{PVC: none}).Decision, "fresh needs every backend")
 	assert.ErrorIs(t, g.Ready(), repo.ErrNotLoaded)
 	assert.Len(t, g.Status(), 2)
 
 	require.NoError(t, notLoaded.Refresh(context.Background()))
-	assert.Equal(t, repo.Fresh, g.Lookup(context.Background(), none).Decision)
+	assert.Equal(t, repo.Fresh, g.Lookup(context.Background(), repo.Query{PVC: none}).Decision)
 	assert.NoError(t, g.Ready())
-	assert.Error(t, cache.Group{}.Ready())
+	assert.Error(t, cache.NewGroup(nil, cache.GroupOptions{}).Ready())
+}
+
+// TestGroupGuards: a lookup that finds nothing but near misses is unknown, accepted or warned
+// per the guards, every event is counted, and the cache only looks for near misses when asked.
+func TestGroupGuards(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	idx := &fakeIndex{snaps: map[string]int{"other": 1}, near: map[string][]string{"none": {"none@web:/elsewhere"}}}
+	loader := &fakeLoader{load: func(context.Context) (repo.Index, error) { return idx, nil }}
+
+	reg := prometheus.NewRegistry()
+	metrics := cache.NewMetrics(reg)
+
+	c, err := cache.New(cache.Options{Backend: "fake", Loader: loader, Now: clk.now, NearMisses: true, Metrics: metrics})
+	require.NoError(t, err)
+	require.NoError(t, c.Refresh(context.Background()))
+
+	deny := cache.NewGroup([]*cache.Cache{c}, cache.GroupOptions{Guards: repo.Guards{NearMiss: repo.NearMissDeny}, Metrics: metrics})
+	a := deny.Lookup(context.Background(), repo.Query{PVC: none})
+	assert.Equal(t, repo.Unknown, a.Decision)
+	require.ErrorIs(t, a.Reason, repo.ErrNearMiss)
+	require.Len(t, a.NearMisses, 1)
+	assert.Equal(t, "fake", a.NearMisses[0].Backend, "the cache names the backend")
+
+	a = deny.Lookup(context.Background(), repo.Query{PVC: none, AcceptNearMiss: true})
+	assert.Equal(t, repo.Fresh, a.Decision)
+	assert.Equal(t, repo.AcceptNearMiss, a.Accepted)
+
+	warn := cache.NewGroup([]*cache.Cache{c}, cache.GroupOptions{Guards: repo.Guards{NearMiss: repo.NearMissWarn}, Metrics: metrics})
+	assert.Equal(t, repo.Fresh, warn.Lookup(context.Background(), repo.Query{PVC: none}).Decision)
+
+	assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP backup_oracle_guard_total Would-be fresh answers a guard acted on: guard expected-backup or near-miss; outcome denied (answered unknown), warned (NEAR_MISS=warn) or accepted (acknowledged on the PVC).
+# TYPE backup_oracle_guard_total counter
+backup_oracle_guard_total{guard="near-miss",outcome="accepted"} 1
+backup_oracle_guard_total{guard="near-miss",outcome="denied"} 1
+backup_oracle_guard_total{guard="near-miss",outcome="warned"} 1
+`), "backup_oracle_guard_total"))
+
+	off, err := cache.New(cache.Options{Backend: "fake", Loader: loader, Now: clk.now})
+	require.NoError(t, err)
+	require.NoError(t, off.Refresh(context.Background()))
+	assert.Empty(t, off.Lookup(context.Background(), none).NearMisses, "NEAR_MISS=off: not even looked for")
+	assert.Equal(t, repo.Fresh, cache.NewGroup([]*cache.Cache{off}, cache.GroupOptions{}).Lookup(context.Background(), repo.Query{PVC: none}).Decision)
+
+	assert.Len(t, c.Explain(context.Background(), none).Finding.NearMisses, 1, "explain shows near misses whatever the mode")
 }
 
 func TestEmptyIndexIsRefusedUnlessAllowed(t *testing.T) {
@@ -431,5 +487,5 @@ func TestExplain(t *testing.T) {
 	e = c.Explain(context.Background(), data)
 	assert.Error(t, e.Err, "not authoritative now")
 	assert.Len(t, e.Finding.Snapshots, 2, "but the operator still sees what the last index held")
-	assert.Len(t, cache.Group{c, c}.Explain(context.Background(), data), 2)
+	assert.Len(t, cache.NewGroup([]*cache.Cache{c, c}, cache.GroupOptions{}).Explain(context.Background(), data), 2)
 }

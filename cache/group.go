@@ -4,34 +4,77 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/backup-oracle/backup-oracle/repo"
 )
 
-// Group asks several caches, in order of preference, and combines their answers with
-// repo.Combine: Restore from the first backend with a snapshot, Fresh only when every backend is
-// authoritative and empty. It is safe for concurrent use.
-type Group []*Cache
+// Group asks several caches, in order of preference, combines their answers with repo.Combine
+// (Restore from the first backend with a snapshot, Fresh only when every backend is
+// authoritative and empty) and applies the guards (expected-backups ledger, near misses) to the
+// result. It is safe for concurrent use.
+type Group struct {
+	caches  []*Cache
+	guards  repo.Guards
+	metrics *Metrics
+	logger  *slog.Logger
+}
 
-// Lookup asks every cache and combines the answers.
-func (g Group) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
-	answers := make([]repo.Answer, len(g))
-	for i, c := range g {
-		answers[i] = c.Lookup(ctx, pvc)
+// GroupOptions configure a Group.
+type GroupOptions struct {
+	Guards  repo.Guards
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// NewGroup returns a group of caches, in order of preference.
+func NewGroup(caches []*Cache, opts GroupOptions) *Group {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 
-	return repo.Combine(pvc, answers)
+	return &Group{caches: caches, guards: opts.Guards, metrics: opts.Metrics, logger: opts.Logger}
+}
+
+// Caches returns the group's caches, in order.
+func (g *Group) Caches() []*Cache { return g.caches }
+
+// Ledger returns the expected-backups ledger the guards use, nil without one.
+func (g *Group) Ledger() repo.Ledger { return g.guards.Ledger }
+
+// Lookup asks every cache, combines the answers and applies the guards. Every guard event is
+// counted, and logged when it lets a near miss through (warned, accepted).
+func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
+	answers := make([]repo.Answer, len(g.caches))
+	for i, c := range g.caches {
+		answers[i] = c.Lookup(ctx, q.PVC)
+	}
+
+	a, events := g.guards.Apply(repo.Combine(q.PVC, answers), q)
+
+	for _, e := range events {
+		g.metrics.observeGuard(e)
+
+		switch e.Outcome {
+		case "accepted":
+			g.logger.Info("near miss accepted: answering as if none existed", "pvc", q.PVC.String(), "nearMisses", a.NearMisses)
+		case "warned":
+			g.logger.Warn("near miss (NEAR_MISS=warn): answering fresh", "pvc", q.PVC.String(), "nearMisses", a.NearMisses)
+		}
+	}
+
+	return a
 }
 
 // Ready is nil only when every cache is ready: Fresh needs all of them.
-func (g Group) Ready() error {
-	if len(g) == 0 {
+func (g *Group) Ready() error {
+	if len(g.caches) == 0 {
 		return fmt.Errorf("%w: no backend configured", repo.ErrInvalidConfig)
 	}
 
 	var errs []error
 
-	for _, c := range g {
+	for _, c := range g.caches {
 		if err := c.Ready(); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", c.Backend(), err))
 		}
@@ -41,9 +84,9 @@ func (g Group) Ready() error {
 }
 
 // Explain asks every cache, in order.
-func (g Group) Explain(ctx context.Context, pvc repo.PVC) []repo.Explanation {
-	out := make([]repo.Explanation, len(g))
-	for i, c := range g {
+func (g *Group) Explain(ctx context.Context, pvc repo.PVC) []repo.Explanation {
+	out := make([]repo.Explanation, len(g.caches))
+	for i, c := range g.caches {
 		out[i] = c.Explain(ctx, pvc)
 	}
 
@@ -51,9 +94,9 @@ func (g Group) Explain(ctx context.Context, pvc repo.PVC) []repo.Explanation {
 }
 
 // Status lists every cache's status, in order.
-func (g Group) Status() []repo.IndexStatus {
-	out := make([]repo.IndexStatus, len(g))
-	for i, c := range g {
+func (g *Group) Status() []repo.IndexStatus {
+	out := make([]repo.IndexStatus, len(g.caches))
+	for i, c := range g.caches {
 		out[i] = c.Status()
 	}
 

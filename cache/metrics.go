@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"errors"
 	"slices"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ type Metrics struct {
 	sources         *prometheus.GaugeVec
 	snapshots       *prometheus.GaugeVec
 	refreshes       *prometheus.CounterVec
+	guards          *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on reg (a private registry, never the
@@ -30,6 +32,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 				"Age of the last successfully loaded index at scrape time; absent before the first load.", []string{"backend"}, nil),
 			ready: prometheus.NewDesc("backup_oracle_index_ready",
 				"1 when the backend answers authoritatively (loaded, last refresh succeeded, fresh), else 0.", []string{"backend"}, nil),
+			mismatch: prometheus.NewDesc("backup_oracle_repository_mismatch",
+				"1 when the last refresh found another repository than the pinned (or first seen) one at the backend's location, else 0.", []string{"backend"}, nil),
+			repository: prometheus.NewDesc("backup_oracle_repository_info",
+				"The unique id of the repository the last index was read from (Kopia); the value is always 1.", []string{"backend", "repository_id"}, nil),
 		},
 		refreshDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "backup_oracle_index_refresh_duration_seconds",
@@ -52,8 +58,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "backup_oracle_index_refreshes_total",
 			Help: "Index refreshes by result (success, error).",
 		}, []string{"backend", "result"}),
+		guards: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backup_oracle_guard_total",
+			Help: "Would-be fresh answers a guard acted on: guard expected-backup or near-miss; outcome denied (answered unknown), warned (NEAR_MISS=warn) or accepted (acknowledged on the PVC).",
+		}, []string{"guard", "outcome"}),
 	}
-	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.refreshes)
+	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.refreshes, m.guards)
 
 	return m
 }
@@ -78,6 +88,14 @@ func (m *Metrics) observeRefresh(backend string, d time.Duration, idx repo.Index
 	m.snapshots.WithLabelValues(backend).Set(float64(st.Snapshots))
 }
 
+func (m *Metrics) observeGuard(e repo.GuardEvent) {
+	if m == nil {
+		return
+	}
+
+	m.guards.WithLabelValues(e.Guard, e.Outcome).Inc()
+}
+
 // watch adds c to the caches whose age and readiness are computed at scrape time.
 func (m *Metrics) watch(c *Cache) {
 	if m == nil {
@@ -91,13 +109,18 @@ func (m *Metrics) watch(c *Cache) {
 
 // liveCollector reports values that change with time, not with events.
 type liveCollector struct {
-	age, ready *prometheus.Desc
+	age, ready, mismatch, repository *prometheus.Desc
 
 	mu     sync.Mutex
 	caches []*Cache
 }
 
-func (l *liveCollector) Describe(ch chan<- *prometheus.Desc) { ch <- l.age; ch <- l.ready }
+func (l *liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- l.age
+	ch <- l.ready
+	ch <- l.mismatch
+	ch <- l.repository
+}
 
 func (l *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	l.mu.Lock()
@@ -113,6 +136,17 @@ func (l *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 
 		ch <- prometheus.MustNewConstMetric(l.ready, prometheus.GaugeValue, ready, st.Backend)
+
+		mismatch := 0.0
+		if errors.Is(st.LastError, repo.ErrRepositoryMismatch) {
+			mismatch = 1
+		}
+
+		ch <- prometheus.MustNewConstMetric(l.mismatch, prometheus.GaugeValue, mismatch, st.Backend)
+
+		if id := st.Stats.RepositoryID; id != "" {
+			ch <- prometheus.MustNewConstMetric(l.repository, prometheus.GaugeValue, 1, st.Backend, id)
+		}
 
 		if !st.LoadedAt.IsZero() {
 			ch <- prometheus.MustNewConstMetric(l.age, prometheus.GaugeValue, c.opts.Now().Sub(st.LoadedAt).Seconds(), st.Backend)

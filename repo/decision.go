@@ -31,6 +31,14 @@ type Answer struct {
 	IndexTime time.Time
 	// Reason explains an Unknown decision and is nil otherwise.
 	Reason error
+	// NearMisses are snapshots that probably hold this PVC's data under another identity, found
+	// when the identity itself has none (see NearMiss and Guards).
+	NearMisses []NearMiss
+	// Accepted echoes the acknowledgement the decision was taken under ("near-miss"), with the
+	// near misses it overrode; empty otherwise.
+	Accepted string
+	// Warnings are guard findings that did not change the decision (NEAR_MISS=warn).
+	Warnings []string
 }
 
 // Authoritative reports whether the answer may be acted upon (restore or fresh).
@@ -41,7 +49,7 @@ func (a Answer) Authoritative() bool { return a.Decision != Unknown }
 // whatever the finding says, because "fresh" must never be guessed.
 func Decide(pvc PVC, backend string, f Finding, indexTime time.Time, err error) Answer {
 	a := Answer{PVC: pvc, Backend: backend, Source: f.Source, IndexTime: indexTime,
-		SnapshotCount: len(f.Snapshots), Latest: f.Latest()}
+		SnapshotCount: len(f.Snapshots), Latest: f.Latest(), NearMisses: f.NearMisses}
 
 	switch {
 	case err != nil:
@@ -87,6 +95,11 @@ func Combine(pvc PVC, answers []Answer) Answer {
 
 	out := answers[0]
 	out.Backend = strings.Join(backends, ",")
+	out.NearMisses = nil
+
+	for _, a := range answers {
+		out.NearMisses = append(out.NearMisses, a.NearMisses...)
+	}
 
 	if len(reasons) > 0 {
 		out.Decision, out.Reason = Unknown, errors.Join(reasons...)

@@ -10,6 +10,8 @@ import (
 var (
 	// ErrInvalidName: the request names something Kubernetes could not have created.
 	ErrInvalidName = errors.New("invalid name")
+	// ErrInvalidRequest: a request parameter is malformed or unknown.
+	ErrInvalidRequest = errors.New("invalid request")
 	// ErrInvalidConfig: the identity or backend configuration cannot be used.
 	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrUnavailable: the backend could not be read (missing, unreadable, wrong password, timeout).

@@ -1,6 +1,8 @@
 package repo
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -70,14 +72,24 @@ func (k KopiaIdentity) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Source returns the Kopia source for pvc. It is a pure function of its inputs and safe for
-// concurrent use.
+// Source returns the Kopia source pvc's backups are stored under. It is a pure function of its
+// inputs and safe for concurrent use.
+//
+// A username derived from the ReplicationSource name is cut by the mover at 50 characters, so
+// two PVCs whose RS names share their first 50 characters would share one identity (StatefulSet
+// replicas "…-0" and "…-1" do): the mover would mix their snapshots. For those names the shipped
+// policies give the RS and RD an explicit, collision-free spec.kopia.username (and hostname),
+// KopiaCollisionFreeUsername, and Source returns that. Snapshots stored under the cut, possibly
+// shared username (CutSource) are never restored automatically: they are a near miss.
 func (k KopiaIdentity) Source(pvc PVC) KopiaSource {
 	rsName := expand(k.SourceName, pvc)
 
 	user := expand(k.UserName, pvc)
 	if user == "" {
 		user = KopiaUsername(rsName)
+		if full := sanitizeUsername(rsName); len(full) > MaxKopiaUsernameLen {
+			user = KopiaCollisionFreeUsername(pvc, full)
+		}
 	}
 
 	host := expand(k.HostName, pvc)
@@ -88,22 +100,51 @@ func (k KopiaIdentity) Source(pvc PVC) KopiaSource {
 	return KopiaSource{UserName: user, Host: host, Path: k.Path}
 }
 
+// CutSource returns the source the mover would derive for pvc by itself (no explicit username),
+// and whether that username is cut at 50 characters, hence possibly shared with another PVC.
+// When it is not cut, it is Source(pvc).
+func (k KopiaIdentity) CutSource(pvc PVC) (KopiaSource, bool) {
+	src := k.Source(pvc)
+	if k.UserName != "" {
+		return src, false
+	}
+
+	rsName := expand(k.SourceName, pvc)
+	if len(sanitizeUsername(rsName)) <= MaxKopiaUsernameLen {
+		return src, false
+	}
+
+	src.UserName = KopiaUsername(rsName)
+
+	return src, true
+}
+
+// Lengths of a collision-free username: a stem, "-", hex digits of a hash; 41+1+8 = 50, the
+// mover's limit, so the policies can set it as spec.kopia.username unchanged.
+const (
+	collisionFreeStemLen = 41
+	collisionFreeHashLen = 8
+)
+
+// KopiaCollisionFreeUsername is the explicit username the shipped policies give the RS and RD of
+// a PVC whose derived username would be cut: the first 41 characters of the sanitised RS name,
+// "-", and the first 8 hex digits of sha256("<namespace>/<pvc>"). sanitizedRSName is the RS name
+// after the mover's sanitising (KopiaUsername without the cut).
+func KopiaCollisionFreeUsername(pvc PVC, sanitizedRSName string) string {
+	sum := sha256.Sum256([]byte(pvc.Namespace + "/" + pvc.Name))
+	stem := sanitizedRSName
+	if len(stem) > collisionFreeStemLen {
+		stem = stem[:collisionFreeStemLen]
+	}
+
+	return stem + "-" + hex.EncodeToString(sum[:])[:collisionFreeHashLen]
+}
+
 // KopiaUsername derives the username VolSync's Kopia mover uses for a ReplicationSource named
 // rsName: keep [A-Za-z0-9_-], trim '-' and '_' at both ends, fall back to "volsync-default" when
 // nothing is left, then cut to 50 characters.
 func KopiaUsername(rsName string) string {
-	s := strings.Map(func(r rune) rune {
-		if isAlnum(r) || r == '_' || r == '-' {
-			return r
-		}
-
-		return -1
-	}, rsName)
-
-	s = strings.Trim(s, "-_")
-	if s == "" {
-		s = kopiaDefaultIdentity
-	}
+	s := sanitizeUsername(rsName)
 
 	if len(s) > MaxKopiaUsernameLen {
 		s = s[:MaxKopiaUsernameLen]
@@ -123,6 +164,25 @@ func KopiaHostname(namespace, objectName string) string {
 	}
 
 	return kopiaDefaultIdentity
+}
+
+// sanitizeUsername is the mover's username sanitising before the cut: keep [A-Za-z0-9_-], trim
+// '-' and '_' at both ends, "volsync-default" when nothing is left.
+func sanitizeUsername(rsName string) string {
+	s := strings.Map(func(r rune) rune {
+		if isAlnum(r) || r == '_' || r == '-' {
+			return r
+		}
+
+		return -1
+	}, rsName)
+
+	s = strings.Trim(s, "-_")
+	if s == "" {
+		s = kopiaDefaultIdentity
+	}
+
+	return s
 }
 
 func sanitizeHostname(s string) string {

@@ -21,10 +21,11 @@ func TestKopiaIdentitySource(t *testing.T) {
 	}{
 		{"plain", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "web", Name: "app"}, "app-backup@web:/data"},
 		{"dots are dropped", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "web", Name: "my.app.data"}, "myappdata-backup@web:/data"},
-		{"long name is cut to 50", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "db", Name: long},
-			long[:50] + "@db:/data"},
-		{"cut may end in a dash", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "db", Name: strings.Repeat("b", 49) + "-x"},
-			strings.Repeat("b", 49) + "-@db:/data"},
+		// sha256("db/"+long) starts f3e4737a (sha256sum); the policies set this username explicitly.
+		{"long name gets a collision-free username", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "db", Name: long},
+			long[:41] + "-f3e4737a@db:/data"},
+		{"a stem may end in a dash", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "db", Name: strings.Repeat("b", 40) + "-" + strings.Repeat("b", 8) + "-x"},
+			strings.Repeat("b", 40) + "--" + "80b2a91f@db:/data"},
 		{"leading dot-separated parts", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "n", Name: "0.1.2"}, "012-backup@n:/data"},
 		{"explicit username and hostname are verbatim", repo.KopiaIdentity{UserName: "{namespace}.{pvc}", HostName: "cluster-a", Path: "/data"},
 			repo.PVC{Namespace: "web", Name: "a.b"}, "web.a.b@cluster-a:/data"},
@@ -40,6 +41,60 @@ func TestKopiaIdentitySource(t *testing.T) {
 			assert.Equal(t, tc.want, tc.id.Source(tc.pvc).String())
 		})
 	}
+}
+
+// TestCutSource: the identity the mover derives by itself, cut at 50 characters, is what a long
+// name's old backups (and a gate-only RS without an explicit username) are stored under.
+func TestCutSource(t *testing.T) {
+	long := strings.Repeat("a", 45) + "-database-volume" // 61 characters
+	cases := []struct {
+		name string
+		pvc  repo.PVC
+		want string
+		cut  bool
+	}{
+		{"short names are not cut", repo.PVC{Namespace: "web", Name: "app"}, "app-backup@web:/data", false},
+		{"long name is cut to 50", repo.PVC{Namespace: "db", Name: long}, long[:50] + "@db:/data", true},
+		{"cut may end in a dash", repo.PVC{Namespace: "db", Name: strings.Repeat("b", 49) + "-x"}, strings.Repeat("b", 49) + "-@db:/data", true},
+		{"43 characters plus -backup is 50: not cut", repo.PVC{Namespace: "db", Name: strings.Repeat("c", 43)}, strings.Repeat("c", 43) + "-backup@db:/data", false},
+		{"44 characters plus -backup is 51: cut", repo.PVC{Namespace: "db", Name: strings.Repeat("c", 44)}, strings.Repeat("c", 44) + "-backu@db:/data", true},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src, cut := repo.DefaultKopiaIdentity().CutSource(tc.pvc)
+			assert.Equal(t, tc.want, src.String())
+			assert.Equal(t, tc.cut, cut)
+
+			if !cut {
+				assert.Equal(t, repo.DefaultKopiaIdentity().Source(tc.pvc), src, "an uncut identity is the identity")
+			}
+		})
+	}
+
+	explicit := repo.KopiaIdentity{SourceName: "{pvc}-backup", UserName: "{pvc}", Path: "/data"}
+	_, cut := explicit.CutSource(repo.PVC{Namespace: "db", Name: long})
+	assert.False(t, cut, "an explicit username is verbatim: the mover never cuts it")
+}
+
+// TestCollisionFreeUsernames: StatefulSet replicas whose RS names share their first 50
+// characters (the mover would give both one identity) get different usernames, both 50
+// characters long.
+func TestCollisionFreeUsernames(t *testing.T) {
+	const stem = "prometheus-kube-prometheus-stack-prometheus-db-prometheus-kube-prometheus-stack-prometheus-"
+
+	r0 := repo.DefaultKopiaIdentity().Source(repo.PVC{Namespace: "monitoring", Name: stem + "0"})
+	r1 := repo.DefaultKopiaIdentity().Source(repo.PVC{Namespace: "monitoring", Name: stem + "1"})
+
+	// The hashes are sha256sum's of "monitoring/<pvc>".
+	assert.Equal(t, "prometheus-kube-prometheus-stack-promethe-a9ac3b55@monitoring:/data", r0.String())
+	assert.Equal(t, "prometheus-kube-prometheus-stack-promethe-8aba21c7@monitoring:/data", r1.String())
+	assert.Len(t, r0.UserName, repo.MaxKopiaUsernameLen)
+
+	c0, _ := repo.DefaultKopiaIdentity().CutSource(repo.PVC{Namespace: "monitoring", Name: stem + "0"})
+	c1, _ := repo.DefaultKopiaIdentity().CutSource(repo.PVC{Namespace: "monitoring", Name: stem + "1"})
+	assert.Equal(t, c0, c1, "what the mover derives alone is shared by both replicas")
+	assert.Equal(t, "prometheus-kube-prometheus-stack-prometheus-db-pro@monitoring:/data", c0.String())
 }
 
 func TestKopiaUsername(t *testing.T) {

@@ -27,6 +27,9 @@ type Finding struct {
 	// Source is the identity looked up, as the backend stores it (e.g. "app-backup@web:/data").
 	Source    string
 	Snapshots []Snapshot
+	// NearMisses, when Snapshots is empty, are what the index holds of this PVC under another
+	// identity (Index.NearMisses, filled by the cache).
+	NearMisses []NearMiss
 }
 
 // Latest returns the newest snapshot, or nil when there is none.
@@ -51,12 +54,21 @@ type Index interface {
 	// namespace), for operators: a surprising "fresh" is most often an identity mismatch, which
 	// this makes visible. It never decides an answer.
 	Nearby(pvc PVC) []string
+	// NearMisses lists the sources that probably hold pvc's data under an identity slightly
+	// different from the one pvc maps to (another path, another naming scheme, a cut username,
+	// another level of the bucket), each with the rule that matched it. The same PVC name in
+	// another namespace is never a near miss. Cheap and without I/O: the cache calls it for
+	// lookups that find no snapshot.
+	NearMisses(pvc PVC) []NearMiss
 }
 
-// IndexStats counts the sources and snapshots an index holds.
+// IndexStats counts the sources and snapshots an index holds, and names the repository.
 type IndexStats struct {
 	Sources   int
 	Snapshots int
+	// RepositoryID is the unique id of the repository the index was read from (Kopia's
+	// uniqueID, hex), empty when the backend has none (a fleet of restic repositories).
+	RepositoryID string
 }
 
 // IndexStatus describes one backend's index for operators. It carries no secrets.

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -25,6 +26,19 @@ type existsResponse struct {
 	LatestSnapshot  *snapshotJSON `json:"latestSnapshot,omitempty"`
 	IndexAgeSeconds *float64      `json:"indexAgeSeconds,omitempty"`
 	Error           string        `json:"error,omitempty"`
+	// NearMiss lists snapshots that probably hold this PVC's data under another identity.
+	NearMiss []nearMissJSON `json:"nearMiss,omitempty"`
+	// Accepted echoes an acknowledgement the answer was given under ("near-miss").
+	Accepted string   `json:"accepted,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+type nearMissJSON struct {
+	Backend        string     `json:"backend"`
+	Source         string     `json:"source"`
+	Rule           string     `json:"rule"`
+	SnapshotCount  int        `json:"snapshotCount"`
+	LatestSnapshot *time.Time `json:"latestSnapshot,omitempty"`
 }
 
 type snapshotJSON struct {
@@ -36,7 +50,7 @@ type snapshotJSON struct {
 // statusOf is the one table mapping outcomes to HTTP status codes.
 func statusOf(a repo.Answer) int {
 	switch {
-	case errors.Is(a.Reason, repo.ErrInvalidName):
+	case errors.Is(a.Reason, repo.ErrInvalidName), errors.Is(a.Reason, repo.ErrInvalidRequest):
 		return http.StatusBadRequest
 	case a.Decision == repo.Restore, a.Decision == repo.Fresh:
 		return http.StatusOK
@@ -45,15 +59,35 @@ func statusOf(a repo.Answer) int {
 	}
 }
 
+// query reads a lookup's PVC and acknowledgements; a bad name or parameter is an error wrapping
+// repo.ErrInvalidName or repo.ErrInvalidRequest (400).
+func query(c *gin.Context) (repo.Query, error) {
+	q := repo.Query{PVC: repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}}
+	if err := q.PVC.Validate(); err != nil {
+		return q, err
+	}
+
+	for _, v := range c.QueryArray("accept") {
+		if v != repo.AcceptNearMiss {
+			return q, fmt.Errorf("%w: accept=%q: the only acknowledgement is accept=%s", repo.ErrInvalidRequest, v, repo.AcceptNearMiss)
+		}
+
+		q.AcceptNearMiss = true
+	}
+
+	return q, nil
+}
+
 func (h *handler) exists(c *gin.Context) {
-	pvc := repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}
+	q, err := query(c)
+	pvc := q.PVC
 
 	var a repo.Answer
-	if err := pvc.Validate(); err != nil {
+	if err != nil {
 		a = repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}
 	} else {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
-		a = h.oracle.Lookup(ctx, pvc)
+		a = h.oracle.Lookup(ctx, q)
 		cancel()
 	}
 
@@ -92,6 +126,17 @@ func (h *handler) render(a repo.Answer) existsResponse {
 
 	if a.Reason != nil {
 		r.Error = a.Reason.Error()
+	}
+
+	r.Accepted, r.Warnings = a.Accepted, a.Warnings
+	for _, n := range a.NearMisses {
+		j := nearMissJSON{Backend: n.Backend, Source: n.Source, Rule: n.Rule, SnapshotCount: n.Snapshots}
+		if !n.Latest.IsZero() {
+			t := n.Latest.UTC()
+			j.LatestSnapshot = &t
+		}
+
+		r.NearMiss = append(r.NearMiss, j)
 	}
 
 	return r

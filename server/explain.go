@@ -22,6 +22,7 @@ type backendExplain struct {
 	Source          string           `json:"source,omitempty"`
 	Snapshots       []snapshotDetail `json:"snapshots"`
 	Nearby          []string         `json:"nearby,omitempty"`
+	NearMiss        []nearMissJSON   `json:"nearMiss,omitempty"`
 	IndexAgeSeconds *float64         `json:"indexAgeSeconds,omitempty"`
 	Error           string           `json:"error,omitempty"`
 }
@@ -40,8 +41,10 @@ type snapshotDetail struct {
 // explain answers 200 whatever the decision (it is for humans, not for Kyverno), 400 for
 // invalid names.
 func (h *handler) explain(c *gin.Context) {
-	pvc := repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}
-	if err := pvc.Validate(); err != nil {
+	q, err := query(c)
+	pvc := q.PVC
+
+	if err != nil {
 		c.JSON(http.StatusBadRequest, h.render(repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}))
 		return
 	}
@@ -49,10 +52,11 @@ func (h *handler) explain(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
 	defer cancel()
 
-	out := explainResponse{Answer: h.render(h.oracle.Lookup(ctx, pvc)), Backends: []backendExplain{}}
+	out := explainResponse{Answer: h.render(h.oracle.Lookup(ctx, q)), Backends: []backendExplain{}}
 
 	for _, e := range h.oracle.Explain(ctx, pvc) {
-		b := backendExplain{Backend: e.Backend, Source: e.Finding.Source, Nearby: e.Nearby, Snapshots: []snapshotDetail{}}
+		b := backendExplain{Backend: e.Backend, Source: e.Finding.Source, Nearby: e.Nearby, Snapshots: []snapshotDetail{},
+			NearMiss: h.render(repo.Answer{NearMisses: e.Finding.NearMisses}).NearMiss}
 
 		for _, s := range e.Finding.Snapshots {
 			d := snapshotDetail{ID: s.ID, StartTime: s.StartTime.UTC(), Size: s.TotalSize, Files: s.FileCount, Host: s.Host, Paths: s.Paths, Tags: s.Tags}

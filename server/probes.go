@@ -38,6 +38,7 @@ type backendStatus struct {
 	Generation     uint64     `json:"generation"`
 	Sources        int        `json:"sources"`
 	Snapshots      int        `json:"snapshots"`
+	RepositoryID   string     `json:"repositoryID,omitempty"`
 	IndexAgeSecond *float64   `json:"indexAgeSeconds,omitempty"`
 }
 
@@ -49,7 +50,7 @@ func (h *handler) status(c *gin.Context) {
 	for _, s := range statuses {
 		b := backendStatus{
 			Backend: s.Backend, Ready: s.NotReady == nil, Generation: s.Generation,
-			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots,
+			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots, RepositoryID: s.Stats.RepositoryID,
 		}
 
 		if s.NotReady != nil {

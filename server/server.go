@@ -19,8 +19,9 @@ import (
 
 // Oracle is what the server needs from the index caches.
 type Oracle interface {
-	// Lookup answers for one valid PVC; it must honour ctx and never block on backend I/O.
-	Lookup(ctx context.Context, pvc repo.PVC) repo.Answer
+	// Lookup answers one query for a valid PVC; it must honour ctx and never block on backend
+	// I/O.
+	Lookup(ctx context.Context, q repo.Query) repo.Answer
 	// Ready is nil when lookups are authoritative; it must do no I/O (it backs /readyz).
 	Ready() error
 	// Status describes every backend's index.

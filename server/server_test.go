@@ -25,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // fakeOracle is a server.Oracle with function fields.
 type fakeOracle struct {
-	lookup func(ctx context.Context, pvc repo.PVC) repo.Answer
+	lookup func(ctx context.Context, q repo.Query) repo.Answer
 	ready  func() error
 	status func() []repo.IndexStatus
 }
@@ -45,7 +45,7 @@ func (f fakeOracle) Explain(_ context.Context, pvc repo.PVC) []repo.Explanation 
 	}}}
 }
 
-func (f fakeOracle) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer { return f.lookup(ctx, pvc) }
+func (f fakeOracle) Lookup(ctx context.Context, q repo.Query) repo.Answer { return f.lookup(ctx, q) }
 func (f fakeOracle) Ready() error                                         { return f.ready() }
 func (f fakeOracle) Status() []repo.IndexStatus                           { return f.status() }
 
@@ -55,11 +55,22 @@ var (
 	snapshot  = repo.Snapshot{ID: "k7f3a", StartTime: now.Add(-time.Hour), TotalSize: 1234}
 )
 
-// oracle answers from the PVC name: restore-*, fresh-*, anything else unknown.
+// oracle answers from the PVC name: restore-*, fresh-*, nearmiss-* (no snapshot, a near miss:
+// the real guards decide), anything else unknown.
 func oracle() fakeOracle {
 	return fakeOracle{
-		lookup: func(_ context.Context, pvc repo.PVC) repo.Answer {
+		lookup: func(_ context.Context, q repo.Query) repo.Answer {
+			pvc := q.PVC
+
 			switch {
+			case strings.HasPrefix(pvc.Name, "nearmiss"):
+				a := repo.Decide(pvc, "kopia-fs", repo.Finding{Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data", NearMisses: []repo.NearMiss{{
+					Backend: "kopia-fs", Source: pvc.Name + "-backup@" + pvc.Namespace + ":/var/lib/app", Rule: "same username and hostname, another path",
+					Snapshots: 2, Latest: now.Add(-time.Hour),
+				}}}, indexTime, nil)
+				a, _ = repo.Guards{NearMiss: repo.NearMissDeny}.Apply(a, q)
+
+				return a
 			case strings.HasPrefix(pvc.Name, "restore"):
 				return repo.Decide(pvc, "kopia-fs", repo.Finding{Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data",
 					Snapshots: []repo.Snapshot{{ID: "old"}, snapshot}}, indexTime, nil)
@@ -125,6 +136,9 @@ func TestEndpoints(t *testing.T) {
 		{"explain fresh shows nearby sources", oracle(), http.MethodGet, "/explain/web/fresh", http.StatusOK, "explain-fresh.json"},
 		{"explain invalid", oracle(), http.MethodGet, "/explain/web/A", http.StatusBadRequest, "explain-invalid.json"},
 		{"explain bad path", oracle(), http.MethodGet, "/explain/web", http.StatusBadRequest, "bad-path.json"},
+		{"near miss", oracle(), http.MethodGet, "/exists/web/nearmiss", http.StatusServiceUnavailable, "nearmiss.json"},
+		{"near miss accepted", oracle(), http.MethodGet, "/exists/web/nearmiss?accept=near-miss", http.StatusOK, "nearmiss-accepted.json"},
+		{"unknown acknowledgement", oracle(), http.MethodGet, "/exists/web/nearmiss?accept=everything", http.StatusBadRequest, "bad-accept.json"},
 	}
 
 	for _, tc := range cases {
@@ -154,9 +168,9 @@ func golden(t *testing.T, name string, got []byte) {
 
 func TestLookupGetsRequestTimeout(t *testing.T) {
 	o := oracle()
-	o.lookup = func(ctx context.Context, pvc repo.PVC) repo.Answer {
+	o.lookup = func(ctx context.Context, q repo.Query) repo.Answer {
 		<-ctx.Done()
-		return repo.Decide(pvc, "slow", repo.Finding{}, time.Time{}, ctx.Err())
+		return repo.Decide(q.PVC, "slow", repo.Finding{}, time.Time{}, ctx.Err())
 	}
 
 	reg := prometheus.NewRegistry()

@@ -32,8 +32,13 @@ type Config struct {
 	LogFormat       string
 	StateDir        string
 	AllowEmpty      bool
-	Demo            bool
-	CheckConfig     bool
+	// NearMiss is what a near miss does to a would-be fresh answer (NEAR_MISS: deny, warn, off).
+	NearMiss string
+	// ExpectedBackupsFile is the expected-backups ledger (EXPECTED_BACKUPS_FILE), re-read on
+	// every refresh interval.
+	ExpectedBackupsFile string
+	Demo                bool
+	CheckConfig         bool
 	// BackendType is the kind of the one backend the environment describes (BACKEND_TYPE).
 	BackendType string
 	// BackendsFile, when set, lists the backends instead (several, in order of preference).
@@ -63,6 +68,7 @@ func defaultConfig() Config {
 		MaxIndexAge:     cache.DefaultMaxIndexAge,
 		LogLevel:        "info",
 		LogFormat:       "json",
+		NearMiss:        string(repo.NearMissDeny),
 		BackendType:     registry()[0].Name, // the registry's first kind is the default
 	}
 }
@@ -91,6 +97,8 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"log-level", []string{"LOG_LEVEL"}, "debug, info, warn or error", (*repo.StringValue)(&c.LogLevel)},
 		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*repo.StringValue)(&c.LogFormat)},
 		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*repo.BoolValue)(&c.AllowEmpty)},
+		{"near-miss", []string{"NEAR_MISS"}, "what snapshots of the PVC under a slightly different identity do to a would-be fresh answer: deny (unknown), warn (fresh, reported) or off", (*repo.StringValue)(&c.NearMiss)},
+		{"expected-backups-file", []string{"EXPECTED_BACKUPS_FILE"}, "YAML ledger of PVCs known to have had a backup (pvcs: [<namespace>/<pvc>, ...]); a listed PVC is never fresh; re-read every refresh interval", (*repo.StringValue)(&c.ExpectedBackupsFile)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*repo.StringValue)(&c.StateDir)},
 		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in the state directory", (*repo.BoolValue)(&c.Demo)},
 		{"check-config", nil, "validate the configuration, print it and exit", (*repo.BoolValue)(&c.CheckConfig)},
@@ -304,6 +312,10 @@ func (c *Config) Validate() error {
 	}
 
 	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+
+	if _, err := repo.ParseNearMissMode(c.NearMiss); err != nil {
 		errs = append(errs, err)
 	}
 

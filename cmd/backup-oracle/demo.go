@@ -20,7 +20,13 @@ type demoRepository struct {
 	password repo.Secret
 }
 
-const demoLongPVC = "analytics-warehouse-clickhouse-data-volume-claim-replica-0001"
+const (
+	demoLongPVC = "analytics-warehouse-clickhouse-data-volume-claim-replica-0001"
+	// demoReplica is a StatefulSet replica PVC (…-0, …-1) whose "<pvc>-backup" is cut at 50
+	// characters by the mover: replica 0 was backed up under the cut, shared username before
+	// the policies gave long names collision-free ones.
+	demoReplica = "prometheus-kube-prometheus-stack-prometheus-db-prometheus-kube-prometheus-stack-prometheus-"
+)
 
 // demoPVCs have backups; their sources are derived with the default identity.
 func demoPVCs() []repo.PVC {
@@ -53,10 +59,14 @@ func createDemo(ctx context.Context, stateDir string) (*demoRepository, error) {
 	// A second snapshot of the first PVC: /exists reports the count and the latest.
 	backups = append(backups, backups[0])
 
-	// Decoys: the same PVC name in another namespace, and another path in the right namespace.
+	// Decoys: the same PVC name in another namespace (not a near miss: staging/redis's own
+	// backup), another path in the right namespace (a near miss of shop/redis), and a replica
+	// backed up under the cut, possibly shared username (a near miss of both replicas).
+	cut, _ := id.CutSource(repo.PVC{Namespace: "monitoring", Name: demoReplica + "0"})
 	backups = append(backups,
 		kopiademo.Backup{Source: repo.KopiaSource{UserName: "redis-backup", Host: "staging", Path: "/data"}, Dir: data},
 		kopiademo.Backup{Source: repo.KopiaSource{UserName: "redis-backup", Host: "shop", Path: "/var/lib/redis"}, Dir: data},
+		kopiademo.Backup{Source: cut, Dir: data},
 	)
 
 	if err := kopiademo.Write(ctx, d.path, d.password.Reveal(), stateDir, backups); err != nil {
@@ -108,9 +118,13 @@ func (d *demoRepository) announce(ctx context.Context, r readiness, url string, 
 		"  curl -s " + url + "/exists/shop/postgres            # restore: a snapshot exists",
 		"  curl -s " + url + "/exists/shop/my.app.data         # restore: dotted name, source myappdata-backup@shop:/data",
 		"  curl -s " + url + "/exists/analytics/" + demoLongPVC + "   # restore: long name, username cut to 50 characters",
-		"  curl -s " + url + "/exists/shop/redis               # fresh: only decoys (other namespace, other path)",
+		"  curl -s " + url + "/exists/shop/cache               # fresh: no backup, nothing near it",
+		"  curl -s " + url + "/exists/shop/redis               # unknown (503): no backup under redis-backup@shop:/data, but a near miss under /var/lib/redis",
+		"  curl -s '" + url + "/exists/shop/redis?accept=near-miss'   # fresh: what the policies ask once the PVC is annotated backup-oracle.io/accept-near-miss",
+		"  curl -s " + url + "/exists/staging/redis            # restore: the same name in another namespace is that PVC's own backup, never a near miss",
+		"  curl -s " + url + "/exists/monitoring/" + demoReplica + "1   # unknown: replica 0's cut username is shared",
 		"  curl -s " + url + "/exists/shop/Bad_Name            # 400: not a valid PVC name",
-		"  curl -s " + url + "/explain/shop/redis              # why fresh: redis was backed up under another path",
+		"  curl -s " + url + "/explain/shop/redis              # every snapshot, the nearby sources and the near misses",
 		"  curl -s " + url + "/readyz; curl -s " + url + "/status; curl -s " + url + "/metrics | grep backup_oracle_",
 		"",
 	}

@@ -23,6 +23,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/ledger"
 	"github.com/backup-oracle/backup-oracle/server"
 )
 
@@ -134,7 +136,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(backendNames(cfg.Backends)))
 
-	oracle, err := buildCaches(cfg, reg, logger, &cleanup)
+	oracle, err := buildOracle(cfg, reg, logger, &cleanup)
 	if err != nil {
 		return err
 	}
@@ -159,11 +161,12 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		go demo.announce(ctx, oracle, url, stdout)
 	}
 
-	return runUntilShutdown(ctx, newHTTPServer(handler, cfg), ln, oracle, logger)
+	return runUntilShutdown(ctx, newHTTPServer(handler, cfg), ln, oracle, cfg, logger)
 }
 
-// buildCaches opens every backend and puts a cache in front of each; cleanup closes them.
-func buildCaches(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cleanup *cleanups) (cache.Group, error) {
+// buildOracle opens every backend, puts a cache in front of each and groups them with the
+// guards; cleanup closes the backends.
+func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cleanup *cleanups) (*cache.Group, error) {
 	backends, err := openBackends(cfg.Backends, cfg.StateDir, logger)
 	for _, b := range backends {
 		cleanup.add(func() { _ = b.Close(context.Background()) })
@@ -173,24 +176,36 @@ func buildCaches(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 		return nil, err
 	}
 
+	nearMiss, _ := repo.ParseNearMissMode(cfg.NearMiss) // validated
 	metrics := cache.NewMetrics(reg)
-	oracle := make(cache.Group, 0, len(backends))
+	caches := make([]*cache.Cache, 0, len(backends))
 
 	for i, b := range backends {
 		c, err := cache.New(cache.Options{
 			Backend: cfg.Backends[i].Name, Loader: b,
 			RefreshInterval: cfg.RefreshInterval, RefreshTimeout: cfg.RefreshTimeout, MaxIndexAge: cfg.MaxIndexAge,
 			MemoSize: cfg.CacheSize, MemoTTL: cfg.CacheTTL, LookupTimeout: cfg.HTTPTimeout, AllowEmpty: cfg.AllowEmpty,
-			Metrics: metrics, Logger: logger,
+			NearMisses: nearMiss != repo.NearMissOff, Metrics: metrics, Logger: logger,
 		})
 		if err != nil {
 			return nil, err
 		}
 
-		oracle = append(oracle, c)
+		caches = append(caches, c)
 	}
 
-	return oracle, nil
+	guards := repo.Guards{NearMiss: nearMiss}
+	if cfg.ExpectedBackupsFile != "" {
+		f := ledger.Open(cfg.ExpectedBackupsFile)
+		if err := f.Err(); err != nil {
+			logger.Warn("expected-backups ledger unusable: no PVC is answered fresh until it is fixed", "err", err)
+		}
+
+		reg.MustRegister(newLedgerCollector(f))
+		guards.Ledger = f
+	}
+
+	return cache.NewGroup(caches, cache.GroupOptions{Guards: guards, Metrics: metrics, Logger: logger}), nil
 }
 
 func newHTTPServer(handler http.Handler, cfg Config) *http.Server {
@@ -204,16 +219,21 @@ func newHTTPServer(handler http.Handler, cfg Config) *http.Server {
 	}
 }
 
-// runUntilShutdown runs the refreshers and serves ln until ctx is cancelled, then shuts the
-// server down (in-flight requests finish, at most 10 s) and waits for the refreshers.
-func runUntilShutdown(ctx context.Context, srv *http.Server, ln net.Listener, oracle cache.Group, logger *slog.Logger) error {
+// runUntilShutdown runs the refreshers (caches and the expected-backups ledger) and serves ln
+// until ctx is cancelled, then shuts the server down (in-flight requests finish, at most 10 s)
+// and waits for the refreshers.
+func runUntilShutdown(ctx context.Context, srv *http.Server, ln net.Listener, oracle *cache.Group, cfg Config, logger *slog.Logger) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	var refreshers sync.WaitGroup
 
-	for _, c := range oracle {
+	for _, c := range oracle.Caches() {
 		refreshers.Go(func() { c.Run(ctx) })
+	}
+
+	if l, ok := oracle.Ledger().(*ledger.File); ok {
+		refreshers.Go(func() { reloadLedger(ctx, l, cfg.RefreshInterval, logger) })
 	}
 
 	served := make(chan error, 1)

@@ -66,7 +66,13 @@ func TestRunDemo(t *testing.T) {
 		{"/exists/shop/postgres", 200, "restore", 2},
 		{"/exists/shop/my.app.data", 200, "restore", 1},
 		{"/exists/analytics/" + demoLongPVC, 200, "restore", 1},
-		{"/exists/shop/redis", 200, "fresh", 0},
+		{"/exists/shop/cache", 200, "fresh", 0},
+		{"/exists/shop/redis", 503, "unknown", 0},
+		{"/exists/shop/redis?accept=near-miss", 200, "fresh", 0},
+		{"/exists/staging/redis", 200, "restore", 1},
+		{"/exists/web/redis", 200, "fresh", 0},
+		{"/exists/monitoring/" + demoReplica + "0", 503, "unknown", 0},
+		{"/exists/monitoring/" + demoReplica + "1", 503, "unknown", 0},
 		{"/exists/staging/cache", 200, "fresh", 0},
 		{"/exists/shop/Bad_Name", 400, "unknown", 0},
 	}
@@ -81,6 +87,14 @@ func TestRunDemo(t *testing.T) {
 	assert.Equal(t, 200, getJSON(t, url+"/readyz").code)
 	assertChartAlertMetricsExported(t, url)
 	assert.Contains(t, stdout.String(), "/exists/shop/redis")
+	assert.Contains(t, stdout.String(), "accept=near-miss")
+
+	redis := getJSON(t, url+"/exists/shop/redis")
+	assert.Contains(t, redis.m["error"], "redis-backup@shop:/var/lib/redis", "the near miss is named")
+	require.NotEmpty(t, redis.m["nearMiss"])
+
+	accepted := getJSON(t, url+"/exists/shop/redis?accept=near-miss")
+	assert.Equal(t, "near-miss", accepted.m["accepted"], "the acceptance is echoed")
 
 	cancel()
 	select {

@@ -38,6 +38,8 @@ type Settings struct {
 	UsernameTemplate   string      `yaml:"usernameTemplate"`
 	HostnameTemplate   string      `yaml:"hostnameTemplate"`
 	Path               string      `yaml:"path"`
+	// RepositoryID pins the repository (see Pin).
+	RepositoryID string `yaml:"repositoryID"`
 }
 
 func defaultSettings() Settings {
@@ -74,6 +76,7 @@ func (s *Settings) fields() []repo.Field {
 		{Flag: "kopia-username-template", Env: []string{"KOPIA_USERNAME_TEMPLATE"}, YAML: "kopia.usernameTemplate", Usage: "explicit Kopia username (spec.kopia.username); empty: derived from the source name", Value: (*repo.StringValue)(&s.UsernameTemplate)},
 		{Flag: "kopia-hostname-template", Env: []string{"KOPIA_HOSTNAME_TEMPLATE"}, YAML: "kopia.hostnameTemplate", Usage: "explicit Kopia hostname (spec.kopia.hostname); empty: the namespace", Value: (*repo.StringValue)(&s.HostnameTemplate)},
 		{Flag: "kopia-path", Env: []string{"KOPIA_PATH"}, YAML: "kopia.path", Usage: "Kopia source path (spec.kopia.sourcePathOverride)", Value: (*repo.StringValue)(&s.Path)},
+		{Flag: "kopia-repository-id", Env: []string{"KOPIA_REPOSITORY_ID"}, YAML: "kopia.repositoryID", Usage: "the repository's unique id (uniqueIDHex of `kopia repository status --json`, or /status): another repository at the location is refused", Value: (*repo.StringValue)(&s.RepositoryID)},
 	}
 }
 
@@ -92,16 +95,27 @@ func (s *Settings) validate() []error {
 		errs = append(errs, err)
 	}
 
+	if s.RepositoryID != "" {
+		if err := validRepositoryID(s.RepositoryID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+
 	return errs
 }
 
 func (s *Settings) describe() string {
-	id := s.Identity()
-	if id.UserName != "" || id.HostName != "" {
-		return fmt.Sprintf("username %q hostname %q path %q", id.UserName, id.HostName, id.Path)
+	pin := "repository not pinned (KOPIA_REPOSITORY_ID)"
+	if s.RepositoryID != "" {
+		pin = "repository pinned to " + s.RepositoryID
 	}
 
-	return fmt.Sprintf("source name %q (username derived from it, hostname = namespace), path %q", id.SourceName, id.Path)
+	id := s.Identity()
+	if id.UserName != "" || id.HostName != "" {
+		return fmt.Sprintf("username %q hostname %q path %q; %s", id.UserName, id.HostName, id.Path, pin)
+	}
+
+	return fmt.Sprintf("source name %q (username derived from it, hostname = namespace), path %q; %s", id.SourceName, id.Path, pin)
 }
 
 // secrets are what a Kopia backend reads before every load.
@@ -129,10 +143,12 @@ func (s Settings) open(env repo.OpenEnv, readKeys func() (repo.Secret, repo.Secr
 		return out, nil
 	}
 
+	pin := NewPin(s.RepositoryID) // shared by the Repos a secret rotation replaces
+
 	return repo.Reloading(env.Name, read, func(sec secrets) (repo.Backend, error) {
 		r, err := New(Options{
 			Storage: storage(sec), Password: sec.password, StateDir: env.StateDir,
-			Identity: s.Identity(), Logger: env.Logger,
+			Identity: s.Identity(), Pin: pin, Logger: env.Logger,
 		})
 		if err != nil {
 			return nil, err

@@ -16,6 +16,7 @@ type Index struct {
 	identity repo.KopiaIdentity
 	sources  map[repo.KopiaSource]*sourceEntry
 	stats    repo.IndexStats
+	hosts    hostIndex // built on first use by NearMisses
 }
 
 type sourceEntry struct {

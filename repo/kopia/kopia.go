@@ -27,9 +27,10 @@ import (
 
 // Storage opens the blob storage a repository lives in.
 type Storage interface {
-	// Check is a cheap, fast probe run before every load: it must fail at once (no retry loop)
-	// when the storage is missing or unreadable, because kopia's own I/O retries for ~11 s.
-	Check(ctx context.Context) error
+	// Check is a cheap, fast probe run before every load: it returns the repository's format
+	// blob (kopia.repository) and must fail at once (no retry loop) when the storage is missing
+	// or unreadable, because kopia's own I/O retries for ~11 s.
+	Check(ctx context.Context) ([]byte, error)
 	// Open returns the storage; kopia closes it with the repository.
 	Open(ctx context.Context) (blob.Storage, error)
 	// String names the storage for errors and logs; it must not contain secrets.
@@ -45,7 +46,14 @@ type Options struct {
 	// StateDir holds kopia's config file and cache; it must be private and writable.
 	StateDir string
 	Identity repo.KopiaIdentity
-	Logger   *slog.Logger
+	// Pin holds the repository id the storage must hold (KOPIA_REPOSITORY_ID), or the one this
+	// process first saw; nil makes a new one from RepositoryID. Share one Pin between the Repos
+	// that replace each other (repo.Reloading) so a changed id is noticed across reconnects.
+	Pin *Pin
+	// RepositoryID is the pinned id, hex (kopia repository status: uniqueIDHex); used when Pin
+	// is nil.
+	RepositoryID string
+	Logger       *slog.Logger
 }
 
 // Repo is a read-only Kopia repository. Load may not be called concurrently with itself (the
@@ -55,6 +63,7 @@ type Repo struct {
 
 	mu    sync.Mutex
 	rep   kopiarepo.Repository
+	repID string // unique id of the repository rep is connected to, hex
 	fatal chan error
 	seen  map[manifest.ID]manifestSummary
 }
@@ -93,6 +102,10 @@ func New(opts Options) (*Repo, error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 
+	if opts.Pin == nil {
+		opts.Pin = NewPin(opts.RepositoryID)
+	}
+
 	return &Repo{opts: opts, fatal: make(chan error, 1), seen: map[manifest.ID]manifestSummary{}}, nil
 }
 
@@ -123,14 +136,32 @@ func (r *Repo) load(ctx context.Context) (*Index, error) {
 	default:
 	}
 
-	if err := r.opts.Storage.Check(ctx); err != nil {
+	blob, err := r.opts.Storage.Check(ctx)
+	if err != nil {
 		return nil, err
+	}
+
+	id, err := uniqueID(blob)
+	if err != nil {
+		return nil, err
+	}
+
+	if err := r.opts.Pin.check(id, r.opts.Logger, r.opts.Storage.String()); err != nil {
+		return nil, err
+	}
+
+	if r.rep != nil && id != r.repID {
+		r.opts.Logger.Warn("kopia: the repository was re-created at the same location, reconnecting",
+			"storage", r.opts.Storage.String(), "was", r.repID, "now", id)
+		r.closeLocked(ctx)
 	}
 
 	if r.rep == nil {
 		if err := r.connect(ctx, r.opts.Password.Reveal()); err != nil {
 			return nil, err
 		}
+
+		r.repID = id
 	} else if err := r.rep.Refresh(ctx); err != nil {
 		return nil, fmt.Errorf("refresh: %w", err)
 	}
@@ -251,7 +282,10 @@ func (r *Repo) index(ctx context.Context) (*Index, error) {
 
 	r.seen = seen
 
-	return newIndex(r.opts.Identity, seen, broken), nil
+	idx := newIndex(r.opts.Identity, seen, broken)
+	idx.stats.RepositoryID = r.repID
+
+	return idx, nil
 }
 
 func summarize(src repo.KopiaSource, m *snapshot.Manifest) manifestSummary {

@@ -1,6 +1,7 @@
 package kopia
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,11 +76,11 @@ func (s S3) Open(ctx context.Context) (blob.Storage, error) {
 	return st, nil
 }
 
-// Check reads the metadata of the repository's format blob, bounded by RequestTimeout (10 s by
+// Check reads the repository's format blob, bounded by RequestTimeout (10 s by
 // default), so an unreachable endpoint, a missing bucket or refused credentials fail the load at
 // once. The prefix is used verbatim, as Kopia does: a prefix meant as a folder needs its
 // trailing slash.
-func (s S3) Check(ctx context.Context) error {
+func (s S3) Check(ctx context.Context) ([]byte, error) {
 	timeout := s.RequestTimeout
 	if timeout <= 0 {
 		timeout = defaultS3CheckTimeout
@@ -90,22 +91,29 @@ func (s S3) Check(ctx context.Context) error {
 
 	st, err := s.Open(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer st.Close(ctx) //nolint:errcheck // read-only probe
 
-	if _, err := st.GetMetadata(ctx, format.KopiaRepositoryBlobID); err != nil {
+	var buf outputBuffer
+
+	if err := st.GetBlob(ctx, format.KopiaRepositoryBlobID, 0, -1, &buf); err != nil {
 		if errors.Is(err, blob.ErrBlobNotFound) {
 			hint := ""
 			if s.Prefix != "" && !strings.HasSuffix(s.Prefix, "/") {
 				hint = fmt.Sprintf("; the prefix %q is used verbatim, as Kopia does: for a repository in a folder, end it with a slash (%q)", s.Prefix, s.Prefix+"/")
 			}
 
-			return fmt.Errorf("no kopia repository at %s (missing %s)%s", s, format.KopiaRepositoryBlobID, hint)
+			return nil, fmt.Errorf("no kopia repository at %s (missing %s)%s", s, format.KopiaRepositoryBlobID, hint)
 		}
 
-		return fmt.Errorf("read repository format blob: %w", err)
+		return nil, fmt.Errorf("read repository format blob: %w", err)
 	}
 
-	return nil
+	return buf.Bytes(), nil
 }
+
+// outputBuffer is a blob.OutputBuffer on a bytes.Buffer.
+type outputBuffer struct{ bytes.Buffer }
+
+func (b *outputBuffer) Length() int { return b.Len() }

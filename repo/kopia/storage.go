@@ -21,38 +21,42 @@ type Filesystem struct {
 // String names the storage.
 func (f Filesystem) String() string { return "filesystem:" + f.Path }
 
+// maxFormatBlobSize bounds what Check reads: a format blob is a few kilobytes.
+const maxFormatBlobSize = 1 << 20
+
 // Check reads the repository's format blob with plain file I/O, so a missing directory, a
 // permission problem or an uninitialised directory fails at once instead of after kopia's
 // retries.
-func (f Filesystem) Check(_ context.Context) error {
+func (f Filesystem) Check(_ context.Context) ([]byte, error) {
 	if f.Path == "" {
-		return errors.New("repository path is empty")
+		return nil, errors.New("repository path is empty")
 	}
 
 	info, err := os.Stat(f.Path)
 	if err != nil {
-		return fmt.Errorf("stat repository directory: %w", err)
+		return nil, fmt.Errorf("stat repository directory: %w", err)
 	}
 
 	if !info.IsDir() {
-		return fmt.Errorf("repository path %s is not a directory", f.Path)
+		return nil, fmt.Errorf("repository path %s is not a directory", f.Path)
 	}
 
 	fh, err := os.Open(filepath.Join(f.Path, format.KopiaRepositoryBlobID+".f"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no kopia repository in %s (missing %s.f)", f.Path, format.KopiaRepositoryBlobID)
+			return nil, fmt.Errorf("no kopia repository in %s (missing %s.f)", f.Path, format.KopiaRepositoryBlobID)
 		}
 
-		return fmt.Errorf("read repository format blob: %w", err)
+		return nil, fmt.Errorf("read repository format blob: %w", err)
 	}
 	defer fh.Close()
 
-	if _, err := fh.Read(make([]byte, 1)); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read repository format blob: %w", err)
+	b, err := io.ReadAll(io.LimitReader(fh, maxFormatBlobSize))
+	if err != nil {
+		return nil, fmt.Errorf("read repository format blob: %w", err)
 	}
 
-	return nil
+	return b, nil
 }
 
 // Open returns kopia's filesystem storage for the directory.

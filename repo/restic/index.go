@@ -182,3 +182,33 @@ func (x *Index) Nearby(pvc repo.PVC) []string {
 
 	return out
 }
+
+// NearMisses implements repo.Index. Shared layout: verified snapshots tagged with the bare PVC
+// name instead of "<namespace>/<pvc>". (Per-PVC layout: none yet.)
+func (x *Index) NearMisses(pvc repo.PVC) []repo.NearMiss {
+	if !x.layout.shared || pvc.Validate() != nil {
+		return nil
+	}
+
+	dir := x.layout.dir(pvc)
+
+	var snaps []repo.Snapshot
+
+	for _, s := range x.repos[dir].snapshots {
+		if slices.Contains(s.Tags, pvc.Name) {
+			snaps = append(snaps, s)
+		}
+	}
+
+	if len(snaps) == 0 {
+		return nil
+	}
+
+	n := repo.NearMiss{
+		Source: x.store.Location(strings.TrimSuffix(dir, "/")) + "#tag=" + pvc.Name,
+		Rule:   "snapshots tagged with the bare PVC name instead of " + tag(pvc), Snapshots: len(snaps),
+	}
+	n.Latest = snaps[len(snaps)-1].StartTime
+
+	return []repo.NearMiss{n}
+}
