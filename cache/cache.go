@@ -41,6 +41,13 @@ const (
 var ErrEmptyIndex = errors.New("the backend holds no backup at all, which is what a wrong path, prefix or bucket looks like; " +
 	"for a new installation with no backup yet, set ALLOW_EMPTY_INDEX=true until the first backup exists")
 
+// ErrNoFittingSource is the reason an index whose sources none of the identity settings could
+// have produced is refused (see Options.AllowEmpty): settings that differ from the movers'
+// (another source name template, path or hostname) make every PVC answer fresh.
+var ErrNoFittingSource = errors.New("identity settings that fit no stored backup: compare the settings with the movers' " +
+	"(/status shows the sources; KOPIA_SOURCE_NAME_TEMPLATE, KOPIA_USERNAME_TEMPLATE, KOPIA_HOSTNAME_TEMPLATE, KOPIA_PATH); " +
+	"for a new installation whose repository holds only other backups, set ALLOW_EMPTY_INDEX=true until the first backup exists")
+
 // Options configure a Cache. Backend and Loader are required.
 type Options struct {
 	Backend string // name reported in answers and metrics ("kopia-fs")
@@ -60,9 +67,10 @@ type Options struct {
 	// NearMisses: look for near misses (repo.Index.NearMisses) when a lookup finds no snapshot;
 	// off with NEAR_MISS=off.
 	NearMisses bool
-	// AllowEmpty accepts an index with no source at all. Off by default: a wrong path, prefix
-	// or bucket, or an unmounted share, looks exactly like "no backups anywhere" and would
-	// answer fresh for every PVC. Turn it on only for a new installation with no backup yet.
+	// AllowEmpty accepts an index with no source at all, or none the identity settings could
+	// have produced. Off by default: a wrong path, prefix or bucket, an unmounted share, or
+	// identity settings that differ from the movers' look exactly like "no backups anywhere" and
+	// would answer fresh for every PVC. Turn it on only for a new installation with no backup yet.
 	AllowEmpty bool
 	Metrics    *Metrics
 	Logger     *slog.Logger
@@ -183,6 +191,9 @@ func (c *Cache) Refresh(ctx context.Context) error {
 		err = fmt.Errorf("%s: loader returned no index: %w", c.opts.Backend, repo.ErrUnavailable)
 	case err == nil && idx.Stats().Sources == 0 && !c.opts.AllowEmpty:
 		err = fmt.Errorf("%s: %w: %w", c.opts.Backend, repo.ErrUnavailable, ErrEmptyIndex)
+	case err == nil && idx.Stats().Fitting == 0 && !c.opts.AllowEmpty:
+		err = fmt.Errorf("%s: %w: %w: the backend holds %d source(s), none of them one the identity settings could have produced",
+			c.opts.Backend, repo.ErrUnavailable, ErrNoFittingSource, idx.Stats().Sources)
 	}
 
 	prev := c.state.Load()
@@ -204,7 +215,7 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	if prev.generation == 0 || prev.lastErr != nil {
 		st := idx.Stats()
 		c.opts.Logger.Info("index loaded", "backend", c.opts.Backend,
-			"sources", st.Sources, "snapshots", st.Snapshots, "duration", end.Sub(start).String())
+			"sources", st.Sources, "fitting", st.Fitting, "snapshots", st.Snapshots, "duration", end.Sub(start).String())
 	}
 
 	return nil

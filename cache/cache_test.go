@@ -33,6 +33,8 @@ type fakeIndex struct {
 	find  func(ctx context.Context, pvc repo.PVC) (repo.Finding, error)
 	// near maps a PVC name to the sources NearMisses reports for it.
 	near map[string][]string
+	// unfit: none of the sources fits the identity settings.
+	unfit bool
 }
 
 func (f *fakeIndex) NearMisses(pvc repo.PVC) []repo.NearMiss {
@@ -57,7 +59,14 @@ func (f *fakeIndex) Find(ctx context.Context, pvc repo.PVC) (repo.Finding, error
 	return fd, nil
 }
 
-func (f *fakeIndex) Stats() repo.IndexStats { return repo.IndexStats{Sources: len(f.snaps)} }
+func (f *fakeIndex) Stats() repo.IndexStats {
+	st := repo.IndexStats{Sources: len(f.snaps), Fitting: len(f.snaps)}
+	if f.unfit {
+		st.Fitting = 0
+	}
+
+	return st
+}
 
 // Nearby names every other PVC with snapshots.
 func (f *fakeIndex) Nearby(pvc repo.PVC) []string {
@@ -428,6 +437,35 @@ backup_oracle_guard_total{guard="near-miss",outcome="warned"} 1
 	assert.Equal(t, repo.Fresh, cache.NewGroup([]*cache.Cache{off}, cache.GroupOptions{}).Lookup(context.Background(), repo.Query{PVC: none}).Decision)
 
 	assert.Len(t, c.Explain(context.Background(), none).Finding.NearMisses, 1, "explain shows near misses whatever the mode")
+}
+
+// TestUnfitIndexIsRefusedUnlessAllowed: a repository holding backups, none of which the identity
+// settings could have produced, answers fresh for every PVC: refused like an empty one.
+func TestUnfitIndexIsRefusedUnlessAllowed(t *testing.T) {
+	unfit := &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		return &fakeIndex{snaps: map[string]int{"app": 1}, unfit: true}, nil
+	}}
+
+	for _, allow := range []bool{false, true} {
+		c, err := cache.New(cache.Options{Backend: "fake", Loader: unfit, AllowEmpty: allow})
+		require.NoError(t, err)
+
+		err = c.Refresh(context.Background())
+		if allow {
+			require.NoError(t, err, "ALLOW_EMPTY_INDEX is the explicit override")
+			assert.Equal(t, repo.Fresh, c.Lookup(context.Background(), none).Decision)
+
+			continue
+		}
+
+		require.ErrorIs(t, err, cache.ErrNoFittingSource)
+		require.ErrorIs(t, err, repo.ErrUnavailable)
+		assert.Contains(t, err.Error(), "holds 1 source(s), none of them one the identity settings could have produced")
+
+		a := c.Lookup(context.Background(), none)
+		assert.Equal(t, repo.Unknown, a.Decision, "settings that fit nothing would answer fresh for every PVC: never")
+		assert.ErrorIs(t, c.Ready(), cache.ErrNoFittingSource)
+	}
 }
 
 func TestEmptyIndexIsRefusedUnlessAllowed(t *testing.T) {

@@ -19,6 +19,7 @@ type Metrics struct {
 	lastSuccess     *prometheus.GaugeVec
 	sources         *prometheus.GaugeVec
 	snapshots       *prometheus.GaugeVec
+	fitting         *prometheus.GaugeVec
 	refreshes       *prometheus.CounterVec
 	guards          *prometheus.CounterVec
 }
@@ -54,6 +55,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "backup_oracle_index_snapshots",
 			Help: "Snapshots in the last successfully loaded index.",
 		}, []string{"backend"}),
+		fitting: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "backup_oracle_index_fitting_sources",
+			Help: "Sources in the last successfully loaded index that the identity settings could have produced; 0 with sources stored means the settings differ from the movers'.",
+		}, []string{"backend"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "backup_oracle_index_refreshes_total",
 			Help: "Index refreshes by result (success, error).",
@@ -63,7 +68,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Would-be fresh answers a guard acted on: guard expected-backup or near-miss; outcome denied (answered unknown), warned (NEAR_MISS=warn) or accepted (acknowledged on the PVC).",
 		}, []string{"guard", "outcome"}),
 	}
-	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.refreshes, m.guards)
+	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.fitting, m.refreshes, m.guards)
 
 	return m
 }
@@ -86,6 +91,7 @@ func (m *Metrics) observeRefresh(backend string, d time.Duration, idx repo.Index
 	st := idx.Stats()
 	m.sources.WithLabelValues(backend).Set(float64(st.Sources))
 	m.snapshots.WithLabelValues(backend).Set(float64(st.Snapshots))
+	m.fitting.WithLabelValues(backend).Set(float64(st.Fitting))
 }
 
 func (m *Metrics) observeGuard(e repo.GuardEvent) {

@@ -85,8 +85,9 @@ func TestKopiaEndToEnd(t *testing.T) {
 	}{
 		{"/exists/web/app", "restore", "app-backup@web:/data", 2},
 		{"/exists/web/my.app.data", "restore", "myappdata-backup@web:/data", 1},
-		{"/exists/db/" + longPVC, "restore", longPVC[:50] + "@db:/data", 1},
-		{"/exists/web/cache", "fresh", "cache-backup@web:/data", 0},
+		// the collision-free username the policies set: 41 characters, "-", sha256sum("db/<pvc>")[:8]
+		{"/exists/db/" + longPVC, "restore", longPVC[:41] + "-04450985@db:/data", 1},
+		{"/exists/web/nothing", "fresh", "nothing-backup@web:/data", 0},
 		{"/exists/fresh-ns/app", "fresh", "app-backup@fresh-ns:/data", 0},
 	}
 
@@ -116,8 +117,27 @@ func TestKopiaEndToEnd(t *testing.T) {
 		assert.Contains(t, r.Body["error"], "DNS-1123 subdomain")
 	})
 
+	t.Run("a backup under another path is a near miss", func(t *testing.T) {
+		r := o.Get(t, "/exists/web/cache")
+		assert.Equal(t, http.StatusServiceUnavailable, r.Code)
+		assert.Equal(t, "unknown", r.Body["decision"])
+		assert.Contains(t, r.Body["error"], "cache-backup@web:/srv")
+
+		near, ok := r.Body["nearMiss"].([]any)
+		require.True(t, ok, "%v", r.Body)
+		require.Len(t, near, 1)
+		assert.Equal(t, "cache-backup@web:/srv", near[0].(map[string]any)["source"])
+
+		accepted := o.Get(t, "/exists/web/cache?accept=near-miss")
+		assert.Equal(t, http.StatusOK, accepted.Code)
+		assert.Equal(t, "fresh", accepted.Body["decision"])
+		assert.Equal(t, "near-miss", accepted.Body["accepted"])
+
+		assert.Equal(t, "fresh", decision(t, o, "/exists/other/web-cache"), "another namespace's source of the same name is not a near miss")
+	})
+
 	t.Run("snapshot created while running", func(t *testing.T) {
-		assert.Equal(t, "fresh", decision(t, o, "/exists/web/cache"))
+		assert.Equal(t, "unknown", decision(t, o, "/exists/web/cache"))
 		w.cli.Snapshot(w.data, "cache-backup@web:/data")
 		eventually(t, o, "/exists/web/cache", "restore", 20*time.Second)
 	})
@@ -240,6 +260,52 @@ func TestCheckConfig(t *testing.T) {
 			}
 
 			assert.Contains(t, string(out), tc.want)
+		})
+	}
+}
+
+// TestCheckConfigOpens: --check-config --open opens the repository read-only and exits non-zero
+// on every problem a moment after start would show, so it can run as an init container.
+func TestCheckConfigOpens(t *testing.T) {
+	w := newKopiaWorld(t)
+	good := w.passwordFile(t, kopiaPassword)
+	empty := t.TempDir()
+
+	cases := []struct {
+		name string
+		env  []string
+		code int
+		out  string
+	}{
+		{"opens", nil, 0, "opened: 5 sources (4 fit the identity settings), 6 snapshots, repository id "},
+		{"wrong path", []string{"KOPIA_REPOSITORY_PATH=" + filepath.Join(w.base, "nope")}, 1, "no such file or directory"},
+		{"empty directory", []string{"KOPIA_REPOSITORY_PATH=" + empty}, 1, "no kopia repository in " + empty},
+		{"missing password file", []string{"KOPIA_PASSWORD_FILE=" + filepath.Join(w.base, "absent")}, 1, "kopia password: read secret file"},
+		{"wrong password", []string{"KOPIA_PASSWORD_FILE=" + w.passwordFile(t, "wrong")}, 1, "invalid repository password"},
+		{"identity settings that fit nothing", []string{"KOPIA_PATH=/mnt/data"}, 1, "none of them one the identity settings could have produced"},
+		{"the explicit override", []string{"KOPIA_PATH=/mnt/data", "ALLOW_EMPTY_INDEX=true"}, 0, "opened: 5 sources (0 fit the identity settings)"},
+		{"wrong pin", []string{"KOPIA_REPOSITORY_ID=" + strings.Repeat("00", 32)}, 1, "but KOPIA_REPOSITORY_ID pins 0000"},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(oracleBin, "--check-config", "--open")
+			cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TMPDIR=" + os.TempDir(), "BACKEND_TYPE=kopia-fs",
+				"KOPIA_REPOSITORY_PATH=" + w.cli.Path, "KOPIA_PASSWORD_FILE=" + good}, tc.env...)
+
+			out, err := cmd.CombinedOutput()
+
+			code := 0
+			if err != nil {
+				var exit *exec.ExitError
+				require.ErrorAs(t, err, &exit, "%s", out)
+				code = exit.ExitCode()
+			}
+
+			assert.Equal(t, tc.code, code, "%s", out)
+			assert.Contains(t, string(out), tc.out)
+			assert.Contains(t, string(out), "backend 1: kopia-fs (kopia-fs): repository /", "the repository location is printed")
+			assert.NotContains(t, string(out), kopiaPassword)
 		})
 	}
 }

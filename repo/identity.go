@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -63,6 +64,17 @@ func (k KopiaIdentity) Validate() error {
 		if err := checkTemplate(t.tmpl); err != nil {
 			errs = append(errs, fmt.Errorf("%w: kopia identity: %s template %q: %w", ErrInvalidConfig, t.what, t.tmpl, err))
 		}
+	}
+
+	// Without {pvc}, every PVC of a namespace maps to one identity: each would restore the same
+	// PVC's data (a Flux ${APP} substitution produces exactly that).
+	switch {
+	case k.UserName != "" && !strings.Contains(k.UserName, "{pvc}"):
+		errs = append(errs, fmt.Errorf("%w: kopia identity: username template %q has no {pvc}: every PVC of a namespace would map to "+
+			"one identity and restore the same data; use e.g. \"{pvc}\" (a template is expanded per PVC, not per app)", ErrInvalidConfig, k.UserName))
+	case k.UserName == "" && k.SourceName != "" && !strings.Contains(k.SourceName, "{pvc}"):
+		errs = append(errs, fmt.Errorf("%w: kopia identity: source name template %q has no {pvc}: every PVC of a namespace would map to "+
+			"one identity and restore the same data; use e.g. \"{pvc}-backup\" or \"{pvc}\" (a template is expanded per PVC, not per app)", ErrInvalidConfig, k.SourceName))
 	}
 
 	if !strings.HasPrefix(k.Path, "/") {
@@ -220,3 +232,134 @@ func checkTemplate(tmpl string) error {
 
 	return nil
 }
+
+// SourceMatcher inverts an identity: which PVC a stored source belongs to. Build it once with
+// KopiaIdentity.Matcher and reuse it; it is safe for concurrent use.
+type SourceMatcher struct {
+	id   KopiaIdentity
+	user *regexp.Regexp // groups: namespace (optional), pvc
+	host *regexp.Regexp // group: namespace (optional)
+}
+
+// Matcher compiles the templates into a SourceMatcher.
+func (k KopiaIdentity) Matcher() *SourceMatcher {
+	userTmpl, clean := k.SourceName, sanitizePart
+	if k.UserName != "" {
+		userTmpl, clean = k.UserName, identityPart
+	}
+
+	host := "{namespace}" // the mover's default hostname: the (sanitised) namespace
+	if k.HostName != "" {
+		host = k.HostName
+	}
+
+	return &SourceMatcher{id: k, user: templateRegexp(userTmpl, clean), host: templateRegexp(host, identityPart)}
+}
+
+// templateRegexp matches what tmpl expands to: {namespace} a DNS-1123 label, {pvc} anything
+// after clean removed what the mover removes from literal parts.
+func templateRegexp(tmpl string, clean func(string) string) *regexp.Regexp {
+	var b strings.Builder
+
+	b.WriteString("^")
+
+	for rest := tmpl; rest != ""; {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			b.WriteString(regexp.QuoteMeta(clean(rest)))
+			break
+		}
+
+		b.WriteString(regexp.QuoteMeta(clean(rest[:i])))
+		rest = rest[i:]
+
+		switch {
+		case strings.HasPrefix(rest, "{namespace}"):
+			b.WriteString(`(?P<namespace>[a-z0-9](?:[-a-z0-9]*[a-z0-9])?)`)
+			rest = rest[len("{namespace}"):]
+		case strings.HasPrefix(rest, "{pvc}"):
+			b.WriteString(`(?P<pvc>.+)`)
+			rest = rest[len("{pvc}"):]
+		default:
+			b.WriteString(regexp.QuoteMeta(clean(rest[:1])))
+			rest = rest[1:]
+		}
+	}
+
+	b.WriteString("$")
+
+	return regexp.MustCompile(b.String())
+}
+
+// Owner returns a PVC whose identity is src. The PVC returned is one that maps to src; others
+// may too (the mover drops dots: my.app and myapp share an identity). A collision-free username
+// (the hashed form of a long name) cannot be inverted: ok is false.
+func (m *SourceMatcher) Owner(src KopiaSource) (PVC, bool) {
+	if src.Path != m.id.Path {
+		return PVC{}, false
+	}
+
+	hm := m.host.FindStringSubmatch(src.Host)
+	um := m.user.FindStringSubmatch(src.UserName)
+
+	if hm == nil || um == nil {
+		return PVC{}, false
+	}
+
+	pvc := PVC{Namespace: group(m.host, hm, "namespace"), Name: group(m.user, um, "pvc")}
+	if ns := group(m.user, um, "namespace"); ns != "" {
+		if pvc.Namespace != "" && pvc.Namespace != ns {
+			return PVC{}, false
+		}
+
+		pvc.Namespace = ns
+	}
+
+	if pvc.Validate() != nil || m.id.Source(pvc) != src {
+		return PVC{}, false
+	}
+
+	return pvc, true
+}
+
+func group(re *regexp.Regexp, match []string, name string) string {
+	if i := re.SubexpIndex(name); i > 0 && i < len(match) {
+		return match[i]
+	}
+
+	return ""
+}
+
+// Fits reports whether the templates could have produced src: Owner finds a PVC for it, or it
+// has the collision-free form of a long name (a 41-character stem, "-", 8 lower-case hex
+// digits) on the right path and host.
+func (m *SourceMatcher) Fits(src KopiaSource) bool {
+	if _, ok := m.Owner(src); ok {
+		return true
+	}
+
+	u := src.UserName
+	if m.id.UserName != "" || src.Path != m.id.Path || len(u) != MaxKopiaUsernameLen || u[collisionFreeStemLen] != '-' ||
+		!m.host.MatchString(src.Host) {
+		return false
+	}
+
+	digits := u[collisionFreeStemLen+1:]
+	_, err := hex.DecodeString(digits)
+
+	return err == nil && strings.ToLower(digits) == digits
+}
+
+// sanitizePart keeps what the mover keeps of a derived username: [A-Za-z0-9_-].
+func sanitizePart(s string) string {
+	return strings.Map(func(r rune) rune {
+		if isAlnum(r) || r == '_' || r == '-' {
+			return r
+		}
+
+		return -1
+	}, s)
+}
+
+// identityPart is an explicit template's literal part: used verbatim.
+func identityPart(s string) string { return s }

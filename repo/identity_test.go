@@ -134,7 +134,10 @@ func TestKopiaIdentityValidate(t *testing.T) {
 	}{
 		{"default", repo.DefaultKopiaIdentity(), nil},
 		{"unknown placeholder", repo.KopiaIdentity{SourceName: "{name}-backup", Path: "/data"}, []string{"{name}"}},
-		{"relative path and no source", repo.KopiaIdentity{UserName: "u", Path: "data"}, []string{"source name template is needed", "must be absolute"}},
+		{"relative path and no source", repo.KopiaIdentity{UserName: "u-{pvc}", Path: "data"}, []string{"source name template is needed", "must be absolute"}},
+		{"source name without {pvc} (a Flux ${APP} substitution)", repo.KopiaIdentity{SourceName: "gitea", Path: "/data"}, []string{`source name template "gitea" has no {pvc}`}},
+		{"username without {pvc}", repo.KopiaIdentity{SourceName: "{pvc}", UserName: "gitea", Path: "/data"}, []string{`username template "gitea" has no {pvc}`}},
+		{"namespace alone is not enough", repo.KopiaIdentity{SourceName: "{namespace}-backup", Path: "/data"}, []string{"has no {pvc}"}},
 	}
 
 	for _, tc := range cases {
@@ -175,4 +178,56 @@ func FuzzKopiaIdentity(f *testing.F) {
 		assert.Equal(t, "/data", src.Path)
 		assert.Equal(t, src, repo.DefaultKopiaIdentity().Source(pvc), "deterministic")
 	})
+}
+
+func TestOwnerAndFits(t *testing.T) {
+	def := repo.DefaultKopiaIdentity()
+	app := repo.KopiaIdentity{SourceName: "{pvc}", Path: "/data"}
+	explicit := repo.KopiaIdentity{SourceName: "{pvc}-backup", UserName: "{namespace}.{pvc}", HostName: "cluster-a", Path: "/data"}
+	hostTmpl := repo.KopiaIdentity{SourceName: "{pvc}-backup", HostName: "{namespace}.prod", Path: "/data"}
+	src := func(s string) repo.KopiaSource {
+		user, rest, _ := strings.Cut(s, "@")
+		host, path, _ := strings.Cut(rest, ":")
+
+		return repo.KopiaSource{UserName: user, Host: host, Path: path}
+	}
+
+	cases := []struct {
+		name  string
+		id    repo.KopiaIdentity
+		src   string
+		owner string // "" when none
+		fits  bool
+	}{
+		{"default", def, "app-backup@web:/data", "web/app", true},
+		{"dots dropped: one owner of several", def, "myappdata-backup@web:/data", "web/myappdata", true},
+		{"another path", def, "app-backup@web:/var/lib/app", "", false},
+		{"another naming scheme", def, "app@web:/data", "", false},
+		{"suffix only", def, "-backup@web:/data", "", false},
+		{"not a valid PVC name", def, "App_1-backup@web:/data", "", false},
+		{"hashed long name", def, "prometheus-kube-prometheus-stack-promethe-a9ac3b55@monitoring:/data", "", true},
+		{"cut long name does not fit", def, "prometheus-kube-prometheus-stack-prometheus-db-pro@monitoring:/data", "", false},
+		{"hash-like but upper case", def, "prometheus-kube-prometheus-stack-promethe-A9AC3B55@monitoring:/data", "", false},
+		{"app layout", app, "gitea@dev:/data", "dev/gitea", true},
+		{"app layout: -backup is another PVC", app, "gitea-backup@dev:/data", "dev/gitea-backup", true},
+		{"explicit username and hostname", explicit, "web.app@cluster-a:/data", "web/app", true},
+		{"explicit hostname elsewhere", explicit, "web.app@cluster-b:/data", "", false},
+		{"hostname template", hostTmpl, "app-backup@web.prod:/data", "web/app", true},
+		{"hostname template not matched", hostTmpl, "app-backup@web:/data", "", false},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.id.Matcher()
+			owner, ok := m.Owner(src(tc.src))
+			if tc.owner == "" {
+				assert.False(t, ok, "owner %v", owner)
+			} else {
+				require.True(t, ok)
+				assert.Equal(t, tc.owner, owner.String())
+			}
+
+			assert.Equal(t, tc.fits, m.Fits(src(tc.src)))
+		})
+	}
 }

@@ -66,6 +66,10 @@ type Index interface {
 type IndexStats struct {
 	Sources   int
 	Snapshots int
+	// Fitting counts the sources the identity settings could have produced (a PVC maps to
+	// them). A repository holding sources but none fitting is what identity settings that
+	// differ from the movers' look like.
+	Fitting int
 	// RepositoryID is the unique id of the repository the index was read from (Kopia's
 	// uniqueID, hex), empty when the backend has none (a fleet of restic repositories).
 	RepositoryID string

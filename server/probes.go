@@ -29,17 +29,19 @@ func (h *handler) healthz(c *gin.Context) {
 }
 
 type backendStatus struct {
-	Backend        string     `json:"backend"`
-	Ready          bool       `json:"ready"`
-	Reason         string     `json:"reason,omitempty"`
-	LoadedAt       *time.Time `json:"loadedAt,omitempty"`
-	LastAttempt    *time.Time `json:"lastAttempt,omitempty"`
-	LastError      string     `json:"lastError,omitempty"`
-	Generation     uint64     `json:"generation"`
-	Sources        int        `json:"sources"`
-	Snapshots      int        `json:"snapshots"`
-	RepositoryID   string     `json:"repositoryID,omitempty"`
-	IndexAgeSecond *float64   `json:"indexAgeSeconds,omitempty"`
+	Backend     string     `json:"backend"`
+	Ready       bool       `json:"ready"`
+	Reason      string     `json:"reason,omitempty"`
+	LoadedAt    *time.Time `json:"loadedAt,omitempty"`
+	LastAttempt *time.Time `json:"lastAttempt,omitempty"`
+	LastError   string     `json:"lastError,omitempty"`
+	Generation  uint64     `json:"generation"`
+	Sources     int        `json:"sources"`
+	Snapshots   int        `json:"snapshots"`
+	// FittingSources counts the sources the identity settings could have produced.
+	FittingSources int      `json:"fittingSources"`
+	RepositoryID   string   `json:"repositoryID,omitempty"`
+	IndexAgeSecond *float64 `json:"indexAgeSeconds,omitempty"`
 }
 
 // status shows every backend's index for an operator debugging a restore.
@@ -50,7 +52,7 @@ func (h *handler) status(c *gin.Context) {
 	for _, s := range statuses {
 		b := backendStatus{
 			Backend: s.Backend, Ready: s.NotReady == nil, Generation: s.Generation,
-			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots, RepositoryID: s.Stats.RepositoryID,
+			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots, FittingSources: s.Stats.Fitting, RepositoryID: s.Stats.RepositoryID,
 		}
 
 		if s.NotReady != nil {

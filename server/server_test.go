@@ -84,7 +84,7 @@ func oracle() fakeOracle {
 		ready: func() error { return nil },
 		status: func() []repo.IndexStatus {
 			return []repo.IndexStatus{{Backend: "kopia-fs", LoadedAt: indexTime, LastAttempt: indexTime, Generation: 3,
-				Stats: repo.IndexStats{Sources: 12, Snapshots: 40}}}
+				Stats: repo.IndexStats{Sources: 12, Snapshots: 40, Fitting: 11, RepositoryID: "4ba7ead6006303ae2de8fd4be37fa4dc4b836c9cf7f84091cd4992264836064a"}}}
 		},
 	}
 }

@@ -39,6 +39,10 @@ type Config struct {
 	ExpectedBackupsFile string
 	Demo                bool
 	CheckConfig         bool
+	// Open makes --check-config open every backend read-only and load its index once.
+	Open bool
+	// Version prints the version and exits.
+	Version bool
 	// BackendType is the kind of the one backend the environment describes (BACKEND_TYPE).
 	BackendType string
 	// BackendsFile, when set, lists the backends instead (several, in order of preference).
@@ -101,7 +105,9 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"expected-backups-file", []string{"EXPECTED_BACKUPS_FILE"}, "YAML ledger of PVCs known to have had a backup (pvcs: [<namespace>/<pvc>, ...]); a listed PVC is never fresh; re-read every refresh interval", (*repo.StringValue)(&c.ExpectedBackupsFile)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*repo.StringValue)(&c.StateDir)},
 		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in the state directory", (*repo.BoolValue)(&c.Demo)},
-		{"check-config", nil, "validate the configuration, print it and exit", (*repo.BoolValue)(&c.CheckConfig)},
+		{"check-config", nil, "validate the configuration, print it and exit (2 on a bad configuration)", (*repo.BoolValue)(&c.CheckConfig)},
+		{"open", nil, "with --check-config: also open every backend read-only and load its index once (location, readability, password, sources, sources fitting the identity settings); exit 1 on any failure, e.g. in an init container or CI", (*repo.BoolValue)(&c.Open)},
+		{"version", nil, "print the version and exit", (*repo.BoolValue)(&c.Version)},
 	}
 }
 
@@ -175,7 +181,8 @@ func backendFlags(kinds repo.Registry) ([]*backendFlag, map[string]repo.BackendC
 
 // parseConfig reads the environment, then the flags. It returns every problem at once; -h
 // prints the help to help and returns flag.ErrHelp.
-func parseConfig(args []string, getenv func(string) string, help io.Writer) (Config, error) {
+func parseConfig(args, environ []string, help io.Writer) (Config, error) {
+	getenv := lookupEnv(environ)
 	cfg := defaultConfig()
 	kinds := registry()
 	settings := cfg.settings(kinds)
@@ -215,6 +222,17 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (Con
 		return cfg, err
 	}
 
+	var known []string
+	for _, s := range settings {
+		known = append(known, s.env...)
+	}
+
+	for _, b := range bflags {
+		known = append(known, b.Env...)
+	}
+
+	unknown := unknownVariables(environ, known)
+
 	fs.Visit(func(f *flag.Flag) {
 		if b, ok := f.Value.(*backendFlag); ok {
 			b.given = "--" + f.Name
@@ -244,6 +262,7 @@ func parseConfig(args []string, getenv func(string) string, help io.Writer) (Con
 		cfg.Warnings = ignored(bflags, k.Name, "the "+k.Name+" backend does not read it")
 	}
 
+	cfg.Warnings = append(cfg.Warnings, unknown...)
 	errs = append(errs, cfg.Validate())
 
 	return cfg, errors.Join(errs...)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +15,14 @@ import (
 	"github.com/backup-oracle/backup-oracle/repo/restic"
 )
 
-func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+func env(kv map[string]string) []string {
+	out := make([]string, 0, len(kv))
+	for k, v := range kv {
+		out = append(out, k+"="+v)
+	}
+
+	return out
+}
 
 func kopiaFS(t *testing.T, c Config) *kopia.FSConfig { t.Helper(); return kopiaFSAt(t, c, 0) }
 
@@ -85,6 +93,8 @@ func TestParseConfig(t *testing.T) {
 		{"bad values name their variable", with(map[string]string{"PORT": "http", "HTTP_TIMEOUT": "soon"}), nil, nil,
 			[]string{`PORT: "http" is not a whole number`, `HTTP_TIMEOUT: "soon" is not a duration`}},
 		{"bad template", with(map[string]string{"KOPIA_SOURCE_NAME_TEMPLATE": "{name}-backup"}), nil, nil, []string{"only the placeholders {namespace} and {pvc}"}},
+		{"a template without {pvc} (what a Flux ${APP} substitution produces)", with(map[string]string{"KOPIA_SOURCE_NAME_TEMPLATE": "gitea"}), nil, nil,
+			[]string{`source name template "gitea" has no {pvc}: every PVC of a namespace would map to one identity`}},
 		{"bad listen address", with(map[string]string{"LISTEN_ADDRESS": "localhost"}), nil, nil, []string{`LISTEN_ADDRESS "localhost"`}},
 		{"stray argument", base, []string{"serve"}, nil, []string{"unexpected arguments"}},
 		{"predecessor s3", map[string]string{"BACKEND_TYPE": "s3", "S3_ENDPOINT": "minio:9000", "S3_BUCKET": "volsync", "S3_ACCESS_KEY": "ak", "S3_SECRET_KEY": "sk", "S3_SECURE": "false"}, nil,
@@ -153,6 +163,32 @@ func TestIgnoredSettingsWarn(t *testing.T) {
 	c, err = parseConfig(nil, env(map[string]string{"BACKEND_TYPE": "kopia-s3", "S3_BUCKET": "b", "KOPIA_PASSWORD": "pw"}), io.Discard)
 	require.NoError(t, err)
 	assert.Empty(t, c.Warnings, "settings the kind reads are not ignored")
+}
+
+// TestUnknownVariablesWarn: variables that look like settings but are not (misspelt, the
+// movers' own) are named with the setting probably meant; others are ignored silently.
+func TestUnknownVariablesWarn(t *testing.T) {
+	c, err := parseConfig(nil, env(map[string]string{
+		"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "pw",
+		"KOPIA_SOURCE_NAME_TEMPLTE": "{pvc}", "S3_BUKET": "b", "KOPIA_REPOSITORY": "filesystem:///repository",
+		"KOPIA_FS_PATH": "/repository", "RESTIC_CACHE_DIR": "/tmp/c", "PATH": "/bin", "HOME": "/root", "KOPIA_EMPTY": "",
+	}), io.Discard)
+	require.NoError(t, err)
+
+	assert.ElementsMatch(t, []string{
+		"KOPIA_SOURCE_NAME_TEMPLTE is not a setting: did you mean KOPIA_SOURCE_NAME_TEMPLATE?",
+		"S3_BUKET is not a setting: did you mean S3_BUCKET?",
+		"KOPIA_REPOSITORY is the Kopia mover's repository URL; backup-oracle reads KOPIA_REPOSITORY_PATH (kopia-fs, the mounted directory) or S3_ENDPOINT, S3_BUCKET and S3_PREFIX (kopia-s3)",
+		"KOPIA_FS_PATH is the Kopia mover's; backup-oracle reads KOPIA_REPOSITORY_PATH",
+		"RESTIC_CACHE_DIR is not a setting backup-oracle reads (backup-oracle --help lists them)",
+	}, c.Warnings)
+
+	var out syncBuffer
+	code := run(context.Background(), []string{"--check-config"}, env(map[string]string{
+		"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "pw", "KOPIA_SOURCE_NAME_TEMPLTE": "{pvc}",
+	}), &out, &out)
+	assert.Equal(t, 0, code)
+	assert.Contains(t, out.String(), "warning: KOPIA_SOURCE_NAME_TEMPLTE is not a setting: did you mean KOPIA_SOURCE_NAME_TEMPLATE?")
 }
 
 func TestPasswordNeverPrinted(t *testing.T) {

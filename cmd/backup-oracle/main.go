@@ -36,20 +36,20 @@ var (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	code := run(ctx, os.Args[1:], os.Environ(), os.Stdout, os.Stderr)
 
 	stop()
 	os.Exit(code)
 }
 
 // run is the whole program: it returns the exit code (0 ok, 1 runtime failure, 2 bad config)
-// when ctx is cancelled or the server cannot start.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+// when ctx is cancelled or the server cannot start. environ is the environment, KEY=VALUE.
+func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "kinds" {
 		return runKinds(args[1:], stdout, stderr)
 	}
 
-	cfg, err := parseConfig(args, getenv, stdout)
+	cfg, err := parseConfig(args, environ, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -60,19 +60,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 2
 	}
 
-	if cfg.CheckConfig {
-		fmt.Fprintf(stdout, "configuration ok: listen %s, refresh every %s, max index age %s\n",
-			cfg.listenAddress(), cfg.RefreshInterval, cfg.MaxIndexAge)
-
-		for i, b := range cfg.Backends {
-			fmt.Fprintf(stdout, "  backend %d: %s\n", i+1, describe(b))
-		}
-
-		for _, w := range cfg.Warnings {
-			fmt.Fprintf(stdout, "  warning: %s\n", w)
-		}
-
+	if cfg.Version {
+		fmt.Fprintf(stdout, "backup-oracle %s (revision %s, %s)\n", version, revision, runtime.Version())
 		return 0
+	}
+
+	if cfg.CheckConfig {
+		return checkConfig(ctx, cfg, stdout, stderr)
 	}
 
 	gin.SetMode(gin.ReleaseMode) // a process-wide setting: the program's, not the handler's

@@ -284,6 +284,7 @@ func (r *Repo) index(ctx context.Context) (*Index, error) {
 
 	idx := newIndex(r.opts.Identity, seen, broken)
 	idx.stats.RepositoryID = r.repID
+	idx.stats.Fitting = idx.fitting()
 
 	return idx, nil
 }

@@ -106,7 +106,11 @@ func TestLoadIndexesEverySource(t *testing.T) {
 
 	idx, err := newRepo(t, f.path, password).Load(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, repo.IndexStats{Sources: 6, Snapshots: 7}, idx.Stats())
+	st := idx.Stats()
+	assert.Equal(t, 6, st.Sources)
+	assert.Equal(t, 7, st.Snapshots)
+	assert.Equal(t, 4, st.Fitting, "app, my.app.data, the long name and nothing@other fit; another path and another scheme do not")
+	assert.Len(t, st.RepositoryID, 64)
 
 	cases := []struct {
 		pvc    repo.PVC

@@ -19,16 +19,25 @@ const (
 
 // usernameSuffixes are the suffixes other naming schemes put after the PVC or app name
 // (RS "<app>", RD "<app>-dst", "-src"/"-restore" pairs, the predecessor's "-backup").
-var usernameSuffixes = []string{"", "-backup", "-dst", "-src", "-restore", "-dest"} //nolint:gochecknoglobals // constant list
+func usernameSuffixes() []string { return []string{"", "-backup", "-dst", "-src", "-restore", "-dest"} }
 
-// hostIndex groups sources by hostname; built once per index, on first use.
+// hostIndex groups sources by hostname and holds the identity's matcher; built once per
+// index, on first use.
 type hostIndex struct {
-	once   sync.Once
-	byHost map[string][]repo.KopiaSource
+	once    sync.Once
+	byHost  map[string][]repo.KopiaSource
+	matcher *repo.SourceMatcher
+}
+
+func (i *Index) matcher() *repo.SourceMatcher {
+	i.sourcesOfHost("")
+
+	return i.hosts.matcher
 }
 
 func (i *Index) sourcesOfHost(host string) []repo.KopiaSource {
 	i.hosts.once.Do(func() {
+		i.hosts.matcher = i.identity.Matcher()
 		i.hosts.byHost = map[string][]repo.KopiaSource{}
 		for src := range i.sources {
 			i.hosts.byHost[src.Host] = append(i.hosts.byHost[src.Host], src)
@@ -55,7 +64,7 @@ func (i *Index) NearMisses(pvc repo.PVC) []repo.NearMiss {
 	cut, isCut := i.identity.CutSource(pvc)
 
 	variants := map[string]bool{}
-	for _, suffix := range usernameSuffixes {
+	for _, suffix := range usernameSuffixes() {
 		variants[repo.KopiaUsername(pvc.Name+suffix)] = true
 	}
 
@@ -121,47 +130,23 @@ func (i *Index) hostsFor(host string) []string {
 }
 
 // ownedByAnother reports whether the configured identity maps src to a valid PVC of pvc's
-// namespace other than pvc: then src is that PVC's own backup. Only source-name templates with
-// one {pvc} can be inverted; other candidates are not owned.
+// namespace other than pvc: then src is that PVC's own backup.
 func (i *Index) ownedByAnother(src repo.KopiaSource, pvc repo.PVC) bool {
-	tmpl := i.identity.SourceName
-	if i.identity.UserName != "" {
-		tmpl = i.identity.UserName
-	}
+	owner, ok := i.matcher().Owner(src)
 
-	before, after, ok := strings.Cut(tmpl, "{pvc}")
-	if !ok || strings.Contains(after, "{pvc}") {
-		return false
-	}
-
-	expand := strings.NewReplacer("{namespace}", pvc.Namespace)
-	prefix, suffix := expand.Replace(before), expand.Replace(after)
-
-	if i.identity.UserName == "" { // a derived username is the sanitised RS name
-		prefix, suffix = sanitizePart(prefix), sanitizePart(suffix)
-	}
-
-	name, ok := strings.CutPrefix(src.UserName, prefix)
-	if !ok {
-		return false
-	}
-
-	if name, ok = strings.CutSuffix(name, suffix); !ok || name == "" {
-		return false
-	}
-
-	other := repo.PVC{Namespace: pvc.Namespace, Name: name}
-
-	return other.Name != pvc.Name && other.Validate() == nil && i.identity.Source(other) == src
+	return ok && owner.Namespace == pvc.Namespace && owner.Name != pvc.Name
 }
 
-// sanitizePart keeps what the mover keeps of a username: [A-Za-z0-9_-].
-func sanitizePart(s string) string {
-	return strings.Map(func(r rune) rune {
-		if (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9') || r == '_' || r == '-' {
-			return r
-		}
+// fitting counts the sources the identity settings could have produced.
+func (i *Index) fitting() int {
+	m := i.matcher()
+	n := 0
 
-		return -1
-	}, s)
+	for src := range i.sources {
+		if m.Fits(src) {
+			n++
+		}
+	}
+
+	return n
 }

@@ -71,6 +71,9 @@ func (r *Repo) newIndex(objs map[string][]Object) *Index {
 		idx.stats.Sources = idx.countTags()
 	}
 
+	// Every repository (or "<namespace>/<pvc>" tag) found is one the layout maps a PVC to.
+	idx.stats.Fitting = idx.stats.Sources
+
 	return idx
 }
 

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/backup-oracle/backup-oracle/cache"
+)
+
+// checkConfig is --check-config: print the validated configuration and its warnings; with
+// --open, also open every backend read-only and load its index once, as the server's first
+// refresh would (the same empty-index and identity-fit refusals). It returns 0, or 1 when a
+// backend cannot be loaded.
+func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stdout, "configuration ok: listen %s, refresh every %s, max index age %s\n",
+		cfg.listenAddress(), cfg.RefreshInterval, cfg.MaxIndexAge)
+
+	for i, b := range cfg.Backends {
+		fmt.Fprintf(stdout, "  backend %d: %s\n", i+1, describe(b))
+	}
+
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stdout, "  warning: %s\n", w)
+	}
+
+	if !cfg.Open {
+		return 0
+	}
+
+	stateDir := cfg.StateDir
+	if stateDir == "" {
+		dir, err := os.MkdirTemp("", "backup-oracle-check-")
+		if err != nil {
+			fmt.Fprintf(stderr, "backup-oracle: create state directory: %v\n", err)
+			return 1
+		}
+
+		defer os.RemoveAll(dir)
+
+		stateDir = dir
+	}
+
+	logger := slog.New(slog.DiscardHandler)
+
+	backends, err := openBackends(cfg.Backends, stateDir, logger)
+	for _, b := range backends {
+		defer b.Close(context.WithoutCancel(ctx)) //nolint:errcheck // read-only, exiting
+	}
+
+	if err != nil {
+		fmt.Fprintf(stdout, "  FAILED: %v\n", err)
+		return 1
+	}
+
+	code := 0
+
+	for i, b := range backends {
+		c, err := cache.New(cache.Options{
+			Backend: cfg.Backends[i].Name, Loader: b, RefreshTimeout: cfg.RefreshTimeout, AllowEmpty: cfg.AllowEmpty, Logger: logger,
+		})
+		if err != nil {
+			fmt.Fprintf(stdout, "  backend %d: FAILED: %v\n", i+1, err)
+			code = 1
+
+			continue
+		}
+
+		if err := c.Refresh(ctx); err != nil {
+			fmt.Fprintf(stdout, "  backend %d: FAILED: %v\n", i+1, err)
+			code = 1
+
+			continue
+		}
+
+		st := c.Status().Stats
+		id := ""
+		if st.RepositoryID != "" {
+			id = ", repository id " + st.RepositoryID
+		}
+
+		fmt.Fprintf(stdout, "  backend %d: opened: %d sources (%d fit the identity settings), %d snapshots%s\n",
+			i+1, st.Sources, st.Fitting, st.Snapshots, id)
+	}
+
+	return code
+}
