@@ -277,6 +277,8 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 		}
 
 		a := repo.Decide(pvc, c.opts.Backend, f, st.loadedAt, ferr)
+		c.logDecision(idx, a)
+
 		if !errors.Is(ferr, repo.ErrUnavailable) { // transient: ask again next time
 			c.memo.Add(key, a)
 		}
@@ -291,6 +293,31 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 		return repo.Decide(pvc, c.opts.Backend, repo.Finding{}, st.loadedAt,
 			fmt.Errorf("%w: lookup abandoned: %w", repo.ErrUnavailable, ctx.Err()))
 	}
+}
+
+// maxLoggedNearby bounds the nearby sources a fresh decision's log line names.
+const maxLoggedNearby = 5
+
+// logDecision logs a computed decision at info, with the identity looked up and, for fresh, the
+// sources stored nearby (bounded): after an empty restore, this is what shows what was looked
+// up. Memoised answers are not logged again (the hit path stays cheap).
+func (c *Cache) logDecision(idx repo.Index, a repo.Answer) {
+	attrs := []any{"pvc", a.PVC.String(), "backend", c.opts.Backend, "decision", string(a.Decision), "source", a.Source,
+		"snapshots", a.SnapshotCount}
+
+	switch {
+	case a.Reason != nil:
+		attrs = append(attrs, "reason", a.Reason.Error())
+	case a.Decision == repo.Fresh:
+		nearby := idx.Nearby(a.PVC)
+		attrs = append(attrs, "nearby", nearby[:min(len(nearby), maxLoggedNearby)], "nearbyCount", len(nearby))
+	}
+
+	if len(a.NearMisses) > 0 {
+		attrs = append(attrs, "nearMisses", len(a.NearMisses))
+	}
+
+	c.opts.Logger.Info("decision", attrs...)
 }
 
 // Explain reports everything the current index knows of pvc, for operators: the identity, every

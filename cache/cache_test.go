@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -526,4 +527,27 @@ func TestExplain(t *testing.T) {
 	assert.Error(t, e.Err, "not authoritative now")
 	assert.Len(t, e.Finding.Snapshots, 2, "but the operator still sees what the last index held")
 	assert.Len(t, cache.NewGroup([]*cache.Cache{c, c}, cache.GroupOptions{}).Explain(context.Background(), data), 2)
+}
+
+// TestDecisionsAreLogged: every computed decision is logged at info with the identity looked up
+// and, for fresh, the nearby sources; memoised answers are not logged again.
+func TestDecisionsAreLogged(t *testing.T) {
+	var logs strings.Builder
+
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	c, err := cache.New(cache.Options{Backend: "fake", Now: clk.now, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Loader: &fakeLoader{load: func(context.Context) (repo.Index, error) {
+			return &fakeIndex{snaps: map[string]int{"data": 1, "other": 1}}, nil
+		}}})
+	require.NoError(t, err)
+	require.NoError(t, c.Refresh(context.Background()))
+
+	c.Lookup(context.Background(), data)
+	c.Lookup(context.Background(), none)
+	c.Lookup(context.Background(), none)
+
+	out := logs.String()
+	assert.Contains(t, out, `msg=decision pvc=web/data backend=fake decision=restore source=data-backup snapshots=1`)
+	assert.Contains(t, out, `msg=decision pvc=web/none backend=fake decision=fresh source=none-backup snapshots=0 nearby="[data-backup other-backup]" nearbyCount=2`)
+	assert.Equal(t, 1, strings.Count(out, "pvc=web/none"), "a memoised answer is not logged again")
 }
