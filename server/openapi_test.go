@@ -28,9 +28,44 @@ func TestGoldenResponsesMatchOpenAPI(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &spec))
 
 	goldens := map[string][]string{
-		"Exists":  {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json"},
+		"Exists":  {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json", "nearmiss.json", "nearmiss-accepted.json", "bad-accept.json"},
 		"Ready":   {"ready.json", "not-ready.json"},
 		"Explain": {"explain-restore.json", "explain-fresh.json"},
+	}
+
+	// Nested objects: the status's backends and the answers' near misses.
+	nested := map[string][]map[string]any{}
+
+	var status struct {
+		Backends []map[string]any `json:"backends"`
+	}
+	b, err := os.ReadFile(filepath.Join("testdata", "status.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &status))
+	nested["BackendStatus"] = status.Backends
+
+	var near struct {
+		NearMiss []map[string]any `json:"nearMiss"`
+	}
+	b, err = os.ReadFile(filepath.Join("testdata", "nearmiss.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &near))
+	require.NotEmpty(t, near.NearMiss)
+	nested["NearMiss"] = near.NearMiss
+
+	for schema, bodies := range nested {
+		s, ok := spec.Components.Schemas[schema]
+		require.True(t, ok, "schema %s", schema)
+
+		for _, body := range bodies {
+			for k := range body {
+				assert.Contains(t, s.Properties, k, "field %q is not in openapi.yaml's %s", k, schema)
+			}
+
+			for _, k := range s.Required {
+				assert.Contains(t, body, k, "%s: required field %q missing", schema, k)
+			}
+		}
 	}
 
 	for schema, files := range goldens {
