@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,4 +201,58 @@ func TestRepositoryIDValidation(t *testing.T) {
 	cfg.Kopia.RepositoryID = strings.Repeat("0f", 32)
 	require.NoError(t, cfg.Validate())
 	assert.Contains(t, cfg.Describe(), "repository pinned to "+strings.Repeat("0f", 32))
+}
+
+// TestNearMissPrecision: on the benchmark's repository shape (100 namespaces × 20 PVCs, each
+// under its default identity), no PVC reports a near miss: neither those with their own backup
+// nor 8,000 look-alikes without one (other ordinals, prefixes and suffixes, the same names in
+// namespaces without backups). The README quotes the figure.
+func TestNearMissPrecision(t *testing.T) {
+	const namespaces, perNS = 100, 20
+
+	f := newFixture(t)
+
+	var backups []kopiademo.Backup
+
+	for n := range namespaces {
+		for p := range perNS {
+			backups = append(backups, backupOf(repo.PVC{Namespace: fmt.Sprintf("ns-%03d", n), Name: fmt.Sprintf("pvc-%02d.data", p)}))
+		}
+	}
+
+	f.write(backups...)
+
+	idx, err := newRepo(t, f.path, password).Load(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, namespaces*perNS, idx.Stats().Sources)
+
+	lookups, near := 0, 0
+
+	check := func(pvc repo.PVC, wantSnapshots bool) {
+		fd, err := idx.Find(context.Background(), pvc)
+		require.NoError(t, err)
+		require.Equal(t, wantSnapshots, len(fd.Snapshots) > 0, pvc.String())
+
+		lookups++
+		if n := idx.NearMisses(pvc); len(n) > 0 {
+			near++
+			t.Errorf("%s: unexpected near miss %v", pvc, n)
+		}
+	}
+
+	for n := range namespaces {
+		ns := fmt.Sprintf("ns-%03d", n)
+		for p := range perNS {
+			check(repo.PVC{Namespace: ns, Name: fmt.Sprintf("pvc-%02d.data", p)}, true)
+
+			for _, lookalike := range []string{"pvc-%02d", "pvc-%02d.data-0", "data-pvc-%02d.data"} {
+				check(repo.PVC{Namespace: ns, Name: fmt.Sprintf(lookalike, p)}, false)
+			}
+
+			check(repo.PVC{Namespace: fmt.Sprintf("new-%03d", n), Name: fmt.Sprintf("pvc-%02d.data", p)}, false)
+		}
+	}
+
+	t.Logf("near-miss precision: %d near misses in %d lookups of the benchmark repository", near, lookups)
+	assert.Equal(t, 10_000, lookups)
 }
