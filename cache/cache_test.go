@@ -384,12 +384,13 @@ func TestGroup(t *testing.T) {
 	}}, clk, nil)
 
 	g := cache.NewGroup([]*cache.Cache{notLoaded, ready}, cache.GroupOptions{})
-	assert.Equal(t, repo.Restore, g.Lookup(context.Background(), repo.Query{PVC: data}).Decision, "restore from any authoritative backend")
+	assert.Equal(t, repo.Unknown, g.Lookup(context.Background(), repo.Query{PVC: data}).Decision, "a backend not loaded could hold a newer snapshot")
 	assert.Equal(t, repo.Unknown, g.Lookup(context.Background(), repo.Query{PVC: none}).Decision, "fresh needs every backend")
 	assert.ErrorIs(t, g.Ready(), repo.ErrNotLoaded)
 	assert.Len(t, g.Status(), 2)
 
 	require.NoError(t, notLoaded.Refresh(context.Background()))
+	assert.Equal(t, repo.Restore, g.Lookup(context.Background(), repo.Query{PVC: data}).Decision, "every backend authoritative: restore")
 	assert.Equal(t, repo.Fresh, g.Lookup(context.Background(), repo.Query{PVC: none}).Decision)
 	assert.NoError(t, g.Ready())
 	assert.Error(t, cache.NewGroup(nil, cache.GroupOptions{}).Ready())

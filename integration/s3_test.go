@@ -127,7 +127,8 @@ func TestKopiaS3EndToEnd(t *testing.T) {
 }
 
 // TestSeveralBackends: a blue/green migration reads the other colour's restic bucket and the
-// local Kopia repository; restore from either, fresh only when both are authoritative and empty.
+// local Kopia repository; restore from either, fresh only when both are authoritative and empty,
+// unknown while either is unknown (it could hold a newer snapshot).
 func TestSeveralBackends(t *testing.T) {
 	w := newKopiaWorld(t) // has web/app and web/my.app.data
 
@@ -169,7 +170,9 @@ func TestSeveralBackends(t *testing.T) {
 
 	s3.Stop()
 	eventually(t, o, "/exists/web/neither", "unknown", 20*time.Second)
-	assert.Equal(t, "restore", decision(t, o, "/exists/web/app"), "restore from the authoritative backend still stands")
+	r := o.Get(t, "/exists/web/app")
+	assert.Equal(t, "unknown", r.Body["decision"], "the unknown backend could hold a newer snapshot than local's")
+	assert.Contains(t, r.Body["error"], "local hold(s) snapshots, but an unknown backend could hold a newer one")
 	assert.Equal(t, http.StatusServiceUnavailable, o.Get(t, "/readyz").Code, "fresh needs every backend: not ready")
 }
 

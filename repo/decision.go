@@ -39,6 +39,9 @@ type Answer struct {
 	Accepted string
 	// Warnings are guard findings that did not change the decision (NEAR_MISS=warn).
 	Warnings []string
+	// Elsewhere lists, for a Restore of several backends, the other backends holding snapshots
+	// of this PVC: all older than (or as new as) the one restored from.
+	Elsewhere []Elsewhere
 }
 
 // Authoritative reports whether the answer may be acted upon (restore or fresh).
@@ -63,9 +66,16 @@ func Decide(pvc PVC, backend string, f Finding, indexTime time.Time, err error) 
 	return a
 }
 
-// Combine merges the answers of several backends, given in order of preference:
-// Restore from the first backend that has a snapshot; otherwise Unknown if any backend is
-// unknown (with every reason joined); Fresh only when every backend authoritatively found nothing.
+// Combine merges the answers of several backends, given in order of preference. The data
+// decides, not the order:
+//   - Unknown when any backend is unknown: it could hold a snapshot newer than every other
+//     backend's (it always could), and restoring an older one would silently lose what was
+//     written since; the reason says so;
+//   - otherwise Restore from the backend whose newest complete snapshot is the newest (equal
+//     times: the earlier backend in the list); Elsewhere names the other backends holding
+//     snapshots, all older or equal;
+//   - otherwise Fresh: every backend authoritatively found nothing.
+//
 // An empty list is Unknown: no backend is no evidence.
 func Combine(pvc PVC, answers []Answer) Answer {
 	if len(answers) == 0 {
@@ -77,20 +87,51 @@ func Combine(pvc PVC, answers []Answer) Answer {
 	}
 
 	var (
-		reasons  []error
-		backends []string
+		reasons      []error
+		backends     []string
+		best         = -1
+		withSnapshot []string
 	)
 
-	for _, a := range answers {
-		if a.Decision == Restore {
-			return a
-		}
-
-		if a.Decision == Unknown {
-			reasons = append(reasons, fmt.Errorf("%s: %w", a.Backend, a.Reason))
-		}
-
+	for i, a := range answers {
 		backends = append(backends, a.Backend)
+
+		switch a.Decision {
+		case Unknown:
+			reasons = append(reasons, fmt.Errorf("%s: %w", a.Backend, a.Reason))
+		case Restore:
+			withSnapshot = append(withSnapshot, a.Backend)
+			if best < 0 || answers[best].Latest == nil || (a.Latest != nil && a.Latest.StartTime.After(answers[best].Latest.StartTime)) {
+				best = i
+			}
+		case Fresh:
+		}
+	}
+
+	if len(reasons) > 0 {
+		out := answers[0]
+		out.Backend, out.Decision = strings.Join(backends, ","), Unknown
+		out.Reason = errors.Join(reasons...)
+
+		if len(withSnapshot) > 0 {
+			out.Reason = fmt.Errorf("%w\n(%s hold(s) snapshots, but an unknown backend could hold a newer one: restoring an older one would lose what was written since)",
+				out.Reason, strings.Join(withSnapshot, ", "))
+		}
+
+		return out
+	}
+
+	if best >= 0 {
+		out := answers[best]
+		out.Elsewhere = nil
+
+		for i, a := range answers {
+			if i != best && a.Decision == Restore {
+				out.Elsewhere = append(out.Elsewhere, Elsewhere{Backend: a.Backend, Source: a.Source, SnapshotCount: a.SnapshotCount, Latest: a.Latest})
+			}
+		}
+
+		return out
 	}
 
 	out := answers[0]
@@ -101,9 +142,14 @@ func Combine(pvc PVC, answers []Answer) Answer {
 		out.NearMisses = append(out.NearMisses, a.NearMisses...)
 	}
 
-	if len(reasons) > 0 {
-		out.Decision, out.Reason = Unknown, errors.Join(reasons...)
-	}
-
 	return out
+}
+
+// Elsewhere is another backend's snapshots of a PVC, older than (or as new as) the ones an
+// answer restores from.
+type Elsewhere struct {
+	Backend       string
+	Source        string
+	SnapshotCount int
+	Latest        *Snapshot
 }

@@ -37,22 +37,31 @@ func TestDecide(t *testing.T) {
 }
 
 func TestCombine(t *testing.T) {
-	restore := repo.Answer{Decision: repo.Restore, Backend: "r", SnapshotCount: 1}
+	t0 := time.Date(2026, 11, 20, 2, 0, 0, 0, time.UTC)
+	at := func(backend string, d time.Duration) repo.Answer {
+		s := repo.Snapshot{ID: backend, StartTime: t0.Add(d)}
+		return repo.Answer{Decision: repo.Restore, Backend: backend, SnapshotCount: 1, Latest: &s}
+	}
+	restore := at("r", 0)
 	fresh := repo.Answer{Decision: repo.Fresh, Backend: "f"}
 	unknown := repo.Answer{Decision: repo.Unknown, Backend: "u", Reason: repo.ErrUnavailable}
 
 	cases := []struct {
-		name     string
-		answers  []repo.Answer
-		decision repo.Decision
-		backend  string
+		name      string
+		answers   []repo.Answer
+		decision  repo.Decision
+		backend   string
+		elsewhere []string
 	}{
-		{"none", nil, repo.Unknown, ""},
-		{"single", []repo.Answer{fresh}, repo.Fresh, "f"},
-		{"restore wins over unknown", []repo.Answer{unknown, restore}, repo.Restore, "r"},
-		{"first restore wins", []repo.Answer{fresh, restore, {Decision: repo.Restore, Backend: "r2"}}, repo.Restore, "r"},
-		{"unknown beats fresh", []repo.Answer{fresh, unknown}, repo.Unknown, "f,u"},
-		{"all fresh", []repo.Answer{fresh, {Decision: repo.Fresh, Backend: "g"}}, repo.Fresh, "f,g"},
+		{"none", nil, repo.Unknown, "", nil},
+		{"single", []repo.Answer{fresh}, repo.Fresh, "f", nil},
+		{"an unknown backend could hold a newer snapshot", []repo.Answer{unknown, restore}, repo.Unknown, "u,r", nil},
+		{"the newest snapshot wins, not the list order", []repo.Answer{at("green", 0), at("blue", time.Hour)}, repo.Restore, "blue", []string{"green"}},
+		{"the newest wins from the middle", []repo.Answer{fresh, at("a", -time.Hour), at("b", time.Minute), at("c", 0)}, repo.Restore, "b", []string{"a", "c"}},
+		{"equal times: the earlier backend", []repo.Answer{at("own", 0), at("other", 0)}, repo.Restore, "own", []string{"other"}},
+		{"restore beats fresh", []repo.Answer{fresh, restore}, repo.Restore, "r", nil},
+		{"unknown beats fresh", []repo.Answer{fresh, unknown}, repo.Unknown, "f,u", nil},
+		{"all fresh", []repo.Answer{fresh, {Decision: repo.Fresh, Backend: "g"}}, repo.Fresh, "f,g", nil},
 	}
 
 	for _, tc := range cases {
@@ -61,13 +70,24 @@ func TestCombine(t *testing.T) {
 			assert.Equal(t, tc.decision, a.Decision)
 			assert.Equal(t, tc.backend, a.Backend)
 
+			var elsewhere []string
+			for _, e := range a.Elsewhere {
+				elsewhere = append(elsewhere, e.Backend)
+				assert.False(t, e.Latest.StartTime.After(a.Latest.StartTime), "elsewhere is older or as new")
+			}
+
+			assert.Equal(t, tc.elsewhere, elsewhere)
+
 			if tc.decision == repo.Unknown {
 				assert.Error(t, a.Reason)
 			}
 		})
 	}
 
-	a := repo.Combine(pvc, []repo.Answer{fresh, unknown})
+	a := repo.Combine(pvc, []repo.Answer{unknown, at("blue", 0)})
+	assert.Contains(t, a.Reason.Error(), "blue hold(s) snapshots, but an unknown backend could hold a newer one")
+
+	a = repo.Combine(pvc, []repo.Answer{fresh, unknown})
 	assert.True(t, errors.Is(a.Reason, repo.ErrUnavailable), "reasons keep their class")
 }
 

@@ -31,6 +31,15 @@ type existsResponse struct {
 	// Accepted echoes an acknowledgement the answer was given under ("near-miss").
 	Accepted string   `json:"accepted,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Elsewhere names, for a restore, the other backends holding (older) snapshots of the PVC.
+	Elsewhere []elsewhereJSON `json:"elsewhere,omitempty"`
+}
+
+type elsewhereJSON struct {
+	Backend        string        `json:"backend"`
+	Source         string        `json:"source"`
+	SnapshotCount  int           `json:"snapshotCount"`
+	LatestSnapshot *snapshotJSON `json:"latestSnapshot,omitempty"`
 }
 
 type nearMissJSON struct {
@@ -129,6 +138,15 @@ func (h *handler) render(a repo.Answer) existsResponse {
 	}
 
 	r.Accepted, r.Warnings = a.Accepted, a.Warnings
+	for _, e := range a.Elsewhere {
+		j := elsewhereJSON{Backend: e.Backend, Source: e.Source, SnapshotCount: e.SnapshotCount}
+		if e.Latest != nil {
+			j.LatestSnapshot = &snapshotJSON{ID: e.Latest.ID, Time: e.Latest.StartTime.UTC(), Size: e.Latest.TotalSize}
+		}
+
+		r.Elsewhere = append(r.Elsewhere, j)
+	}
+
 	for _, n := range a.NearMisses {
 		j := nearMissJSON{Backend: n.Backend, Source: n.Source, Rule: n.Rule, SnapshotCount: n.Snapshots}
 		if !n.Latest.IsZero() {

@@ -1,0 +1,110 @@
+package integration
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/integration/harness"
+)
+
+// TestBlueGreenNewestWins: two Kopia repositories written by the real kopia CLI, listed
+// [green, blue]: a PVC backed up in both restores from the one holding the newest snapshot,
+// whatever the list order, and names the other; a PVC backed up in one only restores from that
+// one; one repository unreadable makes every answer unknown.
+func TestBlueGreenNewestWins(t *testing.T) {
+	base := t.TempDir()
+	data := filepath.Join(base, "data")
+	require.NoError(t, os.MkdirAll(data, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o644))
+
+	green := harness.NewKopiaRepository(t, filepath.Join(base, "green"), kopiaPassword)
+	blue := harness.NewKopiaRepository(t, filepath.Join(base, "blue"), kopiaPassword)
+
+	green.Snapshot(data, "app-backup@shop:/data") // the previous cycle's
+	green.Snapshot(data, "own-only-backup@shop:/data")
+	time.Sleep(1100 * time.Millisecond) // kopia's snapshot times have second resolution
+	blue.Snapshot(data, "app-backup@shop:/data") // the cluster being replaced: newer
+	blue.Snapshot(data, "blue-only-backup@shop:/data")
+
+	pw := filepath.Join(base, "pw")
+	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword), 0o600))
+
+	file := filepath.Join(base, "backends.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`backends:
+  - name: green
+    type: kopia-fs
+    kopia: {repositoryPath: `+green.Path+`, passwordFile: `+pw+`}
+  - name: blue
+    type: kopia-fs
+    kopia: {repositoryPath: `+blue.Path+`, passwordFile: `+pw+`}
+`), 0o600))
+
+	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: []string{
+		"BACKENDS_FILE=" + file, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
+	}})
+	o.WaitReady(t, 30*time.Second)
+
+	r := o.Get(t, "/exists/shop/app")
+	assert.Equal(t, "restore", r.Body["decision"])
+	assert.Equal(t, "blue", r.Body["backend"], "the newest snapshot's backend, not the first listed")
+
+	elsewhere, ok := r.Body["elsewhere"].([]any)
+	require.True(t, ok, "%v", r.Body)
+	require.Len(t, elsewhere, 1)
+	assert.Equal(t, "green", elsewhere[0].(map[string]any)["backend"])
+
+	for path, backend := range map[string]string{"/exists/shop/own-only": "green", "/exists/shop/blue-only": "blue"} {
+		r := o.Get(t, path)
+		assert.Equal(t, "restore", r.Body["decision"], path)
+		assert.Equal(t, backend, r.Body["backend"], path)
+	}
+
+	assert.Equal(t, "fresh", decision(t, o, "/exists/shop/neither"))
+
+	require.NoError(t, os.Rename(blue.Path, blue.Path+".away"))
+	eventually(t, o, "/exists/shop/own-only", "unknown", 20*time.Second)
+
+	r = o.Get(t, "/exists/shop/own-only")
+	assert.Equal(t, http.StatusServiceUnavailable, r.Code)
+	assert.Contains(t, r.Body["error"], "green hold(s) snapshots, but an unknown backend could hold a newer one")
+}
+
+// TestBlueGreenResticPair: the same rule for two restic buckets written by the real restic CLI.
+func TestBlueGreenResticPair(t *testing.T) {
+	s3 := harness.StartS3(t)
+	green, blue := s3.CreateBucket("green"), s3.CreateBucket("blue")
+	cli := harness.NewResticCLI(t, s3)
+
+	for _, b := range []string{green, blue} {
+		url := "s3:" + s3.URL + "/" + b + "/shop/app"
+		cli.Init(url, resticPassword, "2")
+		cli.Backup(url, resticPassword)
+		time.Sleep(1100 * time.Millisecond)
+	}
+
+	dir, _ := secretFiles(t, s3, resticPassword)
+	file := filepath.Join(t.TempDir(), "backends.yaml")
+	entry := func(name string) string {
+		return `  - name: ` + name + `
+    type: restic-s3
+    s3: {endpoint: "http://` + s3.Endpoint + `", bucket: ` + name + `, accessKeyFile: ` + dir + `/access, secretKeyFile: ` + dir + `/secret}
+    restic: {passwordFile: ` + dir + `/password}
+`
+	}
+	require.NoError(t, os.WriteFile(file, []byte("backends:\n"+entry(green)+entry(blue)), 0o600))
+
+	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: []string{
+		"BACKENDS_FILE=" + file, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
+	}})
+	o.WaitReady(t, 60*time.Second)
+	eventually(t, o, "/exists/shop/app", "restore", 60*time.Second) // verification runs in the background
+
+	r := o.Get(t, "/exists/shop/app")
+	assert.Equal(t, blue, r.Body["backend"], "the bucket written last holds the newest snapshot")
+}
