@@ -28,7 +28,7 @@ func TestBlueGreenNewestWins(t *testing.T) {
 
 	green.Snapshot(data, "app-backup@shop:/data") // the previous cycle's
 	green.Snapshot(data, "own-only-backup@shop:/data")
-	time.Sleep(1100 * time.Millisecond) // kopia's snapshot times have second resolution
+	time.Sleep(1100 * time.Millisecond)          // kopia's snapshot times have second resolution
 	blue.Snapshot(data, "app-backup@shop:/data") // the cluster being replaced: newer
 	blue.Snapshot(data, "blue-only-backup@shop:/data")
 
