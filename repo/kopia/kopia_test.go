@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/kopia"
 	"github.com/backup-oracle/backup-oracle/repo/kopia/kopiademo"
@@ -57,7 +58,14 @@ func (f *fixture) write(backups ...kopiademo.Backup) {
 	require.NoError(f.t, kopiademo.Write(context.Background(), f.path, password, f.t.TempDir(), backups))
 }
 
-func backupOf(pvc repo.PVC) kopiademo.Backup { return kopiademo.Backup{Source: identity.Source(pvc)} }
+// backupOf is a backup of pvc under the source VolSync's Kopia mover writes for the RS the
+// policies generate (kopiamover: the mover's rules, not the oracle's function under test).
+func backupOf(pvc repo.PVC) kopiademo.Backup {
+	user, rest, _ := strings.Cut(kopiamover.PolicySource(pvc.Namespace, pvc.Name), "@")
+	host, path, _ := strings.Cut(rest, ":")
+
+	return kopiademo.Backup{Source: repo.KopiaSource{UserName: user, Host: host, Path: path}}
+}
 
 func newRepo(t *testing.T, path string, pw func() (string, error)) *kopia.Repo {
 	t.Helper()
@@ -96,8 +104,8 @@ func TestLoadIndexesEverySource(t *testing.T) {
 	}{
 		{plain, "app-backup@web:/data", 2},
 		{dotted, "myappdata-backup@web:/data", 1},
-		{long, identity.Source(long).String(), 1},
-		{missing, "nothing-backup@web:/data", 0}, // decoys: other host, other path, other user
+		{long, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-postgres-@db:/data", 1}, // cut at 50, ends in '-'
+		{missing, "nothing-backup@web:/data", 0},                                 // decoys: other host, other path, other user
 	}
 
 	for _, tc := range cases {
