@@ -416,3 +416,104 @@ func TestExplain(t *testing.T) {
 	assert.Len(t, e.Finding.Snapshots, 2, "but the operator still sees what the last index held")
 	assert.Len(t, cache.Group{c, c}.Explain(context.Background(), data), 2)
 }
+
+// ruleAge is the rule the clock tests guard.
+const ruleAge = "rule: an index is as old as the start of its load, and answers only while that is no more than MAX_INDEX_AGE ago (README: How a decision is made, step 2)"
+
+// TestIndexAgeCountsFromLoadStart: the fake clock advances during Load, as a slow backend's
+// real clock does. Dated by the end of its load, a slow index would look fresher than its data.
+func TestIndexAgeCountsFromLoadStart(t *testing.T) {
+	const maxAge = time.Minute // newCache's MaxIndexAge
+
+	cases := []struct {
+		name     string
+		loadTime time.Duration // how far the clock moves during Load
+		after    time.Duration // how far it moves after the refresh
+		ready    bool
+	}{
+		{"load longer than MAX_INDEX_AGE is stale on arrival", maxAge + time.Millisecond, 0, false},
+		{"load of exactly MAX_INDEX_AGE is still fresh on arrival", maxAge, 0, true},
+		{"40 s load, 21 s later: 61 s old", 40 * time.Second, 21 * time.Second, false},
+		{"40 s load, 20 s later: exactly MAX_INDEX_AGE, fresh", 40 * time.Second, 20 * time.Second, true},
+		{"instant load, MAX_INDEX_AGE later: fresh", 0, maxAge, true},
+		{"instant load, MAX_INDEX_AGE and 1 ns later: stale", 0, maxAge + time.Nanosecond, false},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Unix(1_000_000, 0)
+			clk := &clock{t: start}
+			reg := prometheus.NewRegistry()
+			c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+				clk.add(tc.loadTime)
+				return &fakeIndex{snaps: map[string]int{"data": 1}}, nil
+			}}, clk, reg)
+
+			require.NoError(t, c.Refresh(context.Background()), "the load itself succeeds")
+			clk.add(tc.after)
+
+			assert.Equal(t, start, c.Status().LoadedAt, "LoadedAt is when the load started: %s", ruleAge)
+
+			a := c.Lookup(context.Background(), data)
+			assert.Equal(t, start, a.IndexTime, "an answer's index time is when its load started: %s", ruleAge)
+
+			age := (tc.loadTime + tc.after).Seconds()
+			assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(`
+# HELP backup_oracle_index_age_seconds Age of the last successfully loaded index at scrape time; absent before the first load.
+# TYPE backup_oracle_index_age_seconds gauge
+backup_oracle_index_age_seconds{backend="fake"} %g
+`, age)), "backup_oracle_index_age_seconds"), "the age metric counts from the start of the load: %s", ruleAge)
+
+			if tc.ready {
+				assert.NoError(t, c.Ready(), ruleAge)
+				assert.Equal(t, repo.Restore, a.Decision, ruleAge)
+
+				return
+			}
+
+			assert.ErrorIs(t, c.Ready(), repo.ErrStale, ruleAge)
+			assert.Equal(t, repo.Unknown, a.Decision, ruleAge)
+			assert.ErrorIs(t, a.Reason, repo.ErrStale, ruleAge)
+			assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision, "never fresh from a stale index: %s", ruleAge)
+		})
+	}
+}
+
+// TestStaleDuringSlowRefresh: while a refresh is in progress (no error yet), the previous index
+// ages out on its own.
+func TestStaleDuringSlowRefresh(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	inLoad, release := make(chan struct{}), make(chan struct{})
+
+	var calls atomic.Int32
+
+	c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		if calls.Add(1) == 2 {
+			close(inLoad)
+			<-release
+			clk.add(time.Second)
+		}
+
+		return &fakeIndex{snaps: map[string]int{"data": 1}}, nil
+	}}, clk, nil)
+	require.NoError(t, c.Refresh(context.Background()))
+
+	done := make(chan error, 1)
+
+	go func() { done <- c.Refresh(context.Background()) }()
+
+	<-inLoad
+	clk.add(time.Minute + time.Millisecond)
+
+	a := c.Lookup(context.Background(), data)
+	assert.Equal(t, repo.Unknown, a.Decision, "a refresh in progress does not keep an old index fresh: %s", ruleAge)
+	assert.ErrorIs(t, c.Ready(), repo.ErrStale, ruleAge)
+
+	close(release)
+	require.NoError(t, <-done)
+	assert.ErrorIs(t, c.Ready(), repo.ErrStale, "the index that load brought started 62 s ago: stale too: %s", ruleAge)
+
+	require.NoError(t, c.Refresh(context.Background())) // third load: instant
+	assert.NoError(t, c.Ready())
+	assert.Equal(t, repo.Restore, c.Lookup(context.Background(), data).Decision)
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/integration/harness"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/kopia"
 	"github.com/backup-oracle/backup-oracle/repo/restic"
@@ -134,7 +135,7 @@ func kopiaFS(t *testing.T) backendUnderTest {
 
 	return backendUnderTest{
 		loader: kopiaLoader(t, kopia.Filesystem{Path: path}),
-		backup: func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
+		backup: func(p repo.PVC) { cli.Snapshot(data, kopiamover.PolicySource(p.Namespace, p.Name)) },
 		outage: func() func() {
 			require.NoError(t, os.Rename(path, path+".away"))
 			return func() { require.NoError(t, os.Rename(path+".away", path)) }
@@ -150,7 +151,7 @@ func kopiaS3(t *testing.T) backendUnderTest {
 	return backendUnderTest{
 		loader: kopiaLoader(t, kopia.S3{Endpoint: s3.Endpoint, Bucket: "kopia", Insecure: true,
 			Credentials: func() (string, string, error) { return s3.AccessKey, s3.SecretKey, nil }}),
-		backup: func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
+		backup: func(p repo.PVC) { cli.Snapshot(data, kopiamover.PolicySource(p.Namespace, p.Name)) },
 		outage: func() func() { s3.Stop(); return s3.Start },
 	}
 }

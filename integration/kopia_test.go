@@ -13,12 +13,16 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/integration/harness"
-	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 )
 
 const kopiaPassword = "kopia-test-password"
 
 var longPVC = strings.Repeat("long", 12) + "-name-cut-to-fifty" // 66 characters
+
+// statefulPVC is a StatefulSet replica's claim whose username the mover cuts to a trailing '-'
+// (its ordinal is cut away: replica -1 shares the identity).
+const statefulPVC = "datadir-cassandra-cluster-dc1-rack1-production-01-0"
 
 // kopiaWorld is a repository written by the real kopia CLI with VolSync-style sources.
 type kopiaWorld struct {
@@ -41,12 +45,14 @@ func newKopiaWorld(t *testing.T) *kopiaWorld {
 
 	w.cli = harness.NewKopiaRepository(t, filepath.Join(base, "repository"), kopiaPassword)
 
-	id := repo.DefaultKopiaIdentity()
+	// Written under the sources VolSync's Kopia mover uses (kopiamover: its rules, not the
+	// oracle's function under test).
 	for _, src := range []string{
-		id.Source(repo.PVC{Namespace: "web", Name: "app"}).String(),
-		id.Source(repo.PVC{Namespace: "web", Name: "app"}).String(),
-		id.Source(repo.PVC{Namespace: "web", Name: "my.app.data"}).String(),
-		id.Source(repo.PVC{Namespace: "db", Name: longPVC}).String(),
+		kopiamover.PolicySource("web", "app"),
+		kopiamover.PolicySource("web", "app"),
+		kopiamover.PolicySource("web", "my.app.data"),
+		kopiamover.PolicySource("db", longPVC),
+		kopiamover.PolicySource("db", statefulPVC),
 		"cache-backup@other:/data", // decoy: another namespace
 		"cache-backup@web:/srv",    // decoy: another path
 	} {
@@ -85,7 +91,10 @@ func TestKopiaEndToEnd(t *testing.T) {
 	}{
 		{"/exists/web/app", "restore", "app-backup@web:/data", 2},
 		{"/exists/web/my.app.data", "restore", "myappdata-backup@web:/data", 1},
-		{"/exists/db/" + longPVC, "restore", longPVC[:50] + "@db:/data", 1},
+		{"/exists/db/" + longPVC, "restore", "longlonglonglonglonglonglonglonglonglonglonglong-n@db:/data", 1},
+		{"/exists/db/" + statefulPVC, "restore", "datadir-cassandra-cluster-dc1-rack1-production-01-@db:/data", 1},
+		// The mover gives replica -1 the same identity: it answers from -0's backup (README).
+		{"/exists/db/datadir-cassandra-cluster-dc1-rack1-production-01-1", "restore", "datadir-cassandra-cluster-dc1-rack1-production-01-@db:/data", 1},
 		{"/exists/web/cache", "fresh", "cache-backup@web:/data", 0},
 		{"/exists/fresh-ns/app", "fresh", "app-backup@fresh-ns:/data", 0},
 	}
@@ -159,7 +168,7 @@ func TestKopiaEndToEnd(t *testing.T) {
 		require.Len(t, backends, 1)
 		b := backends[0].(map[string]any)
 		assert.Equal(t, true, b["ready"])
-		assert.EqualValues(t, 6, b["sources"])
+		assert.EqualValues(t, 7, b["sources"])
 	})
 
 	assert.False(t, o.Exited())
