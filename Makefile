@@ -141,7 +141,7 @@ run: ## run the service on a demo Kopia repository it creates itself
 	$(GO) run ./cmd/backup-oracle --demo
 
 .PHONY: test
-test: lint test-go test-policies test-chart e2e ## everything CI runs: lint, vet, tidy check, unit and integration tests, policies, chart, end to end
+test: lint test-go fuzz-short test-policies test-chart e2e ## everything CI runs: lint, vet, tidy check, unit and integration tests, fuzzing, policies, chart, end to end
 
 # --- pieces ---------------------------------------------------------------------------------
 .PHONY: build
@@ -174,6 +174,33 @@ e2e: $(E2E_TOOLS) $(GOLANGCI_LINT) ## restore-as-code end to end: etcd, kube-api
 	$(GO) vet -tags e2e ./integration/e2e/
 	$(GOLANGCI_LINT) run --build-tags e2e ./integration/e2e/
 	$(E2E_ENV) $(GO) test -tags e2e -count=1 -v -timeout 15m ./integration/e2e/
+
+# Fuzz targets, as <package>:<target>. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for
+# FUZZTIME and then copies the inputs that widened coverage into <package>/testdata/fuzz/<target>/
+# (the committed corpus, which every plain `go test` replays): review them and commit.
+FUZZ_TARGETS   := ./repo:FuzzDNS1123 ./repo:FuzzKopiaIdentity ./repo:FuzzKopiaNames \
+  ./server:FuzzExistsPath ./repo/restic:FuzzDecodeSnapshot
+FUZZTIME       ?= 2m
+FUZZTIME_SHORT ?= 10s
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 2m) and add what it found to the committed corpus
+	@stamp=$$(mktemp); trap 'rm -f "$$stamp"' EXIT; cache=$$($(GO) env GOCACHE)/fuzz; \
+	for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; target=$${t##*:}; \
+	  echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	  found=$$cache/$$($(GO) list "$$pkg")/$$target; dst=$$pkg/testdata/fuzz/$$target; \
+	  if [ -d "$$found" ]; then mkdir -p "$$dst"; find "$$found" -type f -newer "$$stamp" -exec cp {} "$$dst"/ \; ; fi; \
+	done; git status --short -- '*/testdata/fuzz'
+
+.PHONY: fuzz-short
+fuzz-short: ## run every fuzz target for FUZZTIME_SHORT (default 10s; part of make test)
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; target=$${t##*:}; \
+	  echo "fuzz $$pkg $$target for $(FUZZTIME_SHORT)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME_SHORT) "$$pkg"; \
+	done
 
 .PHONY: update-golden
 update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)

@@ -76,6 +76,7 @@ func TestObjects(t *testing.T) {
 		kopiamover.ReplicationSource{Name: "my.app.data", Namespace: "web", SourcePathOverride: "/var/lib/app"}.Source())
 	assert.Equal(t, "u@h:/data",
 		kopiamover.ReplicationSource{Name: "rs", Namespace: "web", Username: "u", Hostname: "h"}.Source())
+	assert.Equal(t, "volsync-default@my-ns:/data", kopiamover.ReplicationSource{Name: "..", Namespace: "my_ns."}.Source())
 
 	// An RD names itself unless sourceIdentity names the RS; each field independently.
 	assert.Equal(t, "app-dst@web:/data", kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web"}.Source())
