@@ -20,6 +20,7 @@ VERSITYGW_VERSION     := v1.8.0
 KYVERNO_VERSION       := v1.19.1
 HELM_VERSION          := v3.22.0
 GOLANGCI_LINT_VERSION := v2.15.0
+GREMLINS_VERSION      := v0.6.0
 # make e2e: the wrapper module integration/e2e/tools pins Kubernetes, and through it etcd.
 KUBERNETES_VERSION    := v1.35.0
 ETCD_VERSION          := v3.6.5
@@ -30,6 +31,7 @@ VERSITYGW     := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
 KYVERNO       := $(TOOLS)/kyverno-$(KYVERNO_VERSION)
 HELM          := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+GREMLINS      := $(TOOLS)/gremlins-$(GREMLINS_VERSION)
 ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
 KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
@@ -75,6 +77,9 @@ $(VERSITYGW):
 
 $(GOLANGCI_LINT):
 	$(call install-module,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION),$@)
+
+$(GREMLINS):
+	$(call install-module,github.com/go-gremlins/gremlins/cmd/gremlins,$(GREMLINS_VERSION),$@)
 
 $(KYVERNO):
 	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/cli/kubectl-kyverno,$@)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -11,18 +12,29 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
+	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/kopia/kopiademo"
 )
 
 // ruleUnloadable is the rule the damaged-repository tests guard.
 const ruleUnloadable = "rule: a source whose snapshot manifest cannot be loaded is unknown, never fresh (README: How a decision is made, step 3)"
 
-// TestKopiaUndecodableManifest: a snapshot manifest the repository lists but whose payload does
-// not load (see harness/kopiadamage.go) makes its PVC unknown through the real program, while
-// every other PVC is answered.
-func TestKopiaUndecodableManifest(t *testing.T) {
+// TestKopiaUnverifiableSources: a snapshot manifest the repository lists but whose payload does
+// not load (see harness/kopiadamage.go), and a source holding only the checkpoint of an
+// interrupted backup, make their PVCs unknown through the real program, while every other PVC is
+// answered.
+func TestKopiaUnverifiableSources(t *testing.T) {
 	w := newKopiaWorld(t)
 	w.cli.AddUndecodableSnapshotManifest(kopiamover.PolicySource("web", "broken")) // only this manifest
 	w.cli.AddUndecodableSnapshotManifest(kopiamover.PolicySource("web", "app"))    // next to two good ones
+
+	// A checkpoint, as kopia saves during a long upload and leaves behind when the mover is
+	// killed; the CLI only leaves one when interrupted, so it is written with the kopia library.
+	user, rest, _ := strings.Cut(kopiamover.PolicySource("web", "interrupted"), "@")
+	host, path, _ := strings.Cut(rest, ":")
+	require.NoError(t, kopiademo.Write(context.Background(), w.cli.Path, kopiaPassword, t.TempDir(), []kopiademo.Backup{
+		{Source: repo.KopiaSource{UserName: user, Host: host, Path: path}, Dir: w.data, Incomplete: true},
+	}))
 
 	o := w.start(t, "KOPIA_PASSWORD_FILE="+w.passwordFile(t, kopiaPassword))
 	o.WaitReady(t, 60*time.Second)
@@ -35,6 +47,11 @@ func TestKopiaUndecodableManifest(t *testing.T) {
 		assert.Equal(t, kopiamover.PolicySource("web", pvc), r.Body["source"])
 		assert.Contains(t, r.Body["error"], "load snapshot manifest", "the reason names what failed")
 	}
+
+	r := o.Get(t, "/exists/web/interrupted")
+	assert.Equal(t, "unknown", r.Body["decision"],
+		"rule: a source with only incomplete snapshots is unknown, never fresh (README: How a decision is made, step 3)")
+	assert.Contains(t, r.Body["error"], "incomplete")
 
 	assert.Equal(t, "restore", decision(t, o, "/exists/web/my.app.data"), "other PVCs are answered")
 	assert.Equal(t, "fresh", decision(t, o, "/exists/web/nothing"))

@@ -112,7 +112,7 @@ func TestLoadIndexesEverySource(t *testing.T) {
 		t.Run(tc.pvc.Name, func(t *testing.T) {
 			fd, err := find(t, idx, tc.pvc)
 			require.NoError(t, err)
-			assert.Equal(t, tc.source, fd.Source)
+			assert.Equal(t, tc.source, fd.Source, "rule: the lookup is the source VolSync's mover writes (username sanitised, then cut to 50)")
 			assert.Len(t, fd.Snapshots, tc.count)
 
 			for _, s := range fd.Snapshots {
@@ -168,7 +168,7 @@ func TestIncompleteOnlyIsUnverifiable(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = find(t, idx, plain)
-	require.ErrorIs(t, err, repo.ErrUnverifiable, "a checkpoint is data the mover will not restore: never fresh")
+	require.ErrorIs(t, err, repo.ErrUnverifiable, "rule: a source with only incomplete snapshots is unknown, never fresh (README: How a decision is made, step 3)")
 
 	f.write(backupOf(plain))
 
