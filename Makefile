@@ -207,6 +207,34 @@ fuzz-short: ## run every fuzz target for FUZZTIME_SHORT (default 10s; part of ma
 	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME_SHORT) "$$pkg"; \
 	done
 
+# The VolSync CRDs the chart tests and make e2e validate against, vendored (see its README).
+VOLSYNC_CRDS_DIR         := chart/test/testdata/crds
+VOLSYNC_UPSTREAM_VERSION := v0.16.0
+
+.PHONY: crds
+crds: ## check the vendored VolSync CRDs against their digests and the upstream module on the Go proxy
+	cd $(VOLSYNC_CRDS_DIR) && sha256sum --check --quiet SHA256SUMS
+	@dir=$$(cd /tmp && GOFLAGS=-mod=mod $(GO) mod download -json github.com/backube/volsync@$(VOLSYNC_UPSTREAM_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir"; \
+	  for f in $(VOLSYNC_CRDS_DIR)/volsync-upstream-$(VOLSYNC_UPSTREAM_VERSION)/*.yaml; do \
+	    cmp "$$dir/config/crd/bases/$$(basename $$f)" "$$f"; \
+	  done; \
+	  echo "VolSync CRDs: digests match, upstream $(VOLSYNC_UPSTREAM_VERSION) identical to the module proxy's"
+
+# Mutation testing: gremlins mutates each covered statement of repo/... and cache/ in turn and runs
+# that package's tests (real kopia and restic CLIs, real S3). Slow: see the README for the last
+# score and how long it took. Machine-readable results go to bin/mutate/.
+MUTATE_PATHS   ?= ./repo ./cache
+MUTATE_WORKERS ?= 1
+
+.PHONY: mutate
+mutate: $(GREMLINS) $(TEST_TOOLS) ## mutation testing of repo/... and cache/ with gremlins: score, surviving mutants (hours; not in make test)
+	@mkdir -p $(BIN)/mutate
+	for p in $(MUTATE_PATHS); do \
+	  CI=true $(TEST_ENV) $(GREMLINS) unleash --workers $(MUTATE_WORKERS) --output-statuses ltc \
+	    --output $(BIN)/mutate/$$(basename $$p).json $$p; \
+	done
+
 .PHONY: update-golden
 update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)
 	cd chart/test && HELM_BIN=$(HELM) $(GO) test -count=1 -run 'TestGolden|TestPoliciesMatchRender' ./... -update

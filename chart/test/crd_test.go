@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,43 @@ func TestGeneratedResourcesMatchCRDs(t *testing.T) {
 
 	if checked == 0 {
 		t.Fatal("no ReplicationSource or ReplicationDestination found under policies/tests")
+	}
+}
+
+// TestVendoredCRDsUnmodified: the vendored CRDs are the upstream files their README names
+// (digests in SHA256SUMS), and every CRD set the checks use is there.
+func TestVendoredCRDsUnmodified(t *testing.T) {
+	sums, err := os.ReadFile(filepath.Join(crdDir, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	listed := map[string]bool{}
+
+	for _, line := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
+		want, file, ok := strings.Cut(line, "  ")
+		if !ok {
+			t.Fatalf("SHA256SUMS: malformed line %q", line)
+		}
+
+		data, err := os.ReadFile(filepath.Join(crdDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		if got := fmt.Sprintf("%x", sha256.Sum256(data)); got != want {
+			t.Errorf("%s: sha256 %s, SHA256SUMS says %s: vendored CRDs are copied unmodified (see %s/README.md)", file, got, want, crdDir)
+		}
+
+		listed[filepath.Dir(file)] = true
+	}
+
+	for _, dirs := range crdSets {
+		for _, dir := range dirs {
+			if !listed[dir] {
+				t.Errorf("CRD set %s is not listed in SHA256SUMS", dir)
+			}
+		}
 	}
 }
 
