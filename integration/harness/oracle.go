@@ -25,14 +25,17 @@ func BuildOracle(dir string) (string, error) { return Build(dir, "./cmd/backup-o
 // BuildOracleRace builds the backup-oracle binary with the race detector (it needs cgo and a C
 // compiler) into dir and returns its path. A process started from it with StartOracle fails its
 // test when the detector reports a data race.
-func BuildOracleRace(dir string) (string, error) {
-	return build(filepath.Join(dir, "backup-oracle-race"), "./cmd/backup-oracle", true)
-}
+func BuildOracleRace(dir string) (string, error) { return BuildRace(dir, "./cmd/backup-oracle") }
 
 // Build builds the main package pkg (relative to the module root) into dir and returns the
 // binary's path.
 func Build(dir, pkg string) (string, error) {
 	return build(filepath.Join(dir, filepath.Base(pkg)), pkg, false)
+}
+
+// BuildRace is Build with the race detector.
+func BuildRace(dir, pkg string) (string, error) {
+	return build(filepath.Join(dir, filepath.Base(pkg)+"-race"), pkg, true)
 }
 
 func build(bin, pkg string, race bool) (string, error) {
