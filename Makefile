@@ -234,6 +234,8 @@ mutate: $(GREMLINS) $(TEST_TOOLS) ## mutation testing of repo/... and cache/ wit
 	  CI=true $(TEST_ENV) $(GREMLINS) unleash --workers $(MUTATE_WORKERS) --output-statuses ltc \
 	    --output $(BIN)/mutate/$$(basename $$p).json $$p; \
 	done
+	@# gremlins never mutates the conditions of switch case clauses (see integration/casemutants).
+	CI=true $(TEST_ENV) $(GO) run ./integration/casemutants
 
 .PHONY: update-golden
 update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)

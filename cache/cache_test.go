@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -516,4 +517,127 @@ func TestStaleDuringSlowRefresh(t *testing.T) {
 	require.NoError(t, c.Refresh(context.Background())) // third load: instant
 	assert.NoError(t, c.Ready())
 	assert.Equal(t, repo.Restore, c.Lookup(context.Background(), data).Decision)
+}
+
+// TestRunBacksOff: after failures the retry delay doubles from 1 s (README: How a decision is
+// made, step 1). Lower bounds on real time only: a loaded machine makes the gaps longer, never
+// shorter.
+func TestRunBacksOff(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls []time.Time
+	)
+
+	l := &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		mu.Lock()
+		calls = append(calls, time.Now())
+		mu.Unlock()
+
+		return nil, errors.New("down")
+	}}
+	c, err := cache.New(cache.Options{Backend: "fake", Loader: l, RefreshInterval: time.Hour})
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+
+	go func() { c.Run(ctx); close(done) }()
+
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) >= 3 }, 30*time.Second, 10*time.Millisecond)
+	cancel()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+
+	assert.GreaterOrEqual(t, calls[1].Sub(calls[0]), 950*time.Millisecond, "first retry after 1 s")
+	assert.GreaterOrEqual(t, calls[2].Sub(calls[1]), 1950*time.Millisecond, "then the delay doubles")
+}
+
+// TestRefreshBookkeeping: each successful load is a new generation (memoised answers are tied to
+// it); the load is logged when it is the first or follows a failure, not on every refresh.
+func TestRefreshBookkeeping(t *testing.T) {
+	var (
+		fail atomic.Bool
+		logs strings.Builder
+	)
+
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	c, err := cache.New(cache.Options{Backend: "fake", Now: clk.now, AllowEmpty: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Loader: &fakeLoader{load: func(context.Context) (repo.Index, error) {
+			if fail.Load() {
+				return nil, errors.New("down")
+			}
+
+			return &fakeIndex{}, nil
+		}}})
+	require.NoError(t, err)
+
+	loaded := func() int { return strings.Count(logs.String(), `msg="index loaded"`) }
+
+	require.NoError(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 1, c.Status().Generation)
+	assert.Equal(t, 1, loaded(), "the first load is logged")
+
+	require.NoError(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 2, c.Status().Generation, "every successful load is a new generation")
+	assert.Equal(t, 1, loaded(), "a routine refresh is not logged")
+
+	fail.Store(true)
+	require.Error(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 2, c.Status().Generation, "a failed load is no generation")
+
+	fail.Store(false)
+	require.NoError(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 3, c.Status().Generation)
+	assert.Equal(t, 2, loaded(), "recovery after a failure is logged")
+}
+
+// TestNotReadyReasons: each way of not being ready says which it is (README: /readyz and the
+// 503 body carry the reason).
+func TestNotReadyReasons(t *testing.T) {
+	boom := errors.New("nfs gone")
+
+	var fail atomic.Bool
+
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		if fail.Load() {
+			return nil, boom
+		}
+
+		return &fakeIndex{snaps: map[string]int{"data": 1}}, nil
+	}}, clk, nil)
+
+	err := c.Ready()
+	require.ErrorIs(t, err, repo.ErrNotLoaded)
+	assert.Contains(t, err.Error(), "the first refresh of fake has not finished")
+
+	fail.Store(true)
+	require.Error(t, c.Refresh(context.Background()))
+	err = c.Ready()
+	require.ErrorIs(t, err, repo.ErrNotLoaded, "no index yet: not loaded")
+	require.ErrorIs(t, err, boom, "and why")
+
+	fail.Store(false)
+	require.NoError(t, c.Refresh(context.Background()))
+	fail.Store(true)
+	require.Error(t, c.Refresh(context.Background()))
+	err = c.Ready()
+	require.ErrorIs(t, err, boom)
+	assert.NotErrorIs(t, err, repo.ErrNotLoaded, "an index is loaded, its refresh failed")
+	assert.Contains(t, err.Error(), "last refresh failed")
+}
+
+// TestRefreshRejectsNoIndex: a loader that returns neither an index nor an error (a broken
+// adapter) is a failed refresh, not a panic and not an empty index.
+func TestRefreshRejectsNoIndex(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) { return nil, nil }}, clk, nil)
+
+	err := c.Refresh(context.Background())
+	require.ErrorIs(t, err, repo.ErrUnavailable)
+	assert.Contains(t, err.Error(), "loader returned no index")
+	assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision)
 }
