@@ -1,6 +1,6 @@
 // Command casemutants applies, one at a time, the mutations gremlins cannot make on the decision
-// path, runs the mutated package's tests, and reports each mutant killed or lived. It is part of
-// `make mutate`; run it from the module root.
+// path, and the bugs of issue 15's audit, runs the mutated package's tests, and reports each
+// mutant killed or lived. It is part of `make mutate`; run it from the module root.
 //
 // Why: gremlins (v0.6.0) tests only mutants its coverage profile marks covered, and Go's coverage
 // blocks start after a case clause's colon, so the conditions of `switch { case …: }` are always
@@ -29,6 +29,15 @@ type mutant struct {
 
 func mutants() []mutant {
 	return []mutant{
+		// Issue 15's table: realistic bugs in the rule that outranks all others; each must be
+		// caught by the tests of the package it is in (and by others, not run here).
+		{"./repo", "repo/identity.go", "MaxKopiaUsernameLen = 50", "MaxKopiaUsernameLen = 49", "Kopia username cut at 49 (repo's tests)"},
+		{"./repo/kopia", "repo/identity.go", "MaxKopiaUsernameLen = 50", "MaxKopiaUsernameLen = 49", "Kopia username cut at 49 (the Kopia adapter's tests)"},
+		{"./cache", "cache/cache.go", "age > c.opts.MaxIndexAge", "age < 0", "staleness check removed"},
+		{"./cache", "cache/cache.go", "idx, start, prev.generation+1", "idx, end, prev.generation+1", "an index dated by the end of its load"},
+		{"./repo/kopia", "repo/kopia/kopia.go", "broken[src] = fmt.Errorf(", "_ = fmt.Errorf(", "a snapshot manifest that cannot be loaded is dropped"},
+		{"./repo/kopia", "repo/kopia/kopia.go", `if os.Getenv(ignoreMalformedManifests) != "" {`, "if false {", "kopia allowed to skip unreadable manifests"},
+		// Conditions of case clauses, which gremlins never mutates.
 		{"./repo", "repo/decision.go", "case err != nil:", "case false:", "a backend error is ignored: fresh from an empty finding"},
 		{"./repo", "repo/decision.go", "case len(f.Snapshots) > 0:", "case len(f.Snapshots) >= 0:", "no snapshot answers restore"},
 		{"./repo", "repo/identity.go", "case isAlnum(r) || r == '.' || r == '-':", "case isAlnum(r) || r == '-':", "dots dropped from hostnames"},
