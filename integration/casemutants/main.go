@@ -9,6 +9,8 @@
 // bug in one of them. Mutated files are substituted with `go test -overlay`: the source tree is
 // never modified.
 //
+// Arguments, if any, select the mutants whose file or description contains one of them.
+//
 // Exit status: 0 when every mutant is killed, 1 when one lived, 2 on a usage or setup error.
 package main
 
@@ -71,7 +73,7 @@ func run() int {
 
 	var lived []string
 
-	list := mutants()
+	list := selected(mutants(), os.Args[1:])
 	for i, m := range list {
 		killed, err := try(tmp, i, m)
 		if err != nil {
@@ -88,7 +90,7 @@ func run() int {
 		fmt.Printf("%6s %s: %q -> %q (%s)\n", status, m.file, m.from, m.to, m.bug)
 	}
 
-	fmt.Printf("\ncase-clause mutants: %d, killed %d, lived %d\n", len(list), len(list)-len(lived), len(lived))
+	fmt.Printf("\nmutants: %d, killed %d, lived %d\n", len(list), len(list)-len(lived), len(lived))
 
 	if len(lived) > 0 {
 		fmt.Printf("lived:\n  %s\n", strings.Join(lived, "\n  "))
@@ -96,6 +98,25 @@ func run() int {
 	}
 
 	return 0
+}
+
+func selected(all []mutant, filters []string) []mutant {
+	if len(filters) == 0 {
+		return all
+	}
+
+	var out []mutant
+
+	for _, m := range all {
+		for _, f := range filters {
+			if strings.Contains(m.file, f) || strings.Contains(m.bug, f) {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+
+	return out
 }
 
 // try applies m through an overlay and reports whether the package's tests failed.
