@@ -99,13 +99,15 @@ func TestKopiaIdentityMatchesMover(t *testing.T) {
 
 func TestKopiaUsername(t *testing.T) {
 	cases := map[string]string{
-		"app-backup":            "app-backup",
-		"-_app_-":               "app",
-		"a.b.c":                 "abc",
-		"":                      "volsync-default",
-		"...":                   "volsync-default",
-		"--__--":                "volsync-default",
-		"ÄpP!":                  "pP",
+		"app-backup": "app-backup",
+		"-_app_-":    "app",
+		"a.b.c":      "abc",
+		"":           "volsync-default",
+		"...":        "volsync-default",
+		"--__--":     "volsync-default",
+		"ÄpP!":       "pP",
+		// The edges of each kept range, and the characters just outside them.
+		"/09:@AZ[`az{":          "09AZaz",
 		strings.Repeat("x", 60): strings.Repeat("x", 50),
 	}
 	for in, want := range cases {
@@ -121,6 +123,7 @@ func TestKopiaHostname(t *testing.T) {
 		{"-.web.-", "x", "web"},
 		{"", "obj.name", "obj.name"},
 		{"!!", "__", "volsync-default"},
+		{"/09:@AZ[`az{", "x", "09AZaz"},
 	}
 	for _, tc := range cases {
 		assert.Equal(t, tc.want, repo.KopiaHostname(tc.ns, tc.obj), "%q %q", tc.ns, tc.obj)
