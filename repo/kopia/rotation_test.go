@@ -77,6 +77,7 @@ func TestPasswordChangedWhileConnected(t *testing.T) {
 
 	_, err = r.Load(context.Background())
 	require.ErrorIs(t, err, repo.ErrUnavailable, "the old password no longer opens the repository")
+	assert.NotContains(t, logs.String(), "close repository", "closing a healthy connection is no warning")
 	assert.NotContains(t, logs.String(), newPassword, "passwords never reach the log")
 	assert.NotContains(t, logs.String(), password)
 }
