@@ -138,7 +138,7 @@ E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$
   KYVERNO_CLEANUP_CONTROLLER_BIN=$(KYVERNO_CLEANUP) KYVERNO_CRDS=$(KYVERNO_CRDS) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM)
 
 .PHONY: tools
-tools: $(TEST_TOOLS) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) ## build every pinned tool into .tools/
+tools: $(TEST_TOOLS) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) $(GREMLINS) ## build every pinned tool into .tools/
 
 # --- the two README commands ----------------------------------------------------------------
 .PHONY: run
