@@ -184,6 +184,8 @@ func checkFleet(t *testing.T, st storageUnderTest, pw string, cases map[repo.PVC
 	r := newRepo(t, opts)
 	idx, err := r.Load(context.Background())
 	require.NoError(t, err)
+	assert.Equal(t, repo.IndexStats{Sources: 4, Snapshots: 5}, idx.Stats(),
+		"sources are repositories holding a snapshot: an initialised, empty one is none (an index of only those is refused as empty)")
 
 	for p, w := range cases {
 		t.Run(p.String(), func(t *testing.T) {
