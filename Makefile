@@ -20,6 +20,7 @@ VERSITYGW_VERSION     := v1.8.0
 KYVERNO_VERSION       := v1.19.1
 HELM_VERSION          := v3.22.0
 GOLANGCI_LINT_VERSION := v2.15.0
+GREMLINS_VERSION      := v0.6.0
 # make e2e: the wrapper module integration/e2e/tools pins Kubernetes, and through it etcd.
 KUBERNETES_VERSION    := v1.35.0
 ETCD_VERSION          := v3.6.5
@@ -30,6 +31,7 @@ VERSITYGW     := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
 KYVERNO       := $(TOOLS)/kyverno-$(KYVERNO_VERSION)
 HELM          := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
+GREMLINS      := $(TOOLS)/gremlins-$(GREMLINS_VERSION)
 ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
 KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
@@ -75,6 +77,9 @@ $(VERSITYGW):
 
 $(GOLANGCI_LINT):
 	$(call install-module,github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION),$@)
+
+$(GREMLINS):
+	$(call install-module,github.com/go-gremlins/gremlins/cmd/gremlins,$(GREMLINS_VERSION),$@)
 
 $(KYVERNO):
 	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/cli/kubectl-kyverno,$@)
@@ -133,7 +138,7 @@ E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$
   KYVERNO_CLEANUP_CONTROLLER_BIN=$(KYVERNO_CLEANUP) KYVERNO_CRDS=$(KYVERNO_CRDS) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM)
 
 .PHONY: tools
-tools: $(TEST_TOOLS) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) ## build every pinned tool into .tools/
+tools: $(TEST_TOOLS) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) $(GREMLINS) ## build every pinned tool into .tools/
 
 # --- the two README commands ----------------------------------------------------------------
 .PHONY: run
@@ -141,7 +146,7 @@ run: ## run the service on a demo Kopia repository it creates itself
 	$(GO) run ./cmd/backup-oracle --demo
 
 .PHONY: test
-test: lint test-go test-policies test-chart e2e ## everything CI runs: lint, vet, tidy check, unit and integration tests, policies, chart, end to end
+test: lint test-go fuzz-short test-policies test-chart e2e ## everything CI runs: lint, vet, tidy check, unit and integration tests, fuzzing, policies, chart, end to end
 
 # --- pieces ---------------------------------------------------------------------------------
 .PHONY: build
@@ -174,6 +179,63 @@ e2e: $(E2E_TOOLS) $(GOLANGCI_LINT) ## restore-as-code end to end: etcd, kube-api
 	$(GO) vet -tags e2e ./integration/e2e/
 	$(GOLANGCI_LINT) run --build-tags e2e ./integration/e2e/
 	$(E2E_ENV) $(GO) test -tags e2e -count=1 -v -timeout 15m ./integration/e2e/
+
+# Fuzz targets, as <package>:<target>. `make test` runs each for FUZZTIME_SHORT, `make fuzz` for
+# FUZZTIME and then copies the inputs that widened coverage into <package>/testdata/fuzz/<target>/
+# (the committed corpus, which every plain `go test` replays): review them and commit.
+FUZZ_TARGETS   := ./repo:FuzzDNS1123 ./repo:FuzzKopiaIdentity ./repo:FuzzKopiaNames \
+  ./server:FuzzExistsPath ./repo/restic:FuzzDecodeSnapshot
+FUZZTIME       ?= 2m
+FUZZTIME_SHORT ?= 10s
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 2m) and add what it found to the committed corpus
+	@stamp=$$(mktemp); trap 'rm -f "$$stamp"' EXIT; cache=$$($(GO) env GOCACHE)/fuzz; \
+	for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; target=$${t##*:}; \
+	  echo "fuzz $$pkg $$target for $(FUZZTIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) "$$pkg"; \
+	  found=$$cache/$$($(GO) list "$$pkg")/$$target; dst=$$pkg/testdata/fuzz/$$target; \
+	  if [ -d "$$found" ]; then mkdir -p "$$dst"; find "$$found" -type f -newer "$$stamp" -exec cp {} "$$dst"/ \; ; fi; \
+	done; git status --short -- '*/testdata/fuzz'
+
+.PHONY: fuzz-short
+fuzz-short: ## run every fuzz target for FUZZTIME_SHORT (default 10s; part of make test)
+	@for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; target=$${t##*:}; \
+	  echo "fuzz $$pkg $$target for $(FUZZTIME_SHORT)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME_SHORT) "$$pkg"; \
+	done
+
+# The VolSync CRDs the chart tests and make e2e validate against, vendored (see its README).
+VOLSYNC_CRDS_DIR         := chart/test/testdata/crds
+VOLSYNC_UPSTREAM_VERSION := v0.16.0
+
+.PHONY: crds
+crds: ## check the vendored VolSync CRDs against their digests and the upstream module on the Go proxy
+	cd $(VOLSYNC_CRDS_DIR) && sha256sum --check --quiet SHA256SUMS
+	@dir=$$(cd /tmp && GOFLAGS=-mod=mod $(GO) mod download -json github.com/backube/volsync@$(VOLSYNC_UPSTREAM_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir"; \
+	  for f in $(VOLSYNC_CRDS_DIR)/volsync-upstream-$(VOLSYNC_UPSTREAM_VERSION)/*.yaml; do \
+	    cmp "$$dir/config/crd/bases/$$(basename $$f)" "$$f"; \
+	  done; \
+	  echo "VolSync CRDs: digests match, upstream $(VOLSYNC_UPSTREAM_VERSION) identical to the module proxy's"
+
+# Mutation testing: gremlins mutates each covered statement of repo/... and cache/ in turn and runs
+# that package's tests (real kopia and restic CLIs, real S3). Slow: see the README for the last
+# score and how long it took. Machine-readable results go to bin/mutate/.
+MUTATE_PATHS   ?= ./repo ./cache
+MUTATE_WORKERS ?= 1
+
+.PHONY: mutate
+mutate: $(GREMLINS) $(TEST_TOOLS) ## mutation testing of repo/... and cache/ with gremlins: score, surviving mutants (hours; not in make test)
+	@mkdir -p $(BIN)/mutate
+	for p in $(MUTATE_PATHS); do \
+	  CI=true $(TEST_ENV) $(GREMLINS) unleash --workers $(MUTATE_WORKERS) --output-statuses ltc \
+	    --output $(BIN)/mutate/$$(basename $$p).json $$p; \
+	done
+	@# gremlins never mutates the conditions of switch case clauses (see integration/casemutants).
+	CI=true $(TEST_ENV) $(GO) run ./integration/casemutants
 
 .PHONY: update-golden
 update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)

@@ -552,3 +552,227 @@ func TestDecisionsAreLogged(t *testing.T) {
 	assert.Contains(t, out, `msg=decision pvc=web/none backend=fake decision=fresh source=none-backup snapshots=0 nearby="[data-backup other-backup]" nearbyCount=2`)
 	assert.Equal(t, 1, strings.Count(out, "pvc=web/none"), "a memoised answer is not logged again")
 }
+
+// ruleAge is the rule the clock tests guard.
+const ruleAge = "rule: an index is as old as the start of its load, and answers only while that is no more than MAX_INDEX_AGE ago (README: How a decision is made, step 2)"
+
+// TestIndexAgeCountsFromLoadStart: the fake clock advances during Load, as a slow backend's
+// real clock does. Dated by the end of its load, a slow index would look fresher than its data.
+func TestIndexAgeCountsFromLoadStart(t *testing.T) {
+	const maxAge = time.Minute // newCache's MaxIndexAge
+
+	cases := []struct {
+		name     string
+		loadTime time.Duration // how far the clock moves during Load
+		after    time.Duration // how far it moves after the refresh
+		ready    bool
+	}{
+		{"load longer than MAX_INDEX_AGE is stale on arrival", maxAge + time.Millisecond, 0, false},
+		{"load of exactly MAX_INDEX_AGE is still fresh on arrival", maxAge, 0, true},
+		{"40 s load, 21 s later: 61 s old", 40 * time.Second, 21 * time.Second, false},
+		{"40 s load, 20 s later: exactly MAX_INDEX_AGE, fresh", 40 * time.Second, 20 * time.Second, true},
+		{"instant load, MAX_INDEX_AGE later: fresh", 0, maxAge, true},
+		{"instant load, MAX_INDEX_AGE and 1 ns later: stale", 0, maxAge + time.Nanosecond, false},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Unix(1_000_000, 0)
+			clk := &clock{t: start}
+			reg := prometheus.NewRegistry()
+			c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+				clk.add(tc.loadTime)
+				return &fakeIndex{snaps: map[string]int{"data": 1}}, nil
+			}}, clk, reg)
+
+			require.NoError(t, c.Refresh(context.Background()), "the load itself succeeds")
+			clk.add(tc.after)
+
+			assert.Equal(t, start, c.Status().LoadedAt, "LoadedAt is when the load started: %s", ruleAge)
+
+			a := c.Lookup(context.Background(), data)
+			assert.Equal(t, start, a.IndexTime, "an answer's index time is when its load started: %s", ruleAge)
+
+			age := (tc.loadTime + tc.after).Seconds()
+			assert.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(fmt.Sprintf(`
+# HELP backup_oracle_index_age_seconds Age of the last successfully loaded index at scrape time; absent before the first load.
+# TYPE backup_oracle_index_age_seconds gauge
+backup_oracle_index_age_seconds{backend="fake"} %g
+`, age)), "backup_oracle_index_age_seconds"), "the age metric counts from the start of the load: %s", ruleAge)
+
+			if tc.ready {
+				assert.NoError(t, c.Ready(), ruleAge)
+				assert.Equal(t, repo.Restore, a.Decision, ruleAge)
+
+				return
+			}
+
+			assert.ErrorIs(t, c.Ready(), repo.ErrStale, ruleAge)
+			assert.Equal(t, repo.Unknown, a.Decision, ruleAge)
+			assert.ErrorIs(t, a.Reason, repo.ErrStale, ruleAge)
+			assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision, "never fresh from a stale index: %s", ruleAge)
+		})
+	}
+}
+
+// TestStaleDuringSlowRefresh: while a refresh is in progress (no error yet), the previous index
+// ages out on its own.
+func TestStaleDuringSlowRefresh(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	inLoad, release := make(chan struct{}), make(chan struct{})
+
+	var calls atomic.Int32
+
+	c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		if calls.Add(1) == 2 {
+			close(inLoad)
+			<-release
+			clk.add(time.Second)
+		}
+
+		return &fakeIndex{snaps: map[string]int{"data": 1}}, nil
+	}}, clk, nil)
+	require.NoError(t, c.Refresh(context.Background()))
+
+	done := make(chan error, 1)
+
+	go func() { done <- c.Refresh(context.Background()) }()
+
+	<-inLoad
+	clk.add(time.Minute + time.Millisecond)
+
+	a := c.Lookup(context.Background(), data)
+	assert.Equal(t, repo.Unknown, a.Decision, "a refresh in progress does not keep an old index fresh: %s", ruleAge)
+	assert.ErrorIs(t, c.Ready(), repo.ErrStale, ruleAge)
+
+	close(release)
+	require.NoError(t, <-done)
+	assert.ErrorIs(t, c.Ready(), repo.ErrStale, "the index that load brought started 62 s ago: stale too: %s", ruleAge)
+
+	require.NoError(t, c.Refresh(context.Background())) // third load: instant
+	assert.NoError(t, c.Ready())
+	assert.Equal(t, repo.Restore, c.Lookup(context.Background(), data).Decision)
+}
+
+// TestRunBacksOff: after failures the retry delay doubles from 1 s (README: How a decision is
+// made, step 1). Lower bounds on real time only: a loaded machine makes the gaps longer, never
+// shorter.
+func TestRunBacksOff(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls []time.Time
+	)
+
+	l := &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		mu.Lock()
+		calls = append(calls, time.Now())
+		mu.Unlock()
+
+		return nil, errors.New("down")
+	}}
+	c, err := cache.New(cache.Options{Backend: "fake", Loader: l, RefreshInterval: time.Hour})
+	require.NoError(t, err)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+
+	go func() { c.Run(ctx); close(done) }()
+
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) >= 3 }, 30*time.Second, 10*time.Millisecond)
+	cancel()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+
+	assert.GreaterOrEqual(t, calls[1].Sub(calls[0]), 950*time.Millisecond, "first retry after 1 s")
+	assert.GreaterOrEqual(t, calls[2].Sub(calls[1]), 1950*time.Millisecond, "then the delay doubles")
+}
+
+// TestRefreshBookkeeping: each successful load is a new generation (memoised answers are tied to
+// it); the load is logged when it is the first or follows a failure, not on every refresh.
+func TestRefreshBookkeeping(t *testing.T) {
+	var (
+		fail atomic.Bool
+		logs strings.Builder
+	)
+
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	c, err := cache.New(cache.Options{Backend: "fake", Now: clk.now, AllowEmpty: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Loader: &fakeLoader{load: func(context.Context) (repo.Index, error) {
+			if fail.Load() {
+				return nil, errors.New("down")
+			}
+
+			return &fakeIndex{}, nil
+		}}})
+	require.NoError(t, err)
+
+	loaded := func() int { return strings.Count(logs.String(), `msg="index loaded"`) }
+
+	require.NoError(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 1, c.Status().Generation)
+	assert.Equal(t, 1, loaded(), "the first load is logged")
+
+	require.NoError(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 2, c.Status().Generation, "every successful load is a new generation")
+	assert.Equal(t, 1, loaded(), "a routine refresh is not logged")
+
+	fail.Store(true)
+	require.Error(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 2, c.Status().Generation, "a failed load is no generation")
+
+	fail.Store(false)
+	require.NoError(t, c.Refresh(context.Background()))
+	assert.EqualValues(t, 3, c.Status().Generation)
+	assert.Equal(t, 2, loaded(), "recovery after a failure is logged")
+}
+
+// TestNotReadyReasons: each way of not being ready says which it is (README: /readyz and the
+// 503 body carry the reason).
+func TestNotReadyReasons(t *testing.T) {
+	boom := errors.New("nfs gone")
+
+	var fail atomic.Bool
+
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		if fail.Load() {
+			return nil, boom
+		}
+
+		return &fakeIndex{snaps: map[string]int{"data": 1}}, nil
+	}}, clk, nil)
+
+	err := c.Ready()
+	require.ErrorIs(t, err, repo.ErrNotLoaded)
+	assert.Contains(t, err.Error(), "the first refresh of fake has not finished")
+
+	fail.Store(true)
+	require.Error(t, c.Refresh(context.Background()))
+	err = c.Ready()
+	require.ErrorIs(t, err, repo.ErrNotLoaded, "no index yet: not loaded")
+	require.ErrorIs(t, err, boom, "and why")
+
+	fail.Store(false)
+	require.NoError(t, c.Refresh(context.Background()))
+	fail.Store(true)
+	require.Error(t, c.Refresh(context.Background()))
+	err = c.Ready()
+	require.ErrorIs(t, err, boom)
+	assert.NotErrorIs(t, err, repo.ErrNotLoaded, "an index is loaded, its refresh failed")
+	assert.Contains(t, err.Error(), "last refresh failed")
+}
+
+// TestRefreshRejectsNoIndex: a loader that returns neither an index nor an error (a broken
+// adapter) is a failed refresh, not a panic and not an empty index.
+func TestRefreshRejectsNoIndex(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) { return nil, nil }}, clk, nil)
+
+	err := c.Refresh(context.Background())
+	require.ErrorIs(t, err, repo.ErrUnavailable)
+	assert.Contains(t, err.Error(), "loader returned no index")
+	assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision)
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/integration/harness"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/all"
 )
@@ -184,7 +185,7 @@ func kopiaFS(t *testing.T) backendUnderTest {
 	return backendUnderTest{
 		kind:     "kopia-fs",
 		settings: map[string]string{"kopia-repository-path": path, "kopia-password-file": secretFile(t, kopiaPassword)},
-		backup:   func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
+		backup:   func(p repo.PVC) { cli.Snapshot(data, kopiamover.PolicySource(p.Namespace, p.Name)) },
 		outage: func() func() {
 			require.NoError(t, os.Rename(path, path+".away"))
 			return func() { require.NoError(t, os.Rename(path+".away", path)) }
@@ -203,7 +204,7 @@ func kopiaS3(t *testing.T) backendUnderTest {
 			"s3-endpoint": s3.Endpoint, "s3-bucket": "kopia", "kopia-password-file": secretFile(t, kopiaPassword),
 			"s3-access-key-file": secretFile(t, s3.AccessKey), "s3-secret-key-file": secretFile(t, s3.SecretKey),
 		},
-		backup: func(p repo.PVC) { cli.Snapshot(data, repo.DefaultKopiaIdentity().Source(p).String()) },
+		backup: func(p repo.PVC) { cli.Snapshot(data, kopiamover.PolicySource(p.Namespace, p.Name)) },
 		outage: func() func() { s3.Stop(); return s3.Start },
 	}
 }

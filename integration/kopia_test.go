@@ -13,12 +13,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/integration/harness"
-	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 )
 
 const kopiaPassword = "kopia-test-password"
 
 var longPVC = strings.Repeat("long", 12) + "-name-cut-to-fifty" // 66 characters
+
+// statefulPVC is a StatefulSet replica's claim whose username the mover would cut to a trailing
+// '-' (its ordinal cut away: replica -1 would share the identity); the policies give it a
+// collision-free one instead.
+const statefulPVC = "datadir-cassandra-cluster-dc1-rack1-production-01-0"
 
 // kopiaWorld is a repository written by the real kopia CLI with VolSync-style sources.
 type kopiaWorld struct {
@@ -41,12 +46,14 @@ func newKopiaWorld(t *testing.T) *kopiaWorld {
 
 	w.cli = harness.NewKopiaRepository(t, filepath.Join(base, "repository"), kopiaPassword)
 
-	id := repo.DefaultKopiaIdentity()
+	// Written under the sources VolSync's Kopia mover uses (kopiamover: its rules, not the
+	// oracle's function under test).
 	for _, src := range []string{
-		id.Source(repo.PVC{Namespace: "web", Name: "app"}).String(),
-		id.Source(repo.PVC{Namespace: "web", Name: "app"}).String(),
-		id.Source(repo.PVC{Namespace: "web", Name: "my.app.data"}).String(),
-		id.Source(repo.PVC{Namespace: "db", Name: longPVC}).String(),
+		kopiamover.PolicySource("web", "app"),
+		kopiamover.PolicySource("web", "app"),
+		kopiamover.PolicySource("web", "my.app.data"),
+		kopiamover.PolicySource("db", longPVC),
+		kopiamover.PolicySource("db", statefulPVC),
 		"cache-backup@other:/data", // decoy: another namespace
 		"cache-backup@web:/srv",    // decoy: another path
 	} {
@@ -88,6 +95,9 @@ func TestKopiaEndToEnd(t *testing.T) {
 		// the collision-free username the policies set: 41 characters, "-", sha256sum("db/<pvc>")[:8]
 		{"/exists/db/" + longPVC, "restore", longPVC[:41] + "-04450985@db:/data", 1},
 		{"/exists/web/nothing", "fresh", "nothing-backup@web:/data", 0},
+		{"/exists/db/" + statefulPVC, "restore", "datadir-cassandra-cluster-dc1-rack1-produ-f72b680e@db:/data", 1},
+		// Its sibling replica has its own identity: no backup (README, Kopia identity).
+		{"/exists/db/datadir-cassandra-cluster-dc1-rack1-production-01-1", "fresh", "datadir-cassandra-cluster-dc1-rack1-produ-65604fac@db:/data", 0},
 		{"/exists/fresh-ns/app", "fresh", "app-backup@fresh-ns:/data", 0},
 	}
 
@@ -179,7 +189,7 @@ func TestKopiaEndToEnd(t *testing.T) {
 		require.Len(t, backends, 1)
 		b := backends[0].(map[string]any)
 		assert.Equal(t, true, b["ready"])
-		assert.EqualValues(t, 6, b["sources"])
+		assert.EqualValues(t, 7, b["sources"])
 	})
 
 	assert.False(t, o.Exited())
@@ -277,13 +287,13 @@ func TestCheckConfigOpens(t *testing.T) {
 		code int
 		out  string
 	}{
-		{"opens", nil, 0, "opened: 5 sources (4 fit the identity settings), 6 snapshots, repository id "},
+		{"opens", nil, 0, "opened: 6 sources (5 fit the identity settings), 7 snapshots, repository id "},
 		{"wrong path", []string{"KOPIA_REPOSITORY_PATH=" + filepath.Join(w.base, "nope")}, 1, "no such file or directory"},
 		{"empty directory", []string{"KOPIA_REPOSITORY_PATH=" + empty}, 1, "no kopia repository in " + empty},
 		{"missing password file", []string{"KOPIA_PASSWORD_FILE=" + filepath.Join(w.base, "absent")}, 1, "kopia password: read secret file"},
 		{"wrong password", []string{"KOPIA_PASSWORD_FILE=" + w.passwordFile(t, "wrong")}, 1, "invalid repository password"},
 		{"identity settings that fit nothing", []string{"KOPIA_PATH=/mnt/data"}, 1, "none of them one the identity settings could have produced"},
-		{"the explicit override", []string{"KOPIA_PATH=/mnt/data", "ALLOW_EMPTY_INDEX=true"}, 0, "opened: 5 sources (0 fit the identity settings)"},
+		{"the explicit override", []string{"KOPIA_PATH=/mnt/data", "ALLOW_EMPTY_INDEX=true"}, 0, "opened: 6 sources (0 fit the identity settings)"},
 		{"wrong pin", []string{"KOPIA_REPOSITORY_ID=" + strings.Repeat("00", 32)}, 1, "but KOPIA_REPOSITORY_ID pins 0000"},
 	}
 

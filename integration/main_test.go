@@ -10,7 +10,9 @@ import (
 	"github.com/backup-oracle/backup-oracle/integration/harness"
 )
 
-// oracleBin is the program under test, built once by TestMain.
+// oracleBin is the program under test, built once by TestMain: with the race detector when the
+// tests run with it (`make test-go`), so every run of the real program below is also a race
+// check (harness.Oracle fails the test on a race report); without it for benchmarks.
 var oracleBin string
 
 func TestMain(m *testing.M) {
@@ -31,7 +33,12 @@ func run(m *testing.M) int {
 		return 1
 	}
 
-	if oracleBin, err = harness.BuildOracle(dir); err != nil {
+	build := harness.BuildOracle
+	if raceEnabled {
+		build = harness.BuildOracleRace
+	}
+
+	if oracleBin, err = build(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

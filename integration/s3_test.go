@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/integration/harness"
-	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 )
 
 const resticPassword = "restic-test-password"
@@ -104,8 +104,7 @@ func TestKopiaS3EndToEnd(t *testing.T) {
 	data := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o600))
 
-	id := repo.DefaultKopiaIdentity()
-	cli.Snapshot(data, id.Source(repo.PVC{Namespace: "web", Name: "my.app.data"}).String())
+	cli.Snapshot(data, kopiamover.PolicySource("web", "my.app.data"))
 
 	_, env := secretFiles(t, s3, kopiaPassword)
 	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: append(env,

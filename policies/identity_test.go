@@ -1,6 +1,7 @@
 // Package policies_test ties the Kyverno policies to the oracle's identity function: the
 // ReplicationSources the policies generate (as asserted by the kyverno test suites) must make
 // VolSync's Kopia mover write snapshots under exactly the source repo.KopiaIdentity looks up.
+// The mover's side is kopiamover (its rules, restated from its source), never repo's functions.
 package policies_test
 
 import (
@@ -9,8 +10,18 @@ import (
 	"regexp"
 	"testing"
 
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 	"github.com/backup-oracle/backup-oracle/repo"
 )
+
+// moverSources are the sources, written by hand from the mover's rules, of every generated RS
+// fixture: dotted names lose their dots, long ones are cut to 50 characters.
+var moverSources = map[string]string{
+	"rs-my-app.yaml":      "my-app-backup@web:/data",
+	"rs-my.app.data.yaml": "myappdata-backup@web:/data",
+	"rs-long60.yaml":      "postgres-primary-data-for-the-billing-service-in-p@web:/data",
+	"rs-long100.yaml":     "analytics-warehouse-columnar-storage-shard-analyti@web:/data",
+}
 
 var (
 	rsName      = regexp.MustCompile(`(?m)^  name: (.+)$`)
@@ -53,15 +64,17 @@ func TestGeneratedReplicationSourcesMatchOracleIdentity(t *testing.T) {
 				t.Errorf("RS name %q, the oracle's source name template %q gives %q", name, want, expandPVC(want, pvc))
 			}
 
-			mover := repo.KopiaSource{
-				UserName: repo.KopiaUsername(name),
-				Host:     repo.KopiaHostname(ns, name),
-				Path:     repo.DefaultKopiaPath,
-			}
+			mover := kopiamover.ReplicationSource{Name: name, Namespace: ns}.Source()
 			oracle := identity.Source(pvc)
 
-			if mover != oracle {
-				t.Errorf("mover writes %s, oracle looks up %s", mover, oracle)
+			if mover != oracle.String() {
+				t.Errorf("mover writes %s, oracle looks up %s (rule: the lookup must be the mover's identity of the generated RS)", mover, oracle)
+			}
+
+			if want, ok := moverSources[filepath.Base(file)]; !ok {
+				t.Errorf("no hand-written source for %s: add it to moverSources", file)
+			} else if mover != want {
+				t.Errorf("the mover's rules give %s for RS %s/%s, hand-written %s", mover, ns, name, want)
 			}
 
 			mocked := regexp.MustCompile(`(?s)/exists/` + regexp.QuoteMeta(ns+"/"+pvcName) + `\n.*?source: (\S+)`).FindSubmatch(mocks)

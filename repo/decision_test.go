@@ -29,7 +29,7 @@ func TestDecide(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			a := repo.Decide(pvc, "b", tc.finding, time.Time{}, tc.err)
-			assert.Equal(t, tc.decision, a.Decision)
+			assert.Equal(t, tc.decision, a.Decision, "rule: any error is unknown, never fresh; a snapshot is restore, none is fresh (README: How a decision is made)")
 			assert.Equal(t, tc.decision != repo.Unknown, a.Authoritative())
 			assert.Equal(t, tc.err, a.Reason)
 		})

@@ -8,8 +8,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 	"github.com/backup-oracle/backup-oracle/repo"
 )
+
+// The expected side of these tests is VolSync's Kopia mover as restated, from its source, by
+// kopiamover, and hand-written strings for the edge cases; never repo's own functions.
 
 func TestKopiaIdentitySource(t *testing.T) {
 	long := strings.Repeat("a", 45) + "-database-volume" // 61 characters
@@ -33,12 +37,39 @@ func TestKopiaIdentitySource(t *testing.T) {
 			repo.PVC{Namespace: "web", Name: "a.b"}, "web-ab@web:/mnt"},
 		{"empty after sanitising", repo.KopiaIdentity{SourceName: "{pvc}", Path: "/data"},
 			repo.PVC{Namespace: "web", Name: "..."}, "volsync-default@web:/data"},
+		// Hand-written: the mover cuts at 50, after sanitising (DOMAIN.md 2 and 8); where it would
+		// cut, the policies set a collision-free username (41 characters, "-", sha256sum's first 8
+		// hex digits of "<namespace>/<pvc>").
+		{"dotted", repo.DefaultKopiaIdentity(), repo.PVC{Namespace: "shop", Name: "my.app.data"}, "myappdata-backup@shop:/data"},
+		{"61 characters: collision-free", repo.DefaultKopiaIdentity(),
+			repo.PVC{Namespace: "db", Name: "analytics-warehouse-clickhouse-data-volume-claim-replica-0001"},
+			"analytics-warehouse-clickhouse-data-volum-50b462f4@db:/data"},
+		{"49 characters: not cut", repo.DefaultKopiaIdentity(),
+			repo.PVC{Namespace: "search", Name: "elasticsearch-data-quickstart-es-default-0"},
+			"elasticsearch-data-quickstart-es-default-0-backup@search:/data"},
+		{"exactly 50 characters: not cut", repo.DefaultKopiaIdentity(),
+			repo.PVC{Namespace: "search", Name: "elasticsearch-data-quickstart-es-default-10"},
+			"elasticsearch-data-quickstart-es-default-10-backup@search:/data"},
+		{"StatefulSet replica: its own username", repo.DefaultKopiaIdentity(),
+			repo.PVC{Namespace: "db", Name: "datadir-cassandra-cluster-dc1-rack1-production-01-0"},
+			"datadir-cassandra-cluster-dc1-rack1-produ-f72b680e@db:/data"},
+		{"its sibling replica does not share it", repo.DefaultKopiaIdentity(),
+			repo.PVC{Namespace: "db", Name: "datadir-cassandra-cluster-dc1-rack1-production-01-1"},
+			"datadir-cassandra-cluster-dc1-rack1-produ-65604fac@db:/data"},
+		{"dots dropped before the cut", repo.DefaultKopiaIdentity(),
+			repo.PVC{Namespace: "db", Name: "a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.0.1.2.3.4.5.6.7.8.9"},
+			"abcdefghijklmnopqrstuvwxyz0123456789-backup@db:/data"},
 	}
 
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			require.NoError(t, tc.id.Validate())
-			assert.Equal(t, tc.want, tc.id.Source(tc.pvc).String())
+			assert.Equal(t, tc.want, tc.id.Source(tc.pvc).String(), "the source VolSync's Kopia mover writes for the policies' RS (rule: username sanitised; collision-free where the mover would cut it at 50)")
+
+			if tc.id == repo.DefaultKopiaIdentity() {
+				assert.Equal(t, kopiamover.PolicySource(tc.pvc.Namespace, tc.pvc.Name), tc.id.Source(tc.pvc).String(),
+					"the mover's rules (kopiamover) disagree with the oracle's lookup")
+			}
 		})
 	}
 }
@@ -97,19 +128,55 @@ func TestCollisionFreeUsernames(t *testing.T) {
 	assert.Equal(t, "prometheus-kube-prometheus-stack-prometheus-db-pro@monitoring:/data", c0.String())
 }
 
+// TestKopiaIdentityMatchesMover compares the oracle's identity with the mover's, field by field,
+// for explicit usernames, hostnames and paths too.
+func TestKopiaIdentityMatchesMover(t *testing.T) {
+	pvcs := []repo.PVC{
+		{Namespace: "web", Name: "app"}, {Namespace: "web", Name: "my.app.data"},
+		{Namespace: "a.b", Name: "x"}, {Namespace: "db", Name: strings.Repeat("s", 44) + "-data-0"},
+	}
+
+	for _, pvc := range pvcs {
+		for _, tc := range []struct {
+			id    repo.KopiaIdentity
+			mover kopiamover.ReplicationSource
+		}{
+			{repo.DefaultKopiaIdentity(), kopiamover.ReplicationSource{Name: pvc.Name + "-backup", Namespace: pvc.Namespace}},
+			{repo.KopiaIdentity{SourceName: "{pvc}", Path: "/var/lib/x"},
+				kopiamover.ReplicationSource{Name: pvc.Name, Namespace: pvc.Namespace, SourcePathOverride: "/var/lib/x"}},
+			{repo.KopiaIdentity{SourceName: "{namespace}-{pvc}", HostName: "cluster-a", Path: "/data"},
+				kopiamover.ReplicationSource{Name: pvc.Namespace + "-" + pvc.Name, Namespace: pvc.Namespace, Hostname: "cluster-a"}},
+			{repo.KopiaIdentity{UserName: "{pvc}.{namespace}", HostName: "h", Path: "/data"},
+				kopiamover.ReplicationSource{Name: "whatever", Namespace: pvc.Namespace, Username: pvc.Name + "." + pvc.Namespace, Hostname: "h"}},
+		} {
+			// Where the mover would cut the derived username, the policies set a collision-free
+			// one (TestCollisionFreeUsernames); what the mover derives by itself is CutSource.
+			if cut, isCut := tc.id.CutSource(pvc); isCut {
+				assert.Equal(t, tc.mover.Source(), cut.String(), "%s with %+v", pvc, tc.id)
+				continue
+			}
+
+			assert.Equal(t, tc.mover.Source(), tc.id.Source(pvc).String(), "%s with %+v", pvc, tc.id)
+		}
+	}
+}
+
 func TestKopiaUsername(t *testing.T) {
 	cases := map[string]string{
-		"app-backup":            "app-backup",
-		"-_app_-":               "app",
-		"a.b.c":                 "abc",
-		"":                      "volsync-default",
-		"...":                   "volsync-default",
-		"--__--":                "volsync-default",
-		"ÄpP!":                  "pP",
+		"app-backup": "app-backup",
+		"-_app_-":    "app",
+		"a.b.c":      "abc",
+		"":           "volsync-default",
+		"...":        "volsync-default",
+		"--__--":     "volsync-default",
+		"ÄpP!":       "pP",
+		// The edges of each kept range, and the characters just outside them.
+		"/09:@AZ[`az{":          "09AZaz",
 		strings.Repeat("x", 60): strings.Repeat("x", 50),
 	}
 	for in, want := range cases {
 		assert.Equal(t, want, repo.KopiaUsername(in), "input %q", in)
+		assert.Equal(t, kopiamover.Username("", in), repo.KopiaUsername(in), "the mover's rules, input %q", in)
 	}
 }
 
@@ -120,9 +187,11 @@ func TestKopiaHostname(t *testing.T) {
 		{"-.web.-", "x", "web"},
 		{"", "obj.name", "obj.name"},
 		{"!!", "__", "volsync-default"},
+		{"/09:@AZ[`az{", "x", "09AZaz"},
 	}
 	for _, tc := range cases {
 		assert.Equal(t, tc.want, repo.KopiaHostname(tc.ns, tc.obj), "%q %q", tc.ns, tc.obj)
+		assert.Equal(t, kopiamover.Hostname("", tc.ns, tc.obj), repo.KopiaHostname(tc.ns, tc.obj), "the mover's rules, %q %q", tc.ns, tc.obj)
 	}
 }
 
@@ -157,7 +226,8 @@ func TestKopiaIdentityValidate(t *testing.T) {
 	}
 }
 
-// FuzzKopiaIdentity checks the invariants VolSync's mover guarantees for any valid PVC.
+// FuzzKopiaIdentity checks, for any valid PVC, that the oracle looks up the source VolSync's
+// mover writes (kopiamover), and the invariants the mover guarantees.
 func FuzzKopiaIdentity(f *testing.F) {
 	for _, s := range []string{"app", "my.app.data", strings.Repeat("a", 253), "0", "a-.-b"} {
 		f.Add("ns", s)
@@ -170,6 +240,7 @@ func FuzzKopiaIdentity(f *testing.F) {
 		}
 
 		src := repo.DefaultKopiaIdentity().Source(pvc)
+		assert.Equal(t, kopiamover.PolicySource(ns, name), src.String(), "the mover writes another source than the oracle looks up")
 		assert.NotEmpty(t, src.UserName)
 		assert.LessOrEqual(t, len(src.UserName), repo.MaxKopiaUsernameLen)
 		assert.True(t, utf8.ValidString(src.UserName))
@@ -230,4 +301,17 @@ func TestOwnerAndFits(t *testing.T) {
 			assert.Equal(t, tc.fits, m.Fits(src(tc.src)))
 		})
 	}
+}
+
+// FuzzKopiaNames compares the username and hostname derivations with the mover's for any
+// string, valid Kubernetes name or not (templates can build names the API server would refuse).
+func FuzzKopiaNames(f *testing.F) {
+	for _, s := range []string{"app-backup", "my.app.data-backup", "_-x-_", "ÄpP!", "a\xffb", strings.Repeat("b", 49) + "-x"} {
+		f.Add(s, "web")
+	}
+
+	f.Fuzz(func(t *testing.T, name, namespace string) {
+		assert.Equal(t, kopiamover.Username("", name), repo.KopiaUsername(name), "username of %q", name)
+		assert.Equal(t, kopiamover.Hostname("", namespace, name), repo.KopiaHostname(namespace, name), "hostname of %q %q", namespace, name)
+	})
 }

@@ -31,6 +31,12 @@ func TestPVCValidate(t *testing.T) {
 		{"leading dash", repo.PVC{Namespace: "web", Name: "-a"}, "DNS-1123 subdomain"},
 		{"empty part", repo.PVC{Namespace: "web", Name: "a..b"}, "DNS-1123 subdomain"},
 		{"slash", repo.PVC{Namespace: "web", Name: "a/b"}, "DNS-1123 subdomain"},
+		// The edges of the allowed ranges, and the characters just outside them.
+		{"edges of a-z and 0-9", repo.PVC{Namespace: "az09", Name: "z9.a0-9z"}, ""},
+		{"before a", repo.PVC{Namespace: "web", Name: "`"}, "DNS-1123 subdomain"},
+		{"after z", repo.PVC{Namespace: "web", Name: "a{"}, "DNS-1123 subdomain"},
+		{"before 0", repo.PVC{Namespace: "web/", Name: "x"}, "DNS-1123 label"},
+		{"after 9", repo.PVC{Namespace: "9:", Name: "x"}, "DNS-1123 label"},
 	}
 
 	for _, tc := range cases {

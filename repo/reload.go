@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 )
 
@@ -14,15 +15,21 @@ import (
 // wrapping ErrUnavailable, so the backend answers "unknown" with the reason and the process
 // stays up: a restart would not bring the Secret, and crash-looping admission services have
 // caused cluster-wide outages. Every backend kind is built through it, so rotation behaves the
-// same everywhere. It is safe for concurrent use.
-func Reloading[S comparable](name string, read func() (S, error), open func(S) (Backend, error)) Backend {
-	return &reloading[S]{name: name, read: read, open: open}
+// same everywhere. A re-open is logged (without the secrets) when logger is not nil. It is safe
+// for concurrent use.
+func Reloading[S comparable](name string, logger *slog.Logger, read func() (S, error), open func(S) (Backend, error)) Backend {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
+	return &reloading[S]{name: name, logger: logger, read: read, open: open}
 }
 
 type reloading[S comparable] struct {
-	name string
-	read func() (S, error)
-	open func(S) (Backend, error)
+	name   string
+	logger *slog.Logger
+	read   func() (S, error)
+	open   func(S) (Backend, error)
 
 	mu      sync.Mutex
 	cur     Backend
@@ -41,6 +48,7 @@ func (r *reloading[S]) Load(ctx context.Context) (Index, error) {
 
 	if r.cur == nil || s != r.secrets {
 		if r.cur != nil {
+			r.logger.Info("secrets changed, re-opening the backend with them", "backend", r.name)
 			_ = r.cur.Close(ctx)
 			r.cur = nil
 		}

@@ -29,7 +29,7 @@ func TestReloading(t *testing.T) {
 		opened  []*fakeBackend
 	)
 
-	b := repo.Reloading("fake", func() (string, error) { return current, readErr }, func(s string) (repo.Backend, error) {
+	b := repo.Reloading("fake", nil, func() (string, error) { return current, readErr }, func(s string) (repo.Backend, error) {
 		if openErr != nil {
 			return nil, openErr
 		}

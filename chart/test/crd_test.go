@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +16,8 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-const crdDir = "../../../shared/crds"
+// crdDir holds the vendored VolSync CRDs (see its README for their source and version).
+const crdDir = "testdata/crds"
 
 // crdSets maps a mover to the CRD directories its resources must validate against.
 var crdSets = map[string][]string{
@@ -79,6 +81,65 @@ func TestGeneratedResourcesMatchCRDs(t *testing.T) {
 
 	if checked == 0 {
 		t.Fatal("no ReplicationSource or ReplicationDestination found under policies/tests")
+	}
+}
+
+// TestVendoredCRDsUnmodified: the vendored CRDs are the upstream files their README names
+// (digests in SHA256SUMS), and every CRD set the checks use is there.
+func TestVendoredCRDsUnmodified(t *testing.T) {
+	sums, err := os.ReadFile(filepath.Join(crdDir, "SHA256SUMS"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	listed := map[string]bool{}
+
+	for _, line := range strings.Split(strings.TrimSpace(string(sums)), "\n") {
+		want, file, ok := strings.Cut(line, "  ")
+		if !ok {
+			t.Fatalf("SHA256SUMS: malformed line %q", line)
+		}
+
+		data, err := os.ReadFile(filepath.Join(crdDir, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		if got := fmt.Sprintf("%x", sha256.Sum256(data)); got != want {
+			t.Errorf("%s: sha256 %s, SHA256SUMS says %s: vendored CRDs are copied unmodified (see %s/README.md)", file, got, want, crdDir)
+		}
+
+		listed[filepath.Dir(file)] = true
+	}
+
+	for _, dirs := range crdSets {
+		for _, dir := range dirs {
+			if !listed[dir] {
+				t.Errorf("CRD set %s is not listed in SHA256SUMS", dir)
+			}
+		}
+	}
+}
+
+// TestValidatorNeedsSchema: a missing schema (a CRD file dropped, a kind or version renamed) is
+// an error, never a pass.
+func TestValidatorNeedsSchema(t *testing.T) {
+	doc := map[string]any{"apiVersion": "volsync.backube/v1alpha1", "kind": "ReplicationSource",
+		"spec": map[string]any{"sourcePVC": "x"}}
+
+	var errs []error
+	validate(nil, doc, "", &errs)
+
+	if err := errors.Join(errs...); err == nil || !strings.Contains(err.Error(), "no schema") {
+		t.Errorf("validate without a schema: got %v, want an error naming the missing schema", err)
+	}
+
+	// The same for a nested value whose schema is missing (an array without items).
+	errs = nil
+	validate(map[string]any{"type": "array"}, []any{"x"}, ".spec.list", &errs)
+
+	if err := errors.Join(errs...); err == nil || !strings.Contains(err.Error(), "spec.list[0]: no schema") {
+		t.Errorf("array without an items schema: got %v, want an error naming spec.list[0]", err)
 	}
 }
 
@@ -170,6 +231,12 @@ func loadCRDs(t *testing.T, dir string) map[string]map[string]any {
 		}
 	}
 
+	for _, kind := range []string{"ReplicationSource", "ReplicationDestination"} {
+		if out[kind] == nil {
+			t.Fatalf("%s: no v1alpha1 openAPIV3Schema for %s", dir, kind)
+		}
+	}
+
 	return out
 }
 
@@ -177,13 +244,17 @@ func loadCRDs(t *testing.T, dir string) map[string]map[string]any {
 // except that unknown fields are errors instead of being pruned. It covers the keywords the
 // VolSync CRDs use: type, properties, additionalProperties, required, items, enum, pattern,
 // anyOf, x-kubernetes-int-or-string and x-kubernetes-preserve-unknown-fields.
+//
+// A missing schema is an error: validating against nothing must not pass.
 func validate(schema map[string]any, value any, path string, errs *[]error) {
-	if schema == nil {
-		return
-	}
-
 	fail := func(format string, args ...any) {
 		*errs = append(*errs, fmt.Errorf("%s: %s", strings.TrimPrefix(path, "."), fmt.Sprintf(format, args...)))
+	}
+
+	if schema == nil {
+		fail("no schema to validate against")
+
+		return
 	}
 
 	if value == nil {

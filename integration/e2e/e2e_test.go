@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/integration/harness"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 )
 
 // TestRestoreAsCode runs every scenario of the shipped policies, first the ClusterPolicy set,
@@ -29,7 +30,7 @@ func TestRestoreAsCode(t *testing.T) {
 	var sources []string
 	for _, set := range policySets {
 		for _, p := range append(restoredPVCs, struct{ name, label string }{comebackPVC, "hourly"}) {
-			sources = append(sources, moverIdentity(p.name+"-backup", namespaceOf(set)))
+			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), p.name))
 		}
 	}
 

@@ -15,13 +15,14 @@ import (
 	"github.com/backup-oracle/backup-oracle/integration/harness"
 )
 
-// volsyncCRDs are the Kopia fork's CRDs (what the policies generate for the Kopia mover).
+// volsyncCRDs are the Kopia fork's CRDs (what the policies generate for the Kopia mover),
+// vendored under chart/test/testdata/crds (see its README for source and version).
 func volsyncCRDs() string {
 	if d := os.Getenv("VOLSYNC_CRDS"); d != "" {
 		return d
 	}
 
-	return filepath.Join("..", "..", "..", "shared", "crds", "volsync-kopia-fork-v0.17.11")
+	return filepath.Join("..", "..", "chart", "test", "testdata", "crds", "volsync-kopia-fork-v0.17.11")
 }
 
 // kyvernoSetup is what Kyverno's Helm chart would install besides the controllers: its

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -21,16 +22,34 @@ import (
 // BuildOracle builds the backup-oracle binary into dir and returns its path.
 func BuildOracle(dir string) (string, error) { return Build(dir, "./cmd/backup-oracle") }
 
+// BuildOracleRace builds the backup-oracle binary with the race detector (it needs cgo and a C
+// compiler) into dir and returns its path. A process started from it with StartOracle fails its
+// test when the detector reports a data race.
+func BuildOracleRace(dir string) (string, error) { return BuildRace(dir, "./cmd/backup-oracle") }
+
 // Build builds the main package pkg (relative to the module root) into dir and returns the
 // binary's path.
 func Build(dir, pkg string) (string, error) {
+	return build(filepath.Join(dir, filepath.Base(pkg)), pkg, false)
+}
+
+// BuildRace is Build with the race detector.
+func BuildRace(dir, pkg string) (string, error) {
+	return build(filepath.Join(dir, filepath.Base(pkg)+"-race"), pkg, true)
+}
+
+func build(bin, pkg string, race bool) (string, error) {
 	_, file, _, _ := runtime.Caller(0)
 	root := filepath.Join(filepath.Dir(file), "..", "..")
-	bin := filepath.Join(dir, filepath.Base(pkg))
 
-	cmd := exec.Command("go", "build", "-o", bin, pkg) //nolint:gosec // builds this module
+	args, cgo := []string{"build", "-o", bin}, "CGO_ENABLED=0"
+	if race {
+		args, cgo = append(args, "-race"), "CGO_ENABLED=1"
+	}
+
+	cmd := exec.Command("go", append(args, pkg)...) //nolint:gosec // builds this module
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(os.Environ(), cgo)
 
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build: %w\n%s", err, out)
@@ -46,6 +65,8 @@ type Oracle struct {
 	mu     sync.Mutex
 	stderr strings.Builder
 	done   chan struct{}
+	// raceChecked: the log was searched for race reports (once, by the first Stop).
+	raceChecked atomic.Bool
 }
 
 // OracleOptions start the real program.
@@ -116,8 +137,11 @@ func StartOracle(t testing.TB, opts OracleOptions) *Oracle {
 // PID returns the process id.
 func (o *Oracle) PID() int { return o.cmd.Process.Pid }
 
-// Stop terminates the process and waits for it.
+// Stop terminates the process and waits for it. It fails the test when the race detector (in a
+// binary built by BuildOracleRace) reported a data race.
 func (o *Oracle) Stop(t testing.TB) {
+	defer o.checkRaces(t)
+
 	select {
 	case <-o.done:
 		return
@@ -132,6 +156,20 @@ func (o *Oracle) Stop(t testing.TB) {
 		_ = o.cmd.Process.Kill()
 		<-o.done
 		t.Errorf("backup-oracle ignored SIGTERM for 15s")
+	}
+}
+
+// raceReport is how the race detector starts a report on stderr.
+const raceReport = "WARNING: DATA RACE"
+
+func (o *Oracle) checkRaces(t testing.TB) {
+	if o.raceChecked.Swap(true) {
+		return
+	}
+
+	if log := o.Stderr(); strings.Contains(log, raceReport) {
+		i := strings.Index(log, raceReport)
+		t.Errorf("the race detector reported a data race in backup-oracle:\n%s", log[i:min(len(log), i+8000)])
 	}
 }
 

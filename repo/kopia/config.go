@@ -145,7 +145,7 @@ func (s Settings) open(env repo.OpenEnv, readKeys func() (repo.Secret, repo.Secr
 
 	pin := NewPin(s.RepositoryID) // shared by the Repos a secret rotation replaces
 
-	return repo.Reloading(env.Name, read, func(sec secrets) (repo.Backend, error) {
+	return repo.Reloading(env.Name, env.Logger, read, func(sec secrets) (repo.Backend, error) {
 		r, err := New(Options{
 			Storage: storage(sec), Password: sec.password, StateDir: env.StateDir,
 			Identity: s.Identity(), Pin: pin, Logger: env.Logger,

@@ -68,6 +68,12 @@ type Repo struct {
 	seen  map[manifest.ID]manifestSummary
 }
 
+// ignoreMalformedManifests is the environment variable with which kopia skips manifest contents
+// it cannot read or authenticate instead of failing the listing
+// (repo/manifest/committed_manifest_manager.go, v0.22.3): the snapshots they hold then vanish
+// from the index, and their PVCs would answer fresh.
+const ignoreMalformedManifests = "KOPIA_IGNORE_MALFORMED_MANIFEST_CONTENTS"
+
 // manifestSummary is what the index keeps of one snapshot manifest.
 type manifestSummary struct {
 	source     repo.KopiaSource
@@ -134,6 +140,11 @@ func (r *Repo) load(ctx context.Context) (*Index, error) {
 	case err := <-r.fatal:
 		return nil, fmt.Errorf("repository reported a fatal error: %w", err)
 	default:
+	}
+
+	// kopia reads it from the process environment, so that is what is checked.
+	if os.Getenv(ignoreMalformedManifests) != "" {
+		return nil, fmt.Errorf("%s is set: kopia would skip unreadable manifests and the index could miss snapshots; unset it", ignoreMalformedManifests)
 	}
 
 	blob, err := r.opts.Storage.Check(ctx)

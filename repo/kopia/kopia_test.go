@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/kopia"
 	"github.com/backup-oracle/backup-oracle/repo/kopia/kopiademo"
@@ -55,7 +56,14 @@ func (f *fixture) write(backups ...kopiademo.Backup) {
 	require.NoError(f.t, kopiademo.Write(context.Background(), f.path, password, f.t.TempDir(), backups))
 }
 
-func backupOf(pvc repo.PVC) kopiademo.Backup { return kopiademo.Backup{Source: identity.Source(pvc)} }
+// backupOf is a backup of pvc under the source VolSync's Kopia mover writes for the RS the
+// policies generate (kopiamover: the mover's rules, not the oracle's function under test).
+func backupOf(pvc repo.PVC) kopiademo.Backup {
+	user, rest, _ := strings.Cut(kopiamover.PolicySource(pvc.Namespace, pvc.Name), "@")
+	host, path, _ := strings.Cut(rest, ":")
+
+	return kopiademo.Backup{Source: repo.KopiaSource{UserName: user, Host: host, Path: path}}
+}
 
 func newRepo(t *testing.T, path string, pw string) *kopia.Repo {
 	t.Helper()
@@ -119,15 +127,15 @@ func TestLoadIndexesEverySource(t *testing.T) {
 	}{
 		{plain, "app-backup@web:/data", 2},
 		{dotted, "myappdata-backup@web:/data", 1},
-		{long, identity.Source(long).String(), 1},
-		{missing, "nothing-backup@web:/data", 0}, // decoys: other host, other path, other user
+		{long, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-postgres-@db:/data", 1}, // cut at 50, ends in '-'
+		{missing, "nothing-backup@web:/data", 0},                                 // decoys: other host, other path, other user
 	}
 
 	for _, tc := range cases {
 		t.Run(tc.pvc.Name, func(t *testing.T) {
 			fd, err := find(t, idx, tc.pvc)
 			require.NoError(t, err)
-			assert.Equal(t, tc.source, fd.Source)
+			assert.Equal(t, tc.source, fd.Source, "rule: the lookup is the source VolSync's mover writes (username sanitised, then cut to 50)")
 			assert.Len(t, fd.Snapshots, tc.count)
 
 			for _, s := range fd.Snapshots {
@@ -182,7 +190,7 @@ func TestIncompleteOnlyIsUnverifiable(t *testing.T) {
 	require.NoError(t, err)
 
 	_, err = find(t, idx, plain)
-	require.ErrorIs(t, err, repo.ErrUnverifiable, "a checkpoint is data the mover will not restore: never fresh")
+	require.ErrorIs(t, err, repo.ErrUnverifiable, "rule: a source with only incomplete snapshots is unknown, never fresh (README: How a decision is made, step 3)")
 
 	f.write(backupOf(plain))
 

@@ -114,7 +114,7 @@ func (s Settings) open(env repo.OpenEnv, base Options, readKeys func() (repo.Sec
 		return out, nil
 	}
 
-	return repo.Reloading(env.Name, read, func(sec secrets) (repo.Backend, error) {
+	return repo.Reloading(env.Name, env.Logger, read, func(sec secrets) (repo.Backend, error) {
 		o := base
 		o.Layout, o.RepositoryTemplate, o.Password = s.Layout, s.RepositoryTemplate, sec.password
 		o.S3.AccessKey, o.S3.SecretKey, o.S3.AccessKeyFile, o.S3.SecretKeyFile = sec.accessKey, sec.secretKey, "", ""

@@ -85,8 +85,9 @@ func TestS3Faults(t *testing.T) {
 		{"transient 500 retried", func() { proxy.Fail(1, http.StatusInternalServerError) }, true, 10 * time.Second, 1},
 		{"persistent 502", func() { proxy.Fail(-1, http.StatusBadGateway) }, false, 10 * time.Second, 3},
 		{"403 not retried", func() { proxy.Fail(-1, http.StatusForbidden) }, false, 5 * time.Second, 1},
-		// 3 attempts of 0.5s plus at most 2 backoffs of at most 2s.
-		{"slow server bounded by the request timeout", func() { proxy.SetDelay(time.Minute) }, false, 7 * time.Second, -1},
+		// 3 attempts of 0.5s plus at most 2 backoffs of at most 2s: 5.5 s, with room for a loaded
+		// 2-core machine; still far below the minute the server would take without the timeout.
+		{"slow server bounded by the request timeout", func() { proxy.SetDelay(time.Minute) }, false, 20 * time.Second, -1},
 		{"slightly slow server answers", func() { proxy.SetDelay(50 * time.Millisecond) }, true, 10 * time.Second, -1},
 	}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -36,6 +37,9 @@ func TestOptionsValidate(t *testing.T) {
 		{"per-pvc template without pvc", Options{Dir: "/x", RepositoryTemplate: "{prefix}/{namespace}"}, []string{"must contain {namespace} and {pvc}"}},
 		{"unknown layout", Options{Dir: "/x", Layout: "flat"}, []string{`layout "flat"`}},
 		{"endpoint with path", Options{S3: S3Options{S3Config: repo.S3Config{Bucket: "b", Endpoint: "http://h:1/bucket"}}}, []string{"a path is not allowed"}},
+		{"smallest allowed values", Options{Dir: "/x", ListConcurrency: 1, VerifyConcurrency: 1, KeyCacheSize: 1,
+			VerifyWait: time.Nanosecond, VerifyTimeout: time.Nanosecond}, nil},
+		{"negative durations", Options{Dir: "/x", VerifyWait: -time.Nanosecond}, []string{"must not be negative"}},
 	}
 
 	for _, tt := range tests {

@@ -127,6 +127,9 @@ func corrupt(t *testing.T, dir string) {
 type want struct {
 	snapshots int
 	err       error
+	// msg is in the error: a failed verification names its cause, never "not verified yet"
+	// (which tells an operator to wait).
+	msg string
 }
 
 func TestFleet(t *testing.T) {
@@ -154,8 +157,9 @@ func TestFleet(t *testing.T) {
 			t.Run("with password", func(t *testing.T) {
 				checkFleet(t, st, password, map[repo.PVC]want{
 					twoSnapshots: {snapshots: 2}, versionOne: {snapshots: 1}, emptyRepo: {},
-					corrupted: {err: repo.ErrUnverifiable}, wrongPass: {err: repo.ErrUnverifiable},
-					absent: {}, absentNS: {},
+					corrupted: {err: repo.ErrUnverifiable, msg: "verify repository"},
+					wrongPass: {err: repo.ErrUnverifiable, msg: "no key file opens with the password"},
+					absent:    {}, absentNS: {},
 				})
 			})
 		})
@@ -179,6 +183,8 @@ func checkFleet(t *testing.T, st storageUnderTest, pw string, cases map[repo.PVC
 	r := newRepo(t, opts)
 	idx, err := r.Load(context.Background())
 	require.NoError(t, err)
+	assert.Equal(t, repo.IndexStats{Sources: 4, Snapshots: 5}, idx.Stats(),
+		"sources are repositories holding a snapshot: an initialised, empty one is none (an index of only those is refused as empty)")
 
 	for p, w := range cases {
 		t.Run(p.String(), func(t *testing.T) {
@@ -189,6 +195,8 @@ func checkFleet(t *testing.T, st storageUnderTest, pw string, cases map[repo.PVC
 				require.ErrorIs(t, err, w.err)
 				assert.Empty(t, f.Snapshots, "an unverifiable repository must not report snapshots")
 				assert.NotContains(t, err.Error(), password)
+				assert.Contains(t, err.Error(), w.msg, "the reason names the failure")
+				assert.NotContains(t, err.Error(), "not verified yet", "a failed verification is not a pending one")
 
 				return
 			}
