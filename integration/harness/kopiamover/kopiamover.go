@@ -69,7 +69,9 @@ type ReplicationDestination struct {
 
 // Source returns the source the mover restores this RD from. (When sourceIdentity names an RS,
 // the mover also copies that RS's sourcePathOverride if the RD gives none; pass it in
-// SourcePathOverride.)
+// SourcePathOverride.) The path comes from sourceIdentity only when the hostname is not
+// explicit: builder.go reads sourceIdentity's sourcePathOverride in the branch that derives the
+// hostname from sourceIdentity, so an RD with an explicit hostname restores from /data.
 func (rd ReplicationDestination) Source() string {
 	name, namespace := rd.Name, rd.Namespace
 	if rd.SourceName != "" {
@@ -79,7 +81,12 @@ func (rd ReplicationDestination) Source() string {
 		}
 	}
 
-	return Username(rd.Username, name) + "@" + Hostname(rd.Hostname, namespace, name) + ":" + Path(rd.SourcePathOverride)
+	path := ""
+	if rd.SourceName != "" && rd.Hostname == "" {
+		path = rd.SourcePathOverride
+	}
+
+	return Username(rd.Username, name) + "@" + Hostname(rd.Hostname, namespace, name) + ":" + Path(path)
 }
 
 // PolicySource is the source of the ReplicationSource the shipped policies generate for PVC

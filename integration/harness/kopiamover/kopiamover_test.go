@@ -99,3 +99,18 @@ func TestObjects(t *testing.T) {
 	assert.Equal(t, "u@prod:/data",
 		kopiamover.ReplicationDestination{Name: "d", Namespace: "web", Username: "u", SourceName: "app", SourceNamespace: "prod"}.Source())
 }
+
+func TestDestinationPath(t *testing.T) {
+	cases := []struct {
+		rd   kopiamover.ReplicationDestination
+		want string
+	}{
+		{kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web", SourceName: "app", SourcePathOverride: "/var/lib/app"}, "app@web:/var/lib/app"},
+		{kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web", Username: "u", Hostname: "h", SourceName: "app", SourcePathOverride: "/var/lib/app"}, "u@h:/data"},
+		{kopiamover.ReplicationDestination{Name: "app", Namespace: "web", SourcePathOverride: "/var/lib/app"}, "app@web:/data"},
+	}
+
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, tc.rd.Source(), "%+v", tc.rd)
+	}
+}
