@@ -29,9 +29,12 @@ func (f *fakeLoader) Load(ctx context.Context) (repo.Index, error) { return f.lo
 
 // fakeIndex maps PVC names to snapshot counts; find, when set, replaces the lookup.
 type fakeIndex struct {
-	snaps map[string]int
-	find  func(ctx context.Context, pvc repo.PVC) (repo.Finding, error)
+	snaps  map[string]int
+	find   func(ctx context.Context, pvc repo.PVC) (repo.Finding, error)
+	stored []repo.Stored
 }
+
+func (f *fakeIndex) Stored() []repo.Stored { return f.stored }
 
 func (f *fakeIndex) Find(ctx context.Context, pvc repo.PVC) (repo.Finding, error) {
 	if f.find != nil {

@@ -27,6 +27,11 @@ type Answer struct {
 	Source        string
 	SnapshotCount int
 	Latest        *Snapshot
+	// Selected is the snapshot a restore would get: the newest, or the one PointInTime selects.
+	// Nil unless the decision is Restore.
+	Selected *Snapshot
+	// PointInTime is what was asked (zero: the newest snapshot); see DecideAt.
+	PointInTime PointInTime
 	// IndexTime is when the index that answered was built; zero when there was none.
 	IndexTime time.Time
 	// Reason explains an Unknown decision and is nil otherwise.
@@ -47,7 +52,7 @@ func Decide(pvc PVC, backend string, f Finding, indexTime time.Time, err error) 
 	case err != nil:
 		a.Decision, a.Reason = Unknown, err
 	case len(f.Snapshots) > 0:
-		a.Decision = Restore
+		a.Decision, a.Selected = Restore, a.Latest
 	default:
 		a.Decision = Fresh
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/kopia/kopia/repo/manifest"
 
@@ -16,6 +17,9 @@ type Index struct {
 	identity repo.KopiaIdentity
 	sources  map[repo.KopiaSource]*sourceEntry
 	stats    repo.IndexStats
+
+	storedOnce sync.Once
+	stored     []repo.Stored
 }
 
 type sourceEntry struct {
