@@ -15,12 +15,32 @@ type Group []*Cache
 
 // Lookup asks every cache and combines the answers.
 func (g Group) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
+	return g.LookupAt(ctx, pvc, repo.PointInTime{})
+}
+
+// LookupAt asks every cache for pvc restored at p and combines the answers: a backend whose
+// snapshots p does not select is Unknown (repo.DecideAt), so Fresh still needs every backend
+// to hold nothing at all.
+func (g Group) LookupAt(ctx context.Context, pvc repo.PVC, p repo.PointInTime) repo.Answer {
 	answers := make([]repo.Answer, len(g))
 	for i, c := range g {
-		answers[i] = c.Lookup(ctx, pvc)
+		answers[i] = c.LookupAt(ctx, pvc, p)
 	}
 
-	return repo.Combine(pvc, answers)
+	a := repo.Combine(pvc, answers)
+	a.PointInTime = p
+
+	return a
+}
+
+// Inventory lists every cache's inventory, in order.
+func (g Group) Inventory() []repo.Inventory {
+	out := make([]repo.Inventory, len(g))
+	for i, c := range g {
+		out[i] = c.Inventory()
+	}
+
+	return out
 }
 
 // Ready is nil only when every cache is ready: Fresh needs all of them.

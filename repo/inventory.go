@@ -46,3 +46,13 @@ func (s Stored) Age(now time.Time) (time.Duration, bool) {
 
 	return now.Sub(s.Newest.StartTime), true
 }
+
+// Inventory is what one backend's index holds, for operators (GET /backups, the console).
+type Inventory struct {
+	Backend string
+	Stored  []Stored
+	// IndexTime is when the index listed was built; zero when there is none.
+	IndexTime time.Time
+	// Err is why the backend is not authoritative now (Stored is then empty), nil when it is.
+	Err error
+}

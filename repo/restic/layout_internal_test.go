@@ -15,7 +15,7 @@ func TestLayoutPVCOf(t *testing.T) {
 	}{
 		{"{prefix}/{namespace}/{pvc}", "volsync", "volsync/web/my.app.data/", repo.PVC{Namespace: "web", Name: "my.app.data"}},
 		{"{prefix}/{namespace}/{pvc}", "", "web/app/", repo.PVC{Namespace: "web", Name: "app"}},
-		{"{prefix}/{namespace}-{pvc}", "r", "r/web-my-app/", repo.PVC{}}, // web/my-app or web-my/app: ambiguous
+		{"{prefix}/{namespace}-{pvc}", "r", "r/web-my-app/", repo.PVC{}},                                 // web/my-app or web-my/app: ambiguous
 		{"{prefix}/{namespace}-{pvc}", "r", "r/web-my.app/", repo.PVC{Namespace: "web", Name: "my.app"}}, // one dash: one split
 		{"{prefix}/{namespace}_{pvc}", "r", "r/web-my_app/", repo.PVC{Namespace: "web-my", Name: "app"}},
 		{"{prefix}/{pvc}.{namespace}", "r", "r/db.web/", repo.PVC{Namespace: "web", Name: "db"}},
