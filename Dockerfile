@@ -9,6 +9,7 @@ COPY cmd ./cmd
 COPY server ./server
 COPY cache ./cache
 COPY repo ./repo
+COPY openapi.go openapi.yaml ./
 ARG VERSION=dev
 ARG REVISION=unknown
 RUN CGO_ENABLED=0 go build -trimpath \

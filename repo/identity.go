@@ -160,3 +160,7 @@ func checkTemplate(tmpl string) error {
 
 	return nil
 }
+
+// ExpandTemplate replaces {namespace} and {pvc} in tmpl with pvc's names: how the policies name a
+// PVC's ReplicationSource and ReplicationDestination from the source-name template.
+func ExpandTemplate(tmpl string, pvc PVC) string { return expand(tmpl, pvc) }

@@ -24,7 +24,11 @@ type existsResponse struct {
 	SnapshotCount   int           `json:"snapshotCount"`
 	LatestSnapshot  *snapshotJSON `json:"latestSnapshot,omitempty"`
 	IndexAgeSeconds *float64      `json:"indexAgeSeconds,omitempty"`
-	Error           string        `json:"error,omitempty"`
+	// PointInTime and SelectedSnapshot are set when ?asOf or ?previous was given: what was asked
+	// and the snapshot VolSync would restore for it.
+	PointInTime      *pointJSON    `json:"pointInTime,omitempty"`
+	SelectedSnapshot *snapshotJSON `json:"selectedSnapshot,omitempty"`
+	Error            string        `json:"error,omitempty"`
 }
 
 type snapshotJSON struct {
@@ -36,7 +40,7 @@ type snapshotJSON struct {
 // statusOf is the one table mapping outcomes to HTTP status codes.
 func statusOf(a repo.Answer) int {
 	switch {
-	case errors.Is(a.Reason, repo.ErrInvalidName):
+	case errors.Is(a.Reason, repo.ErrInvalidName), errors.Is(a.Reason, repo.ErrInvalidParameter):
 		return http.StatusBadRequest
 	case a.Decision == repo.Restore, a.Decision == repo.Fresh:
 		return http.StatusOK
@@ -49,11 +53,15 @@ func (h *handler) exists(c *gin.Context) {
 	pvc := repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}
 
 	var a repo.Answer
-	if err := pvc.Validate(); err != nil {
+
+	p, perr := pointInTime(c)
+
+	switch err := errors.Join(pvc.Validate(), perr); {
+	case err != nil:
 		a = repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
-		a = h.oracle.Lookup(ctx, pvc)
+		a = h.oracle.LookupAt(ctx, pvc, p)
 		cancel()
 	}
 
@@ -83,6 +91,10 @@ func (h *handler) render(a repo.Answer) existsResponse {
 
 	if s := a.Latest; s != nil {
 		r.LatestSnapshot = &snapshotJSON{ID: s.ID, Time: s.StartTime.UTC(), Size: s.TotalSize}
+	}
+
+	if r.PointInTime = renderPoint(a.PointInTime); r.PointInTime != nil && a.Selected != nil {
+		r.SelectedSnapshot = &snapshotJSON{ID: a.Selected.ID, Time: a.Selected.StartTime.UTC(), Size: a.Selected.TotalSize}
 	}
 
 	if !a.IndexTime.IsZero() {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -35,13 +36,17 @@ type snapshotDetail struct {
 	Host      string     `json:"host,omitempty"`
 	Paths     []string   `json:"paths,omitempty"`
 	Tags      []string   `json:"tags,omitempty"`
+	// ApproxTime: startTime is the storage object's modification time (restic without password).
+	ApproxTime bool `json:"approxTime,omitempty"`
 }
 
 // explain answers 200 whatever the decision (it is for humans, not for Kyverno), 400 for
-// invalid names.
+// invalid names or parameters. ?asOf and ?previous change the answer as on /exists.
 func (h *handler) explain(c *gin.Context) {
 	pvc := repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}
-	if err := pvc.Validate(); err != nil {
+
+	p, err := pointInTime(c)
+	if err = errors.Join(pvc.Validate(), err); err != nil {
 		c.JSON(http.StatusBadRequest, h.render(repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}))
 		return
 	}
@@ -49,19 +54,18 @@ func (h *handler) explain(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
 	defer cancel()
 
-	out := explainResponse{Answer: h.render(h.oracle.Lookup(ctx, pvc)), Backends: []backendExplain{}}
+	c.JSON(http.StatusOK, h.explanation(ctx, pvc, p))
+}
+
+// explanation is the body of /explain, also shown by the console.
+func (h *handler) explanation(ctx context.Context, pvc repo.PVC, p repo.PointInTime) explainResponse {
+	out := explainResponse{Answer: h.render(h.oracle.LookupAt(ctx, pvc, p)), Backends: []backendExplain{}}
 
 	for _, e := range h.oracle.Explain(ctx, pvc) {
 		b := backendExplain{Backend: e.Backend, Source: e.Finding.Source, Nearby: e.Nearby, Snapshots: []snapshotDetail{}}
 
 		for _, s := range e.Finding.Snapshots {
-			d := snapshotDetail{ID: s.ID, StartTime: s.StartTime.UTC(), Size: s.TotalSize, Files: s.FileCount, Host: s.Host, Paths: s.Paths, Tags: s.Tags}
-			if !s.EndTime.IsZero() {
-				t := s.EndTime.UTC()
-				d.EndTime = &t
-			}
-
-			b.Snapshots = append(b.Snapshots, d)
+			b.Snapshots = append(b.Snapshots, detail(s))
 		}
 
 		if !e.IndexTime.IsZero() {
@@ -76,5 +80,5 @@ func (h *handler) explain(c *gin.Context) {
 		out.Backends = append(out.Backends, b)
 	}
 
-	c.JSON(http.StatusOK, out)
+	return out
 }

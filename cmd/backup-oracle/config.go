@@ -15,6 +15,7 @@ import (
 
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/server"
 )
 
 // Config is every setting of the service. Each is a flag with an environment fallback
@@ -34,6 +35,10 @@ type Config struct {
 	AllowEmpty      bool
 	Demo            bool
 	CheckConfig     bool
+	// BackupSeriesLimit bounds the per-backup series of /metrics (cache.MetricsOptions).
+	BackupSeriesLimit int
+	// StaleFor is the console's default staleness threshold.
+	StaleFor time.Duration
 	// BackendType is the kind of the one backend the environment describes (BACKEND_TYPE).
 	BackendType string
 	// BackendsFile, when set, lists the backends instead (several, in order of preference).
@@ -54,16 +59,18 @@ type backendSpec struct {
 
 func defaultConfig() Config {
 	return Config{
-		Port:            8080,
-		HTTPTimeout:     2 * time.Second,
-		CacheTTL:        cache.DefaultMemoTTL,
-		CacheSize:       cache.DefaultMemoSize,
-		RefreshInterval: cache.DefaultRefreshInterval,
-		RefreshTimeout:  cache.DefaultRefreshTimeout,
-		MaxIndexAge:     cache.DefaultMaxIndexAge,
-		LogLevel:        "info",
-		LogFormat:       "json",
-		BackendType:     registry()[0].Name, // the registry's first kind is the default
+		Port:              8080,
+		HTTPTimeout:       2 * time.Second,
+		CacheTTL:          cache.DefaultMemoTTL,
+		CacheSize:         cache.DefaultMemoSize,
+		RefreshInterval:   cache.DefaultRefreshInterval,
+		RefreshTimeout:    cache.DefaultRefreshTimeout,
+		MaxIndexAge:       cache.DefaultMaxIndexAge,
+		LogLevel:          "info",
+		LogFormat:         "json",
+		BackupSeriesLimit: cache.DefaultBackupSeriesLimit,
+		StaleFor:          server.DefaultStaleFor,
+		BackendType:       registry()[0].Name, // the registry's first kind is the default
 	}
 }
 
@@ -93,6 +100,8 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*repo.BoolValue)(&c.AllowEmpty)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*repo.StringValue)(&c.StateDir)},
 		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in the state directory", (*repo.BoolValue)(&c.Demo)},
+		{"backup-metrics-limit", []string{"BACKUP_METRICS_LIMIT"}, "bound on the per-backup series of /metrics (backup_oracle_backup_newest_snapshot_timestamp_seconds); past it the stalest are kept; negative: none", (*repo.IntValue)(&c.BackupSeriesLimit)},
+		{"stale-for", []string{"STALE_FOR"}, "the console's default staleness threshold (a backup whose newest snapshot is older is marked stale)", (*repo.DurationValue)(&c.StaleFor)},
 		{"check-config", nil, "validate the configuration, print it and exit", (*repo.BoolValue)(&c.CheckConfig)},
 	}
 }
@@ -288,7 +297,7 @@ func (c *Config) Validate() error {
 		v    time.Duration
 	}{
 		{"HTTP_TIMEOUT", c.HTTPTimeout}, {"CACHE_TTL", c.CacheTTL}, {"REFRESH_INTERVAL", c.RefreshInterval},
-		{"REFRESH_TIMEOUT", c.RefreshTimeout}, {"MAX_INDEX_AGE", c.MaxIndexAge},
+		{"REFRESH_TIMEOUT", c.RefreshTimeout}, {"MAX_INDEX_AGE", c.MaxIndexAge}, {"STALE_FOR", c.StaleFor},
 	} {
 		if d.v <= 0 {
 			add("%s must be positive, got %s", d.name, d.v)

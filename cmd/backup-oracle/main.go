@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	backuporacle "github.com/backup-oracle/backup-oracle"
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/server"
 )
@@ -139,9 +140,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 
-	handler, err := server.New(server.Options{
-		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, Logger: logger,
-	})
+	handler, err := newHandler(cfg, oracle, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -173,7 +172,7 @@ func buildCaches(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 		return nil, err
 	}
 
-	metrics := cache.NewMetrics(reg)
+	metrics := cache.NewMetricsWith(reg, cache.MetricsOptions{BackupSeriesLimit: cfg.BackupSeriesLimit})
 	oracle := make(cache.Group, 0, len(backends))
 
 	for i, b := range backends {
@@ -191,6 +190,14 @@ func buildCaches(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 	}
 
 	return oracle, nil
+}
+
+// newHandler is the HTTP API over the caches, as the server and the CLI's in-process mode use it.
+func newHandler(cfg Config, oracle cache.Group, reg *prometheus.Registry, logger *slog.Logger) (http.Handler, error) {
+	return server.New(server.Options{
+		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, Logger: logger,
+		OpenAPI: backuporacle.OpenAPI, ReplicationName: replicationName(cfg.Backends), DefaultStaleFor: cfg.StaleFor,
+	})
 }
 
 func newHTTPServer(handler http.Handler, cfg Config) *http.Server {
