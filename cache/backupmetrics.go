@@ -33,8 +33,8 @@ type backupsCollector struct {
 func newBackupsCollector(limit int, live *liveCollector) *backupsCollector {
 	return &backupsCollector{
 		newest: prometheus.NewDesc("backup_oracle_backup_newest_snapshot_timestamp_seconds",
-			"Unix start time of the newest complete snapshot of each backup source of the authoritative indexes (pvc empty when the source maps back to no PVC). "+
-				"Bounded: past the limit the stalest are kept.", []string{"backend", "namespace", "pvc", "source"}, nil),
+			"Unix start time of the newest complete snapshot of each backup source of the authoritative indexes (pvc_namespace, pvc: the PVC it maps back to, empty when none; not namespace, which Prometheus gives the scrape target). "+
+				"Bounded: past the limit the stalest are kept.", []string{"backend", "pvc_namespace", "pvc", "source"}, nil),
 		omitted: prometheus.NewDesc("backup_oracle_backup_series_omitted",
 			"Backup sources left out of backup_oracle_backup_newest_snapshot_timestamp_seconds by its series limit (the freshest are left out).", nil, nil),
 		count: prometheus.NewDesc("backup_oracle_backups",

@@ -109,10 +109,10 @@ func TestInventoryAndBackupMetrics(t *testing.T) {
 
 	// Limit 2 of 3 sources with snapshots: the stalest two (b, then a) are kept.
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP backup_oracle_backup_newest_snapshot_timestamp_seconds Unix start time of the newest complete snapshot of each backup source of the authoritative indexes (pvc empty when the source maps back to no PVC). Bounded: past the limit the stalest are kept.
+# HELP backup_oracle_backup_newest_snapshot_timestamp_seconds Unix start time of the newest complete snapshot of each backup source of the authoritative indexes (pvc_namespace, pvc: the PVC it maps back to, empty when none; not namespace, which Prometheus gives the scrape target). Bounded: past the limit the stalest are kept.
 # TYPE backup_oracle_backup_newest_snapshot_timestamp_seconds gauge
-backup_oracle_backup_newest_snapshot_timestamp_seconds{backend="fake",namespace="web",pvc="a",source="a-backup@web:/data"} 900000
-backup_oracle_backup_newest_snapshot_timestamp_seconds{backend="fake",namespace="web",pvc="b",source="b-backup@web:/data"} 800000
+backup_oracle_backup_newest_snapshot_timestamp_seconds{backend="fake",pvc="a",pvc_namespace="web",source="a-backup@web:/data"} 900000
+backup_oracle_backup_newest_snapshot_timestamp_seconds{backend="fake",pvc="b",pvc_namespace="web",source="b-backup@web:/data"} 800000
 # HELP backup_oracle_backup_series_omitted Backup sources left out of backup_oracle_backup_newest_snapshot_timestamp_seconds by its series limit (the freshest are left out).
 # TYPE backup_oracle_backup_series_omitted gauge
 backup_oracle_backup_series_omitted 1
