@@ -80,10 +80,10 @@ var placeholder = regexp.MustCompile(`\{namespace\}|\{pvc\}`)
 // where one appears twice). sanitised: s went through KopiaUsername, which drops every character
 // but [A-Za-z0-9_-] (so a PVC name loses its dots).
 func matchTemplate(tmpl, s string, sanitised bool) (map[string]string, bool) {
-	var (
-		re    strings.Builder
-		names []string
-	)
+	var re strings.Builder
+
+	locs := placeholder.FindAllStringIndex(tmpl, -1)
+	names := make([]string, 0, len(locs))
 
 	keep := func(lit string) string {
 		if !sanitised {
@@ -102,7 +102,7 @@ func matchTemplate(tmpl, s string, sanitised bool) (map[string]string, bool) {
 	re.WriteString("^")
 
 	last := 0
-	for _, loc := range placeholder.FindAllStringIndex(tmpl, -1) {
+	for _, loc := range locs {
 		re.WriteString(regexp.QuoteMeta(keep(tmpl[last:loc[0]])))
 
 		name := tmpl[loc[0]:loc[1]]
