@@ -21,6 +21,13 @@ KYVERNO_VERSION       := v1.19.1
 HELM_VERSION          := v3.22.0
 GOLANGCI_LINT_VERSION := v2.15.0
 GREMLINS_VERSION      := v0.6.0
+# make image: go-containerregistry's crane assembles the image without a Docker daemon; the CA
+# certificates are those of Debian's ca-certificates package (bookworm's, pinned).
+CRANE_VERSION           := v0.22.1
+CA_CERTIFICATES_VERSION := 20230311+deb12u1
+# The console's browser test: Debian's chromium (bookworm). Debian keeps only the current
+# version in its archive, so the pinned one is tried first and the archive's taken otherwise.
+CHROMIUM_VERSION        := 150.0.7871.100-1~deb12u1
 # make e2e: the wrapper module integration/e2e/tools pins Kubernetes, and through it etcd.
 KUBERNETES_VERSION    := v1.35.0
 ETCD_VERSION          := v3.6.5
@@ -32,6 +39,8 @@ KYVERNO       := $(TOOLS)/kyverno-$(KYVERNO_VERSION)
 HELM          := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 GREMLINS      := $(TOOLS)/gremlins-$(GREMLINS_VERSION)
+CRANE         := $(TOOLS)/crane-$(CRANE_VERSION)
+CA_BUNDLE     := $(TOOLS)/ca-certificates-$(subst +,_,$(CA_CERTIFICATES_VERSION)).crt
 ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
 KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
@@ -80,6 +89,29 @@ $(GOLANGCI_LINT):
 
 $(GREMLINS):
 	$(call install-module,github.com/go-gremlins/gremlins/cmd/gremlins,$(GREMLINS_VERSION),$@)
+
+$(CRANE):
+	$(call install-module,github.com/google/go-containerregistry/cmd/crane,$(CRANE_VERSION),$@)
+
+# Debian's ca-certificates package, pinned, its certificates concatenated as update-ca-certificates
+# does (apt-get download needs the package lists: apt-get update when they lack it).
+$(CA_BUNDLE):
+	@echo "fetching ca-certificates $(CA_CERTIFICATES_VERSION) (first run only)"
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; cd "$$tmp"; \
+	  apt-get download ca-certificates=$(CA_CERTIFICATES_VERSION) >/dev/null 2>&1 || { apt-get update -qq && apt-get download ca-certificates=$(CA_CERTIFICATES_VERSION); }; \
+	  dpkg-deb -x ca-certificates_*.deb root; \
+	  n=$$(ls root/usr/share/ca-certificates/mozilla/*.crt | wc -l); test "$$n" -gt 100; \
+	  LC_ALL=C cat $$(LC_ALL=C ls root/usr/share/ca-certificates/mozilla/*.crt) > $@.tmp && mv $@.tmp $@
+
+# Debian's chromium for the console's browser test (root: apt-get).
+.PHONY: chromium
+chromium: ## install Debian's chromium (the console test's browser) unless present
+	@command -v chromium >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || [ -n "$${CI:-}" ] || { echo "chromium is missing and only root can install it: the console's browser test will skip"; exit 0; }; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq; \
+	  apt-get install -y -qq --no-install-recommends chromium=$(CHROMIUM_VERSION) \
+	    || { echo "chromium $(CHROMIUM_VERSION) is no longer in Debian's archive; installing the archive's"; apt-get install -y -qq --no-install-recommends chromium; }; }
+	@command -v chromium >/dev/null && chromium --version || true
 
 $(KYVERNO):
 	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/cli/kubectl-kyverno,$@)
@@ -138,7 +170,7 @@ E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$
   KYVERNO_CLEANUP_CONTROLLER_BIN=$(KYVERNO_CLEANUP) KYVERNO_CRDS=$(KYVERNO_CRDS) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM)
 
 .PHONY: tools
-tools: $(TEST_TOOLS) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) $(GREMLINS) ## build every pinned tool into .tools/
+tools: $(TEST_TOOLS) $(CRANE) $(CA_BUNDLE) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) $(GREMLINS) ## build every pinned tool into .tools/
 
 # --- the two README commands ----------------------------------------------------------------
 .PHONY: run
@@ -160,8 +192,9 @@ lint: $(GOLANGCI_LINT) ## golangci-lint, go vet and a go.mod tidiness check
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test-go
-test-go: $(TEST_TOOLS) ## unit and integration tests with the race detector
-	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
+test-go: $(TEST_TOOLS) image chromium ## unit and integration tests with the race detector (the image unpacked and run, the console in Chromium)
+	$(TEST_ENV) IMAGE_TAR=$(IMAGE_TAR) CHROMIUM_BIN=$$(command -v chromium || true) CONSOLE_SCREENSHOT_DIR=$(BIN)/console \
+	  $(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-policies
 test-policies: $(KYVERNO) ## kyverno test suites of policies/ (ClusterPolicy and CEL sets, mocked oracle)
@@ -245,6 +278,39 @@ update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the c
 bench: $(TEST_TOOLS) ## benchmarks (micro, then the real service and restic on S3); figures go to the README
 	$(GO) test -run '^$$' -bench . -benchmem ./cache ./repo ./server
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./integration/ ./repo/restic/
+
+# The image: the static binary, CA certificates, /etc/passwd and /etc/group naming UID/GID 568,
+# /tmp and /state (owned by 568, STATE_DIR) in two layers on an empty base; no shell. Entrypoint,
+# user, environment, port and labels are set by crane mutate through a registry crane serves on
+# 127.0.0.1 for the duration (crane mutate reads images from a registry). The result is a
+# tarball `docker load` and `podman load` accept. TestImageMatchesDockerfile holds the Dockerfile to
+# the same settings.
+IMAGE_REPOSITORY ?= ghcr.io/backup-oracle/backup-oracle
+IMAGE_TAG        ?= $(VERSION)
+IMAGE_TAR        := $(BIN)/backup-oracle-image.tar
+IMAGE_DIR        := $(BIN)/image
+
+.PHONY: image
+image: $(CRANE) $(CA_BUNDLE) ## OCI image of the static binary without a Docker daemon: bin/backup-oracle-image.tar (docker load / podman load)
+	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)/root/etc/ssl/certs $(IMAGE_DIR)/root/tmp $(IMAGE_DIR)/state/state
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_DIR)/root/backup-oracle ./cmd/backup-oracle
+	cp $(CA_BUNDLE) $(IMAGE_DIR)/root/etc/ssl/certs/ca-certificates.crt
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nbackup-oracle:x:568:568:backup-oracle:/state:/sbin/nologin\n' > $(IMAGE_DIR)/root/etc/passwd
+	printf 'root:x:0:\nbackup-oracle:x:568:\n' > $(IMAGE_DIR)/root/etc/group
+	chmod 0755 $(IMAGE_DIR)/root/backup-oracle && chmod 0644 $(IMAGE_DIR)/root/etc/passwd $(IMAGE_DIR)/root/etc/group $(IMAGE_DIR)/root/etc/ssl/certs/ca-certificates.crt
+	chmod 1777 $(IMAGE_DIR)/root/tmp && chmod 0700 $(IMAGE_DIR)/state/state
+	tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C $(IMAGE_DIR)/root -cf $(IMAGE_DIR)/root.tar .
+	tar --sort=name --numeric-owner --owner=568 --group=568 --mtime=@0 -C $(IMAGE_DIR)/state -cf $(IMAGE_DIR)/state.tar ./state
+	@log=$(IMAGE_DIR)/registry.log; $(CRANE) registry serve --address 127.0.0.1:0 2>$$log & pid=$$!; trap 'kill $$pid' EXIT; \
+	  for i in $$(seq 100); do port=$$(sed -n 's/.*serving on port \([0-9]*\).*/\1/p' $$log); test -n "$$port" && break; sleep 0.1; done; \
+	  test -n "$$port" || { cat $$log; exit 1; }; reg=127.0.0.1:$$port/backup-oracle; \
+	  $(CRANE) append --oci-empty-base -f $(IMAGE_DIR)/root.tar -f $(IMAGE_DIR)/state.tar -t $$reg:layers; \
+	  $(CRANE) mutate $$reg:layers --set-platform linux/amd64 --entrypoint /backup-oracle --user 568:568 \
+	    --env STATE_DIR=/state --exposed-ports 8080/tcp --workdir / \
+	    -l org.opencontainers.image.title=backup-oracle -l org.opencontainers.image.version=$(VERSION) \
+	    -l org.opencontainers.image.revision=$(REVISION) -l org.opencontainers.image.source=https://github.com/backup-oracle/backup-oracle \
+	    -t $(IMAGE_REPOSITORY):$(IMAGE_TAG) -o $(IMAGE_TAR)
+	@echo "$(IMAGE_TAR): $(IMAGE_REPOSITORY):$(IMAGE_TAG) (docker load -i $(IMAGE_TAR), or podman load -i $(IMAGE_TAR))"
 
 .PHONY: clean
 clean: ## remove build output (keeps .tools)

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -95,9 +94,28 @@ type state struct {
 	lastErr     error // error of the last attempt, nil when it succeeded
 }
 
+// memoKey: an answer depends on the PVC, the index and the point in time asked. A point in time
+// is keyed by the second (the selection rule compares seconds: repo.PointInTime); the memo's
+// bound (MemoSize) holds whatever mix of points in time clients ask for.
 type memoKey struct {
 	pvc        repo.PVC
 	generation uint64
+	asOf       int64 // Unix seconds of PointInTime.AsOf, 0 when unset
+	hasAsOf    bool
+	previous   int
+}
+
+func newMemoKey(pvc repo.PVC, generation uint64, p repo.PointInTime) memoKey {
+	k := memoKey{pvc: pvc, generation: generation, previous: p.Previous, hasAsOf: !p.AsOf.IsZero()}
+	if k.hasAsOf {
+		k.asOf = p.AsOf.Unix()
+	}
+
+	return k
+}
+
+func (k memoKey) String() string {
+	return fmt.Sprintf("%s\x00%d\x00%t%d\x00%d", k.pvc, k.generation, k.hasAsOf, k.asOf, k.previous)
 }
 
 // New validates opts and returns a cache with no index: lookups answer Unknown until the first
@@ -248,23 +266,29 @@ func (c *Cache) usable(st *state) (repo.Index, error) {
 
 func (c *Cache) since(t time.Time) time.Duration { return c.opts.Now().Sub(t).Round(time.Millisecond) }
 
-// Lookup answers for one PVC from the current index. It never does backend I/O unless the
+// Lookup answers for one PVC from the current index: LookupAt the newest snapshot.
+func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
+	return c.LookupAt(ctx, pvc, repo.PointInTime{})
+}
+
+// LookupAt answers for one PVC restored at point in time p (repo.DecideAt: a point in time that
+// selects nothing while snapshots exist is Unknown). It never does backend I/O unless the
 // backend's index does (then bounded by LookupTimeout). If ctx ends first, the answer is
 // Unknown for this caller only: the shared lookup goes on for the others.
-func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
+func (c *Cache) LookupAt(ctx context.Context, pvc repo.PVC, p repo.PointInTime) repo.Answer {
 	st := c.state.Load()
 
 	idx, err := c.usable(st)
 	if err != nil {
-		return repo.Decide(pvc, c.opts.Backend, repo.Finding{}, st.loadedAt, err)
+		return repo.DecideAt(pvc, c.opts.Backend, repo.Finding{}, p, st.loadedAt, err)
 	}
 
-	key := memoKey{pvc: pvc, generation: st.generation}
+	key := newMemoKey(pvc, st.generation, p)
 	if a, ok := c.memo.Get(key); ok {
 		return a
 	}
 
-	ch := c.group.DoChan(pvc.String()+"\x00"+strconv.FormatUint(st.generation, 10), func() (any, error) {
+	ch := c.group.DoChan(key.String(), func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
 		defer cancel()
 
@@ -276,7 +300,7 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 			}
 		}
 
-		a := repo.Decide(pvc, c.opts.Backend, f, st.loadedAt, ferr)
+		a := repo.DecideAt(pvc, c.opts.Backend, f, p, st.loadedAt, ferr)
 		c.logDecision(idx, a)
 
 		if !errors.Is(ferr, repo.ErrUnavailable) { // transient: ask again next time
@@ -290,7 +314,7 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 	case r := <-ch:
 		return r.Val.(repo.Answer) //nolint:forcetypeassert // the function above only returns Answers
 	case <-ctx.Done():
-		return repo.Decide(pvc, c.opts.Backend, repo.Finding{}, st.loadedAt,
+		return repo.DecideAt(pvc, c.opts.Backend, repo.Finding{}, p, st.loadedAt,
 			fmt.Errorf("%w: lookup abandoned: %w", repo.ErrUnavailable, ctx.Err()))
 	}
 }
@@ -358,6 +382,24 @@ func (c *Cache) Explain(ctx context.Context, pvc repo.PVC) repo.Explanation {
 	e.Nearby = idx.Nearby(pvc)
 
 	return e
+}
+
+// Inventory lists what the current index holds (repo.Index.Stored). When the backend is not
+// authoritative, Stored is empty and Err says why: an inventory from a stale or failed index
+// could hide a backup or show one that is gone. It does no I/O.
+func (c *Cache) Inventory() repo.Inventory {
+	st := c.state.Load()
+	inv := repo.Inventory{Backend: c.opts.Backend, IndexTime: st.loadedAt}
+
+	idx, err := c.usable(st)
+	if err != nil {
+		inv.Err = err
+		return inv
+	}
+
+	inv.Stored = idx.Stored()
+
+	return inv
 }
 
 // Status describes the cache for operators (/status) and logs. It does no I/O.

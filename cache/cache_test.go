@@ -35,7 +35,8 @@ type fakeIndex struct {
 	// near maps a PVC name to the sources NearMisses reports for it.
 	near map[string][]string
 	// unfit: none of the sources fits the identity settings.
-	unfit bool
+	unfit  bool
+	stored []repo.Stored
 }
 
 func (f *fakeIndex) NearMisses(pvc repo.PVC) []repo.NearMiss {
@@ -46,6 +47,8 @@ func (f *fakeIndex) NearMisses(pvc repo.PVC) []repo.NearMiss {
 
 	return out
 }
+
+func (f *fakeIndex) Stored() []repo.Stored { return f.stored }
 
 func (f *fakeIndex) Find(ctx context.Context, pvc repo.PVC) (repo.Finding, error) {
 	if f.find != nil {

@@ -42,15 +42,20 @@ func (g *Group) Caches() []*Cache { return g.caches }
 // Ledger returns the expected-backups ledger the guards use, nil without one.
 func (g *Group) Ledger() repo.Ledger { return g.guards.Ledger }
 
-// Lookup asks every cache, combines the answers and applies the guards. Every guard event is
+// Lookup asks every cache for q's PVC restored at q's point in time (a backend whose snapshots
+// the point in time does not select is Unknown: repo.DecideAt), combines the answers and applies
+// the guards. Every guard event is
 // counted, and logged when it lets a near miss through (warned, accepted).
 func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
 	answers := make([]repo.Answer, len(g.caches))
 	for i, c := range g.caches {
-		answers[i] = c.Lookup(ctx, q.PVC)
+		answers[i] = c.LookupAt(ctx, q.PVC, q.PointInTime)
 	}
 
-	a, events := g.guards.Apply(repo.Combine(q.PVC, answers), q)
+	combined := repo.Combine(q.PVC, answers)
+	combined.PointInTime = q.PointInTime
+
+	a, events := g.guards.Apply(combined, q)
 
 	for _, e := range events {
 		g.metrics.observeGuard(e)
@@ -64,6 +69,16 @@ func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
 	}
 
 	return a
+}
+
+// Inventory lists every cache's inventory, in order.
+func (g *Group) Inventory() []repo.Inventory {
+	out := make([]repo.Inventory, len(g.caches))
+	for i, c := range g.caches {
+		out[i] = c.Inventory()
+	}
+
+	return out
 }
 
 // Ready is nil only when every cache is ready: Fresh needs all of them.

@@ -24,9 +24,17 @@ type Metrics struct {
 	guards          *prometheus.CounterVec
 }
 
-// NewMetrics creates the metrics and registers them on reg (a private registry, never the
+// NewMetrics creates the metrics with default options and registers them on reg (a private
+// registry, never the global one).
+func NewMetrics(reg prometheus.Registerer) *Metrics { return NewMetricsWith(reg, MetricsOptions{}) }
+
+// NewMetricsWith creates the metrics and registers them on reg (a private registry, never the
 // global one).
-func NewMetrics(reg prometheus.Registerer) *Metrics {
+func NewMetricsWith(reg prometheus.Registerer, opts MetricsOptions) *Metrics {
+	if opts.BackupSeriesLimit == 0 {
+		opts.BackupSeriesLimit = DefaultBackupSeriesLimit
+	}
+
 	m := &Metrics{
 		live: &liveCollector{
 			age: prometheus.NewDesc("backup_oracle_index_age_seconds",
@@ -68,7 +76,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Would-be fresh answers a guard acted on: guard expected-backup or near-miss; outcome denied (answered unknown), warned (NEAR_MISS=warn) or accepted (acknowledged on the PVC).",
 		}, []string{"guard", "outcome"}),
 	}
-	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.fitting, m.refreshes, m.guards)
+	reg.MustRegister(m.live, newBackupsCollector(opts.BackupSeriesLimit, m.live), m.refreshDuration, m.lastSuccess, m.sources, m.snapshots,
+		m.fitting, m.refreshes, m.guards)
 
 	return m
 }
@@ -128,12 +137,16 @@ func (l *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- l.repository
 }
 
-func (l *liveCollector) Collect(ch chan<- prometheus.Metric) {
+// list returns the watched caches.
+func (l *liveCollector) list() []*Cache {
 	l.mu.Lock()
-	caches := slices.Clone(l.caches)
-	l.mu.Unlock()
+	defer l.mu.Unlock()
 
-	for _, c := range caches {
+	return slices.Clone(l.caches)
+}
+
+func (l *liveCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range l.list() {
 		st := c.Status()
 
 		ready := 0.0

@@ -98,6 +98,7 @@ func TestConformance(t *testing.T) {
 
 			assert.Len(t, find(t, idx, dottedOK).Snapshots, 1, "dotted name")
 			assert.Empty(t, find(t, idx, noBackup).Snapshots, "no backup: an authoritative empty finding")
+			checkStored(t, idx, f)
 			assert.Empty(t, find(t, idx, later).Snapshots)
 
 			b.backup(later)
@@ -111,6 +112,39 @@ func TestConformance(t *testing.T) {
 			assert.Len(t, find(t, load(t, b.loader), twoSnaps).Snapshots, 2, "recovers when the storage is back")
 		})
 	}
+}
+
+// checkStored: the inventory lists the sources holding snapshots, each PVC it maps back to
+// restores from that very source, and twoSnaps' entry matches what Find says of it.
+func checkStored(t *testing.T, idx repo.Index, twoSnapsFinding repo.Finding) {
+	t.Helper()
+
+	stored := idx.Stored()
+	require.GreaterOrEqual(t, len(stored), 2, "twoSnaps and dottedOK at least")
+
+	bySource := map[string]repo.Stored{}
+
+	for _, s := range stored {
+		bySource[s.Source] = s
+
+		if s.PVC.Name != "" {
+			assert.Equal(t, s.Source, find(t, idx, s.PVC).Source, "%s maps back to %s, which must look it up", s.Source, s.PVC)
+		}
+	}
+
+	s, ok := bySource[twoSnapsFinding.Source]
+	require.True(t, ok, "%s is not in the inventory %v", twoSnapsFinding.Source, stored)
+	assert.Equal(t, twoSnaps, s.PVC, "a plain name maps back exactly")
+	assert.Equal(t, 2, s.Snapshots)
+	require.NotNil(t, s.Newest)
+	assert.Equal(t, twoSnapsFinding.Latest().ID, s.Newest.ID)
+
+	var dotted bool
+	for _, x := range stored {
+		dotted = dotted || x.PVC.Namespace == dottedOK.Namespace && strings.ReplaceAll(x.PVC.Name, ".", "") == "myappdata"
+	}
+
+	assert.True(t, dotted, "the dotted PVC's source is listed under its namespace")
 }
 
 func load(t *testing.T, l cache.Loader) repo.Index {

@@ -27,6 +27,11 @@ type Answer struct {
 	Source        string
 	SnapshotCount int
 	Latest        *Snapshot
+	// Selected is the snapshot a restore would get: the newest, or the one PointInTime selects.
+	// Nil unless the decision is Restore.
+	Selected *Snapshot
+	// PointInTime is what was asked (zero: the newest snapshot); see DecideAt.
+	PointInTime PointInTime
 	// IndexTime is when the index that answered was built; zero when there was none.
 	IndexTime time.Time
 	// Reason explains an Unknown decision and is nil otherwise.
@@ -58,7 +63,7 @@ func Decide(pvc PVC, backend string, f Finding, indexTime time.Time, err error) 
 	case err != nil:
 		a.Decision, a.Reason = Unknown, err
 	case len(f.Snapshots) > 0:
-		a.Decision = Restore
+		a.Decision, a.Selected = Restore, a.Latest
 	default:
 		a.Decision = Fresh
 	}
@@ -101,7 +106,7 @@ func Combine(pvc PVC, answers []Answer) Answer {
 			reasons = append(reasons, fmt.Errorf("%s: %w", a.Backend, a.Reason))
 		case Restore:
 			withSnapshot = append(withSnapshot, a.Backend)
-			if best < 0 || answers[best].Latest == nil || (a.Latest != nil && a.Latest.StartTime.After(answers[best].Latest.StartTime)) {
+			if best < 0 || restored(answers[best]) == nil || (restored(a) != nil && restored(a).StartTime.After(restored(answers[best]).StartTime)) {
 				best = i
 			}
 		case Fresh:
@@ -143,6 +148,16 @@ func Combine(pvc PVC, answers []Answer) Answer {
 	}
 
 	return out
+}
+
+// restored is the snapshot a restore from a would get: the one a point in time selects, else the
+// newest.
+func restored(a Answer) *Snapshot {
+	if a.Selected != nil {
+		return a.Selected
+	}
+
+	return a.Latest
 }
 
 // Elsewhere is another backend's snapshots of a PVC, older than (or as new as) the ones an

@@ -10,8 +10,8 @@ import (
 var (
 	// ErrInvalidName: the request names something Kubernetes could not have created.
 	ErrInvalidName = errors.New("invalid name")
-	// ErrInvalidRequest: a request parameter is malformed or unknown.
-	ErrInvalidRequest = errors.New("invalid request")
+	// ErrInvalidParameter: a request parameter (a query such as asOf or previous) is malformed.
+	ErrInvalidParameter = errors.New("invalid parameter")
 	// ErrInvalidConfig: the identity or backend configuration cannot be used.
 	ErrInvalidConfig = errors.New("invalid configuration")
 	// ErrUnavailable: the backend could not be read (missing, unreadable, wrong password, timeout).

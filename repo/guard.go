@@ -70,6 +70,9 @@ const AcceptNearMiss = "near-miss"
 // Query is one question: a PVC, and what the asker acknowledges.
 type Query struct {
 	PVC PVC
+	// PointInTime is what a restore asks for (VolSync's restoreAsOf / previous); zero: the
+	// newest snapshot.
+	PointInTime PointInTime
 	// AcceptNearMiss: an operator checked that the PVC must start empty although near misses
 	// exist; the answer is what it would be without the near-miss guard, and says so.
 	AcceptNearMiss bool

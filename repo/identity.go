@@ -363,3 +363,7 @@ func sanitizePart(s string) string {
 
 // identityPart is an explicit template's literal part: used verbatim.
 func identityPart(s string) string { return s }
+
+// ExpandTemplate replaces {namespace} and {pvc} in tmpl with pvc's names: how the policies name a
+// PVC's ReplicationSource and ReplicationDestination from the source-name template.
+func ExpandTemplate(tmpl string, pvc PVC) string { return expand(tmpl, pvc) }

@@ -18,6 +18,11 @@ type Snapshot struct {
 	Host      string
 	Paths     []string
 	Tags      []string
+	// ApproxTime is set when StartTime is not the time the backup tool recorded but an
+	// approximation (restic without the password: the storage object's modification time, which
+	// is later than the snapshot's time and changes when a repository is copied). Such a time
+	// orders snapshots but cannot place them in time (see DecideAt).
+	ApproxTime bool
 }
 
 // Finding is what one backend's index knows of the source a PVC maps to.
@@ -60,6 +65,10 @@ type Index interface {
 	// another namespace is never a near miss. Cheap and without I/O: the cache calls it for
 	// lookups that find no snapshot.
 	NearMisses(pvc PVC) []NearMiss
+	// Stored lists every source holding at least one complete snapshot, or that the index
+	// cannot vouch for (Stored.Err set), sorted by Source, each mapped back to its PVC where
+	// the backend's naming allows (the inventory of GET /backups). No I/O.
+	Stored() []Stored
 }
 
 // IndexStats counts the sources and snapshots an index holds, and names the repository.

@@ -25,7 +25,11 @@ type existsResponse struct {
 	SnapshotCount   int           `json:"snapshotCount"`
 	LatestSnapshot  *snapshotJSON `json:"latestSnapshot,omitempty"`
 	IndexAgeSeconds *float64      `json:"indexAgeSeconds,omitempty"`
-	Error           string        `json:"error,omitempty"`
+	// PointInTime and SelectedSnapshot are set when ?asOf or ?previous was given: what was asked
+	// and the snapshot VolSync would restore for it.
+	PointInTime      *pointJSON    `json:"pointInTime,omitempty"`
+	SelectedSnapshot *snapshotJSON `json:"selectedSnapshot,omitempty"`
+	Error            string        `json:"error,omitempty"`
 	// NearMiss lists snapshots that probably hold this PVC's data under another identity.
 	NearMiss []nearMissJSON `json:"nearMiss,omitempty"`
 	// Accepted echoes an acknowledgement the answer was given under ("near-miss").
@@ -59,7 +63,7 @@ type snapshotJSON struct {
 // statusOf is the one table mapping outcomes to HTTP status codes.
 func statusOf(a repo.Answer) int {
 	switch {
-	case errors.Is(a.Reason, repo.ErrInvalidName), errors.Is(a.Reason, repo.ErrInvalidRequest):
+	case errors.Is(a.Reason, repo.ErrInvalidName), errors.Is(a.Reason, repo.ErrInvalidParameter):
 		return http.StatusBadRequest
 	case a.Decision == repo.Restore, a.Decision == repo.Fresh:
 		return http.StatusOK
@@ -68,23 +72,26 @@ func statusOf(a repo.Answer) int {
 	}
 }
 
-// query reads a lookup's PVC and acknowledgements; a bad name or parameter is an error wrapping
-// repo.ErrInvalidName or repo.ErrInvalidRequest (400).
+// query reads a lookup's PVC, point in time and acknowledgements; bad names and parameters are
+// errors wrapping repo.ErrInvalidName or repo.ErrInvalidParameter (400), all of them at once.
 func query(c *gin.Context) (repo.Query, error) {
 	q := repo.Query{PVC: repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}}
-	if err := q.PVC.Validate(); err != nil {
-		return q, err
-	}
+
+	p, perr := pointInTime(c)
+	q.PointInTime = p
+
+	var aerr error
 
 	for _, v := range c.QueryArray("accept") {
 		if v != repo.AcceptNearMiss {
-			return q, fmt.Errorf("%w: accept=%q: the only acknowledgement is accept=%s", repo.ErrInvalidRequest, v, repo.AcceptNearMiss)
+			aerr = fmt.Errorf("%w: accept=%q: the only acknowledgement is accept=%s", repo.ErrInvalidParameter, v, repo.AcceptNearMiss)
+			break
 		}
 
 		q.AcceptNearMiss = true
 	}
 
-	return q, nil
+	return q, errors.Join(q.PVC.Validate(), perr, aerr)
 }
 
 func (h *handler) exists(c *gin.Context) {
@@ -92,9 +99,11 @@ func (h *handler) exists(c *gin.Context) {
 	pvc := q.PVC
 
 	var a repo.Answer
-	if err != nil {
+
+	switch {
+	case err != nil:
 		a = repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}
-	} else {
+	default:
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
 		a = h.oracle.Lookup(ctx, q)
 		cancel()
@@ -126,6 +135,10 @@ func (h *handler) render(a repo.Answer) existsResponse {
 
 	if s := a.Latest; s != nil {
 		r.LatestSnapshot = &snapshotJSON{ID: s.ID, Time: s.StartTime.UTC(), Size: s.TotalSize}
+	}
+
+	if r.PointInTime = renderPoint(a.PointInTime); r.PointInTime != nil && a.Selected != nil {
+		r.SelectedSnapshot = &snapshotJSON{ID: a.Selected.ID, Time: a.Selected.StartTime.UTC(), Size: a.Selected.TotalSize}
 	}
 
 	if !a.IndexTime.IsZero() {

@@ -36,10 +36,12 @@ type snapshotDetail struct {
 	Host      string     `json:"host,omitempty"`
 	Paths     []string   `json:"paths,omitempty"`
 	Tags      []string   `json:"tags,omitempty"`
+	// ApproxTime: startTime is the storage object's modification time (restic without password).
+	ApproxTime bool `json:"approxTime,omitempty"`
 }
 
 // explain answers 200 whatever the decision (it is for humans, not for Kyverno), 400 for
-// invalid names.
+// invalid names or parameters. ?asOf and ?previous change the answer as on /exists.
 func (h *handler) explain(c *gin.Context) {
 	q, err := query(c)
 	pvc := q.PVC
@@ -52,6 +54,12 @@ func (h *handler) explain(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
 	defer cancel()
 
+	c.JSON(http.StatusOK, h.explanation(ctx, q))
+}
+
+// explanation is the body of /explain, also shown by the console.
+func (h *handler) explanation(ctx context.Context, q repo.Query) explainResponse {
+	pvc := q.PVC
 	out := explainResponse{Answer: h.render(h.oracle.Lookup(ctx, q)), Backends: []backendExplain{}}
 
 	for _, e := range h.oracle.Explain(ctx, pvc) {
@@ -59,13 +67,7 @@ func (h *handler) explain(c *gin.Context) {
 			NearMiss: h.render(repo.Answer{NearMisses: e.Finding.NearMisses}).NearMiss}
 
 		for _, s := range e.Finding.Snapshots {
-			d := snapshotDetail{ID: s.ID, StartTime: s.StartTime.UTC(), Size: s.TotalSize, Files: s.FileCount, Host: s.Host, Paths: s.Paths, Tags: s.Tags}
-			if !s.EndTime.IsZero() {
-				t := s.EndTime.UTC()
-				d.EndTime = &t
-			}
-
-			b.Snapshots = append(b.Snapshots, d)
+			b.Snapshots = append(b.Snapshots, detail(s))
 		}
 
 		if !e.IndexTime.IsZero() {
@@ -80,5 +82,5 @@ func (h *handler) explain(c *gin.Context) {
 		out.Backends = append(out.Backends, b)
 	}
 
-	c.JSON(http.StatusOK, out)
+	return out
 }

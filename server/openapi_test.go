@@ -28,9 +28,16 @@ func TestGoldenResponsesMatchOpenAPI(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &spec))
 
 	goldens := map[string][]string{
-		"Exists":  {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json", "nearmiss.json", "nearmiss-accepted.json", "bad-accept.json"},
+		"Exists": {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json",
+			"restore-asof.json", "restore-previous.json", "asof-none.json", "previous-none.json", "fresh-asof.json", "bad-asof.json", "bad-previous.json",
+			"nearmiss.json", "nearmiss-accepted.json", "bad-accept.json"},
 		"Ready":   {"ready.json", "not-ready.json"},
-		"Explain": {"explain-restore.json", "explain-fresh.json"},
+		"Explain": {"explain-restore.json", "explain-fresh.json", "explain-asof.json"},
+		"Snapshots": {"snapshots.json", "snapshots-asof.json", "snapshots-previous.json", "snapshots-asof-none.json", "snapshots-none.json",
+			"snapshots-unknown.json", "snapshots-invalid.json", "snapshots-bad-asof.json"},
+		"Identity": {"identity.json", "identity-invalid.json"},
+		"Backups":  {"backups.json", "backups-shop.json", "backups-stale.json", "backups-incomplete.json"},
+		"Error":    {"backups-bad.json", "not-found.json", "method.json"},
 	}
 
 	// Nested objects: the status's backends and the answers' near misses.

@@ -46,6 +46,11 @@ type backendStatus struct {
 
 // status shows every backend's index for an operator debugging a restore.
 func (h *handler) status(c *gin.Context) {
+	c.JSON(http.StatusOK, gin.H{"backends": h.statuses()})
+}
+
+// statuses is every backend's index state, for /status and the console.
+func (h *handler) statuses() []backendStatus {
 	statuses := h.oracle.Status()
 	out := make([]backendStatus, 0, len(statuses))
 
@@ -76,5 +81,5 @@ func (h *handler) status(c *gin.Context) {
 		out = append(out, b)
 	}
 
-	c.JSON(http.StatusOK, gin.H{"backends": out})
+	return out
 }

@@ -1,10 +1,12 @@
 // Package server is backup-oracle's HTTP API (gin): /exists/{namespace}/{pvc} for Kyverno,
-// /readyz, /healthz, /status and /metrics for operators and Kubernetes.
+// /readyz, /healthz, /status and /metrics for Kubernetes, and for operators /explain,
+// /snapshots, /identity, /backups, /openapi.yaml and a read-only console at /.
 package server
 
 import (
 	"context"
 	"errors"
+	"html/template"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -19,8 +21,8 @@ import (
 
 // Oracle is what the server needs from the index caches.
 type Oracle interface {
-	// Lookup answers one query for a valid PVC; it must honour ctx and never block on backend
-	// I/O.
+	// Lookup answers one query for a valid PVC (restored at its point in time; zero: the newest
+	// snapshot); it must honour ctx and never block on backend I/O.
 	Lookup(ctx context.Context, q repo.Query) repo.Answer
 	// Ready is nil when lookups are authoritative; it must do no I/O (it backs /readyz).
 	Ready() error
@@ -28,6 +30,9 @@ type Oracle interface {
 	Status() []repo.IndexStatus
 	// Explain reports, per backend, everything the index knows of one valid PVC.
 	Explain(ctx context.Context, pvc repo.PVC) []repo.Explanation
+	// Inventory lists, per backend, what its index holds (empty with the reason when the
+	// backend is not authoritative). No I/O.
+	Inventory() []repo.Inventory
 }
 
 // Options configure the handler. Oracle and Gatherer are required.
@@ -40,14 +45,26 @@ type Options struct {
 	RequestTimeout time.Duration
 	Logger         *slog.Logger
 	Now            func() time.Time
+	// OpenAPI is served at /openapi.yaml (the spec embedded in the binary); nil serves 404.
+	OpenAPI []byte
+	// ReplicationName returns the name the policies give a PVC's ReplicationSource and
+	// ReplicationDestination (GET /identity); nil leaves it out.
+	ReplicationName func(repo.PVC) string
+	// DefaultStaleFor is the console's staleness threshold when the page does not say
+	// (default 26h: a daily backup plus two hours).
+	DefaultStaleFor time.Duration
 }
 
 type handler struct {
-	oracle  Oracle
-	timeout time.Duration
-	logger  *slog.Logger
-	now     func() time.Time
-	metrics *httpMetrics
+	oracle          Oracle
+	timeout         time.Duration
+	logger          *slog.Logger
+	now             func() time.Time
+	metrics         *httpMetrics
+	openAPI         []byte
+	replicationName func(repo.PVC) string
+	staleFor        time.Duration
+	console         *template.Template
 }
 
 // New returns the HTTP handler.
@@ -68,9 +85,14 @@ func New(opts Options) (http.Handler, error) {
 		opts.RequestTimeout = 5 * time.Second
 	}
 
+	if opts.DefaultStaleFor <= 0 {
+		opts.DefaultStaleFor = DefaultStaleFor
+	}
+
 	h := &handler{
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
-		metrics: newHTTPMetrics(opts.Registerer),
+		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
+		staleFor: opts.DefaultStaleFor, console: consoleTemplate(),
 	}
 
 	r := gin.New()
@@ -82,6 +104,11 @@ func New(opts Options) (http.Handler, error) {
 	r.GET("/healthz", h.healthz)
 	r.GET("/status", h.status)
 	r.GET("/explain/:namespace/:pvc", h.explain)
+	r.GET("/snapshots/:namespace/:pvc", h.snapshots)
+	r.GET("/identity/:namespace/:pvc", h.identity)
+	r.GET("/backups", h.backups)
+	r.GET("/openapi.yaml", h.openapi)
+	r.GET("/", h.consolePage)
 	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
 	r.NoRoute(h.noRoute)
 	r.NoMethod(func(c *gin.Context) {
@@ -102,17 +129,34 @@ func (h *handler) recover(c *gin.Context) {
 	c.Next()
 }
 
-func (h *handler) noRoute(c *gin.Context) {
-	if strings.HasPrefix(c.Request.URL.Path, "/exists") || strings.HasPrefix(c.Request.URL.Path, "/explain") {
-		c.JSON(http.StatusBadRequest, existsResponse{
-			Decision: repo.Unknown,
-			Error:    "bad request: expected /exists/{namespace}/{pvc} or /explain/{namespace}/{pvc} with exactly two non-empty path segments",
-		})
+// pvcRoutes take /{namespace}/{pvc}; a malformed path under them is a 400, not a 404.
+var pvcRoutes = []string{"/exists", "/explain", "/snapshots", "/identity"} //nolint:gochecknoglobals // a constant list
 
+func (h *handler) noRoute(c *gin.Context) {
+	for _, prefix := range pvcRoutes {
+		if strings.HasPrefix(c.Request.URL.Path, prefix) {
+			c.JSON(http.StatusBadRequest, existsResponse{
+				Decision: repo.Unknown,
+				Error: "bad request: expected /exists/{namespace}/{pvc}, /explain/{namespace}/{pvc}, /snapshots/{namespace}/{pvc} or " +
+					"/identity/{namespace}/{pvc} with exactly two non-empty path segments",
+			})
+
+			return
+		}
+	}
+
+	c.JSON(http.StatusNotFound, errorBody{Error: "not found: " + c.Request.URL.Path + "; endpoints are / (console), /exists/{namespace}/{pvc}, " +
+		"/explain/{namespace}/{pvc}, /snapshots/{namespace}/{pvc}, /identity/{namespace}/{pvc}, /backups, /readyz, /healthz, /status, /metrics, /openapi.yaml"})
+}
+
+// openapi serves the OpenAPI description of this API.
+func (h *handler) openapi(c *gin.Context) {
+	if h.openAPI == nil {
+		c.JSON(http.StatusNotFound, errorBody{Error: "no OpenAPI description in this build"})
 		return
 	}
 
-	c.JSON(http.StatusNotFound, errorBody{Error: "not found: " + c.Request.URL.Path + "; endpoints are /exists/{namespace}/{pvc}, /explain/{namespace}/{pvc}, /readyz, /healthz, /status, /metrics"})
+	c.Data(http.StatusOK, "application/yaml; charset=utf-8", h.openAPI)
 }
 
 type errorBody struct {

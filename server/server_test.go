@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,15 +26,21 @@ var update = flag.Bool("update", false, "rewrite golden files")
 
 // fakeOracle is a server.Oracle with function fields.
 type fakeOracle struct {
-	lookup func(ctx context.Context, q repo.Query) repo.Answer
-	ready  func() error
-	status func() []repo.IndexStatus
+	lookup    func(ctx context.Context, q repo.Query) repo.Answer
+	ready     func() error
+	status    func() []repo.IndexStatus
+	inventory func() []repo.Inventory
 }
 
 func (f fakeOracle) Explain(_ context.Context, pvc repo.PVC) []repo.Explanation {
 	if !strings.HasPrefix(pvc.Name, "restore") {
-		return []repo.Explanation{{Backend: "kopia-fs", Finding: repo.Finding{Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data"},
-			Nearby: []string{"app-backup@" + pvc.Namespace + ":/data"}, IndexTime: indexTime}}
+		e := repo.Explanation{Backend: "kopia-fs", Finding: repo.Finding{Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data"},
+			Nearby: []string{"app-backup@" + pvc.Namespace + ":/data"}, IndexTime: indexTime}
+		if strings.HasPrefix(pvc.Name, "other") { // unknown in lookup too
+			e.Err = errors.Join(repo.ErrNotLoaded, errors.New("the first refresh of kopia-fs has not finished"))
+		}
+
+		return []repo.Explanation{e}
 	}
 
 	return []repo.Explanation{{Backend: "kopia-fs", IndexTime: indexTime, Finding: repo.Finding{
@@ -45,9 +52,42 @@ func (f fakeOracle) Explain(_ context.Context, pvc repo.PVC) []repo.Explanation 
 	}}}
 }
 
-func (f fakeOracle) Lookup(ctx context.Context, q repo.Query) repo.Answer { return f.lookup(ctx, q) }
-func (f fakeOracle) Ready() error                                         { return f.ready() }
-func (f fakeOracle) Status() []repo.IndexStatus                           { return f.status() }
+// Lookup applies the point in time to the answer lookup gives, as the cache does.
+func (f fakeOracle) Lookup(ctx context.Context, q repo.Query) repo.Answer {
+	pvc, p := q.PVC, q.PointInTime
+
+	a := f.lookup(ctx, q)
+	if p.IsZero() || a.Decision == repo.Unknown {
+		a.PointInTime = p
+		return a
+	}
+
+	var snaps []repo.Snapshot
+	for _, e := range f.Explain(ctx, pvc) {
+		snaps = e.Finding.Snapshots
+	}
+
+	return repo.DecideAt(pvc, a.Backend, repo.Finding{Source: a.Source, Snapshots: snaps}, p, a.IndexTime, nil)
+}
+
+func (f fakeOracle) Inventory() []repo.Inventory {
+	if f.inventory != nil {
+		return f.inventory()
+	}
+
+	return []repo.Inventory{{Backend: "kopia-fs", IndexTime: indexTime, Stored: []repo.Stored{
+		{Source: "app-backup@web:/data", PVC: repo.PVC{Namespace: "web", Name: "app"}, Snapshots: 3,
+			Newest: &repo.Snapshot{ID: "n1", StartTime: now.Add(-2 * time.Hour), TotalSize: 2048}},
+		{Source: "old-backup@shop:/data", PVC: repo.PVC{Namespace: "shop", Name: "old"}, Snapshots: 1,
+			Newest: &repo.Snapshot{ID: "n2", StartTime: now.Add(-50 * time.Hour)}},
+		{Source: "redis-backup@shop:/var/lib/redis", PVC: repo.PVC{Namespace: "shop"}, Snapshots: 1,
+			Newest: &repo.Snapshot{ID: "n3", StartTime: now.Add(-time.Hour)}},
+		{Source: "broken-backup@web:/data", PVC: repo.PVC{Namespace: "web", Name: "broken"},
+			Err: errors.Join(repo.ErrUnverifiable, errors.New("only 1 incomplete snapshot(s)"))},
+	}}}
+}
+func (f fakeOracle) Ready() error               { return f.ready() }
+func (f fakeOracle) Status() []repo.IndexStatus { return f.status() }
 
 var (
 	now       = time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
@@ -93,7 +133,8 @@ func newServer(t *testing.T, o server.Oracle) (http.Handler, *prometheus.Registr
 	t.Helper()
 
 	reg := prometheus.NewRegistry()
-	h, err := server.New(server.Options{Oracle: o, Registerer: reg, Gatherer: reg, Now: func() time.Time { return now }})
+	h, err := server.New(server.Options{Oracle: o, Registerer: reg, Gatherer: reg, Now: func() time.Time { return now },
+		OpenAPI: []byte("openapi: 3.0.3\n"), ReplicationName: func(p repo.PVC) string { return p.Name + "-backup" }})
 	require.NoError(t, err)
 
 	return h, reg
@@ -109,6 +150,11 @@ func get(h http.Handler, method, path string) *httptest.ResponseRecorder {
 func TestEndpoints(t *testing.T) {
 	notReady := oracle()
 	notReady.ready = func() error { return repo.ErrStale }
+
+	incomplete := oracle()
+	incomplete.inventory = func() []repo.Inventory {
+		return append(oracle().Inventory(), repo.Inventory{Backend: "restic-s3", Err: fmt.Errorf("%w: the first refresh of restic-s3 has not finished", repo.ErrNotLoaded)})
+	}
 
 	cases := []struct {
 		name   string
@@ -139,6 +185,30 @@ func TestEndpoints(t *testing.T) {
 		{"near miss", oracle(), http.MethodGet, "/exists/web/nearmiss", http.StatusServiceUnavailable, "nearmiss.json"},
 		{"near miss accepted", oracle(), http.MethodGet, "/exists/web/nearmiss?accept=near-miss", http.StatusOK, "nearmiss-accepted.json"},
 		{"unknown acknowledgement", oracle(), http.MethodGet, "/exists/web/nearmiss?accept=everything", http.StatusBadRequest, "bad-accept.json"},
+		{"explain as of", oracle(), http.MethodGet, "/explain/web/restore.app?asOf=2026-11-20T12:00:00Z", http.StatusOK, "explain-asof.json"},
+		{"restore as of", oracle(), http.MethodGet, "/exists/web/restore.app?asOf=2026-11-21T10:00:00Z", http.StatusOK, "restore-asof.json"},
+		{"restore previous", oracle(), http.MethodGet, "/exists/web/restore.app?previous=1", http.StatusOK, "restore-previous.json"},
+		{"as of before every snapshot", oracle(), http.MethodGet, "/exists/web/restore.app?asOf=2026-11-01T00:00:00Z", http.StatusServiceUnavailable, "asof-none.json"},
+		{"previous past the end", oracle(), http.MethodGet, "/exists/web/restore.app?previous=2", http.StatusServiceUnavailable, "previous-none.json"},
+		{"fresh as of", oracle(), http.MethodGet, "/exists/web/fresh?asOf=2026-11-01T00:00:00Z", http.StatusOK, "fresh-asof.json"},
+		{"bad asOf", oracle(), http.MethodGet, "/exists/web/restore.app?asOf=2026-11-01", http.StatusBadRequest, "bad-asof.json"},
+		{"bad previous", oracle(), http.MethodGet, "/exists/web/restore.app?previous=-1", http.StatusBadRequest, "bad-previous.json"},
+		{"snapshots", oracle(), http.MethodGet, "/snapshots/web/restore.app", http.StatusOK, "snapshots.json"},
+		{"snapshots as of", oracle(), http.MethodGet, "/snapshots/web/restore.app?asOf=2026-11-21T10:00:00Z", http.StatusOK, "snapshots-asof.json"},
+		{"snapshots previous", oracle(), http.MethodGet, "/snapshots/web/restore.app?previous=1", http.StatusOK, "snapshots-previous.json"},
+		{"snapshots as of before all", oracle(), http.MethodGet, "/snapshots/web/restore.app?asOf=2026-11-01T00:00:00Z", http.StatusNotFound, "snapshots-asof-none.json"},
+		{"snapshots none", oracle(), http.MethodGet, "/snapshots/web/fresh", http.StatusNotFound, "snapshots-none.json"},
+		{"snapshots unknown", oracle(), http.MethodGet, "/snapshots/web/other", http.StatusServiceUnavailable, "snapshots-unknown.json"},
+		{"snapshots invalid", oracle(), http.MethodGet, "/snapshots/web/Bad_Name", http.StatusBadRequest, "snapshots-invalid.json"},
+		{"snapshots bad asOf", oracle(), http.MethodGet, "/snapshots/web/x?asOf=now", http.StatusBadRequest, "snapshots-bad-asof.json"},
+		{"snapshots bad path", oracle(), http.MethodGet, "/snapshots/web", http.StatusBadRequest, "bad-path.json"},
+		{"identity", oracle(), http.MethodGet, "/identity/web/my.app", http.StatusOK, "identity.json"},
+		{"identity invalid", oracle(), http.MethodGet, "/identity/Web/app", http.StatusBadRequest, "identity-invalid.json"},
+		{"backups", oracle(), http.MethodGet, "/backups", http.StatusOK, "backups.json"},
+		{"backups of a namespace", oracle(), http.MethodGet, "/backups?namespace=shop", http.StatusOK, "backups-shop.json"},
+		{"stale backups", oracle(), http.MethodGet, "/backups?staleFor=26h", http.StatusOK, "backups-stale.json"},
+		{"backups bad filters", oracle(), http.MethodGet, "/backups?staleFor=1d&namespace=A", http.StatusBadRequest, "backups-bad.json"},
+		{"backups incomplete", incomplete, http.MethodGet, "/backups", http.StatusServiceUnavailable, "backups-incomplete.json"},
 	}
 
 	for _, tc := range cases {

@@ -164,3 +164,33 @@ func backendNames(bs []backendSpec) string {
 
 	return strings.Join(names, ",")
 }
+
+// sourceNameFlag is the setting that names a PVC's ReplicationSource and ReplicationDestination
+// in the shipped policies (the chart passes one value to both the policies and the oracle).
+const sourceNameFlag = "kopia-source-name-template"
+
+// replicationName returns the name the policies give a PVC's RS and RD: the source-name
+// template of the first backend that reads one, else the policies' default ({pvc}-backup).
+func replicationName(specs []backendSpec) func(repo.PVC) string {
+	tmpl := repo.DefaultSourceNameTemplate
+
+	for _, s := range specs {
+		if f, ok := field(s.Config, sourceNameFlag); ok && f.Value.String() != "" {
+			tmpl = f.Value.String()
+			break
+		}
+	}
+
+	return func(p repo.PVC) string { return repo.ExpandTemplate(tmpl, p) }
+}
+
+// field returns the setting of c whose flag is name.
+func field(c repo.BackendConfig, name string) (repo.Field, bool) {
+	for _, f := range c.Fields() {
+		if f.Flag == name {
+			return f, true
+		}
+	}
+
+	return repo.Field{}, false
+}

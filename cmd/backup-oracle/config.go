@@ -15,6 +15,7 @@ import (
 
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/server"
 )
 
 // Config is every setting of the service. Each is a flag with an environment fallback
@@ -43,6 +44,13 @@ type Config struct {
 	Open bool
 	// Version prints the version and exits.
 	Version bool
+	// BackupSeriesLimit bounds the per-backup series of /metrics (cache.MetricsOptions).
+	BackupSeriesLimit int
+	// StaleFor is the console's default staleness threshold.
+	StaleFor time.Duration
+	// ShutdownDelay and ShutdownTimeout: see shutdown.
+	ShutdownDelay   time.Duration
+	ShutdownTimeout time.Duration
 	// BackendType is the kind of the one backend the environment describes (BACKEND_TYPE).
 	BackendType string
 	// BackendsFile, when set, lists the backends instead (several, in order of preference).
@@ -63,17 +71,20 @@ type backendSpec struct {
 
 func defaultConfig() Config {
 	return Config{
-		Port:            8080,
-		HTTPTimeout:     2 * time.Second,
-		CacheTTL:        cache.DefaultMemoTTL,
-		CacheSize:       cache.DefaultMemoSize,
-		RefreshInterval: cache.DefaultRefreshInterval,
-		RefreshTimeout:  cache.DefaultRefreshTimeout,
-		MaxIndexAge:     cache.DefaultMaxIndexAge,
-		LogLevel:        "info",
-		LogFormat:       "json",
-		NearMiss:        string(repo.NearMissDeny),
-		BackendType:     registry()[0].Name, // the registry's first kind is the default
+		Port:              8080,
+		HTTPTimeout:       2 * time.Second,
+		CacheTTL:          cache.DefaultMemoTTL,
+		CacheSize:         cache.DefaultMemoSize,
+		RefreshInterval:   cache.DefaultRefreshInterval,
+		RefreshTimeout:    cache.DefaultRefreshTimeout,
+		MaxIndexAge:       cache.DefaultMaxIndexAge,
+		LogLevel:          "info",
+		LogFormat:         "json",
+		NearMiss:          string(repo.NearMissDeny),
+		BackupSeriesLimit: cache.DefaultBackupSeriesLimit,
+		StaleFor:          server.DefaultStaleFor,
+		ShutdownTimeout:   10 * time.Second,
+		BackendType:       registry()[0].Name, // the registry's first kind is the default
 	}
 }
 
@@ -105,6 +116,10 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"expected-backups-file", []string{"EXPECTED_BACKUPS_FILE"}, "YAML ledger of PVCs known to have had a backup (pvcs: [<namespace>/<pvc>, ...]); a listed PVC is never fresh; re-read every refresh interval", (*repo.StringValue)(&c.ExpectedBackupsFile)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*repo.StringValue)(&c.StateDir)},
 		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in the state directory", (*repo.BoolValue)(&c.Demo)},
+		{"backup-metrics-limit", []string{"BACKUP_METRICS_LIMIT"}, "bound on the per-backup series of /metrics (backup_oracle_backup_newest_snapshot_timestamp_seconds); past it the stalest are kept; negative: none", (*repo.IntValue)(&c.BackupSeriesLimit)},
+		{"console-stale-for", []string{"CONSOLE_STALE_FOR"}, "the console's default staleness threshold (a backup whose newest snapshot is older is marked stale)", (*repo.DurationValue)(&c.StaleFor)},
+		{"shutdown-delay", []string{"SHUTDOWN_DELAY"}, "after SIGTERM, /readyz fails at once but requests are still served this long (Kubernetes removes the pod from the Service meanwhile)", (*repo.DurationValue)(&c.ShutdownDelay)},
+		{"shutdown-timeout", []string{"SHUTDOWN_TIMEOUT"}, "after the delay, bound on the wait for in-flight requests", (*repo.DurationValue)(&c.ShutdownTimeout)},
 		{"check-config", nil, "validate the configuration, print it and exit (2 on a bad configuration)", (*repo.BoolValue)(&c.CheckConfig)},
 		{"open", nil, "with --check-config: also open every backend read-only and load its index once (location, readability, password, sources, sources fitting the identity settings); exit 1 on any failure, e.g. in an init container or CI", (*repo.BoolValue)(&c.Open)},
 		{"version", nil, "print the version and exit", (*repo.BoolValue)(&c.Version)},
@@ -182,15 +197,49 @@ func backendFlags(kinds repo.Registry) ([]*backendFlag, map[string]repo.BackendC
 // parseConfig reads the environment, then the flags. It returns every problem at once; -h
 // prints the help to help and returns flag.ErrHelp.
 func parseConfig(args, environ []string, help io.Writer) (Config, error) {
+	cfg, pos, err := parseConfigWith(flagSetup{name: "backup-oracle", help: help}, args, environ)
+	if err == nil && len(pos) > 0 {
+		err = fmt.Errorf("unexpected arguments: %q", pos)
+	}
+
+	return cfg, err
+}
+
+// flagSetup adapts the configuration's flag set to a command: its name, its own flags, its help.
+type flagSetup struct {
+	name string
+	help io.Writer
+	// extra adds the command's own flags; usage prints its help (default: the server's).
+	extra func(fs *flag.FlagSet)
+	usage func(w io.Writer, fs *flag.FlagSet, kinds repo.Registry)
+	// positional allows arguments between and after the flags; they are returned.
+	positional bool
+	// skipBackends leaves the backend settings unvalidated (a command asking a running server).
+	skipBackends func() bool
+}
+
+// parseConfigWith is parseConfig for a command: the same settings, plus the command's flags and
+// positional arguments.
+func parseConfigWith(setup flagSetup, args, environ []string) (Config, []string, error) {
 	getenv := lookupEnv(environ)
 	cfg := defaultConfig()
 	kinds := registry()
 	settings := cfg.settings(kinds)
 	bflags, configs := backendFlags(kinds)
 
-	fs := flag.NewFlagSet("backup-oracle", flag.ContinueOnError)
+	fs := flag.NewFlagSet(setup.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // parse errors are returned; help goes to help
-	fs.Usage = func() { printHelp(help, fs, kinds) }
+
+	usage := setup.usage
+	if usage == nil {
+		usage = printHelp
+	}
+
+	fs.Usage = func() { usage(setup.help, fs, kinds) }
+
+	if setup.extra != nil {
+		setup.extra(fs)
+	}
 
 	var errs []error
 
@@ -218,8 +267,18 @@ func parseConfig(args, environ []string, help io.Writer) (Config, error) {
 		b.given = fromEnv(b.Env, b)
 	}
 
-	if err := fs.Parse(args); err != nil {
-		return cfg, err
+	var pos []string
+
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return cfg, nil, err
+		}
+
+		if fs.NArg() == 0 || !setup.positional {
+			break
+		}
+
+		pos, rest = append(pos, fs.Arg(0)), fs.Args()[1:]
 	}
 
 	var known []string
@@ -244,13 +303,17 @@ func parseConfig(args, environ []string, help io.Writer) (Config, error) {
 	}
 
 	if err := errors.Join(errs...); err != nil {
-		return cfg, err
+		return cfg, pos, err
+	}
+
+	if setup.skipBackends != nil && setup.skipBackends() {
+		return cfg, pos, nil
 	}
 
 	if cfg.BackendsFile != "" {
 		bs, err := loadBackendsFile(cfg.BackendsFile, kinds)
 		if err != nil {
-			return cfg, err
+			return cfg, pos, err
 		}
 
 		cfg.Backends = bs
@@ -265,7 +328,7 @@ func parseConfig(args, environ []string, help io.Writer) (Config, error) {
 	cfg.Warnings = append(cfg.Warnings, unknown...)
 	errs = append(errs, cfg.Validate())
 
-	return cfg, errors.Join(errs...)
+	return cfg, pos, errors.Join(errs...)
 }
 
 // ignored lists the backend settings given but not read by kind (every one when kind is empty).
@@ -315,7 +378,7 @@ func (c *Config) Validate() error {
 		v    time.Duration
 	}{
 		{"HTTP_TIMEOUT", c.HTTPTimeout}, {"CACHE_TTL", c.CacheTTL}, {"REFRESH_INTERVAL", c.RefreshInterval},
-		{"REFRESH_TIMEOUT", c.RefreshTimeout}, {"MAX_INDEX_AGE", c.MaxIndexAge},
+		{"REFRESH_TIMEOUT", c.RefreshTimeout}, {"MAX_INDEX_AGE", c.MaxIndexAge}, {"CONSOLE_STALE_FOR", c.StaleFor},
 	} {
 		if d.v <= 0 {
 			add("%s must be positive, got %s", d.name, d.v)
@@ -324,6 +387,14 @@ func (c *Config) Validate() error {
 
 	if c.MaxIndexAge > 0 && c.MaxIndexAge <= c.RefreshInterval {
 		add("MAX_INDEX_AGE (%s) must exceed REFRESH_INTERVAL (%s), or the index is stale between refreshes", c.MaxIndexAge, c.RefreshInterval)
+	}
+
+	if c.ShutdownDelay < 0 {
+		add("SHUTDOWN_DELAY must not be negative, got %s", c.ShutdownDelay)
+	}
+
+	if c.ShutdownTimeout <= 0 {
+		add("SHUTDOWN_TIMEOUT must be positive, got %s", c.ShutdownTimeout)
 	}
 
 	if c.CacheSize < 1 {

@@ -21,6 +21,14 @@ Usage:
   backup-oracle --check-config     validate the configuration, print it and exit
   backup-oracle kinds [-o json]    list the backend kinds and the settings each reads
 
+Operator commands (same settings; each has -h with examples and exit codes):
+  backup-oracle check NS/PVC       will it restore? restore (exit 0), fresh (3), unknown (4)
+  backup-oracle snapshots NS/PVC   every snapshot, newest first
+  backup-oracle list [NS]          every PVC with a backup and the age of its newest snapshot
+  backup-oracle identity NS/PVC    the RS/RD names the policies generate and the identity looked up
+  backup-oracle explain NS/PVC     the answer with every snapshot and what is stored nearby
+  (--server URL asks a running oracle instead of reading the repository; -o json)
+
 Examples:
   backup-oracle --demo                                             # a demo repository; prints curl lines
   BACKEND_TYPE=kopia-fs KOPIA_REPOSITORY_PATH=/repository KOPIA_PASSWORD_FILE=/secrets/pw backup-oracle

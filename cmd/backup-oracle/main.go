@@ -14,7 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	backuporacle "github.com/backup-oracle/backup-oracle"
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/ledger"
@@ -42,11 +43,19 @@ func main() {
 	os.Exit(code)
 }
 
-// run is the whole program: it returns the exit code (0 ok, 1 runtime failure, 2 bad config)
-// when ctx is cancelled or the server cannot start. environ is the environment, KEY=VALUE.
+// run is the whole program: with no command the server, which returns the exit code (0 ok,
+// 1 runtime failure, 2 bad config) when ctx is cancelled or it cannot start; environ is the
+// environment, KEY=VALUE; `kinds`, or an
+// operator command (check, snapshots, list, identity, explain: see cli.go and their exit codes).
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "kinds" {
 		return runKinds(args[1:], stdout, stderr)
+	}
+
+	if len(args) > 0 {
+		if c, ok := findCommand(args[0]); ok {
+			return runCommand(ctx, c, args[1:], environ, stdout, stderr)
+		}
 	}
 
 	cfg, err := parseConfig(args, environ, stdout)
@@ -100,30 +109,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	cleanup := cleanups{}
 	defer cleanup.run()
 
-	if cfg.StateDir == "" {
-		dir, err := os.MkdirTemp("", "backup-oracle-state-")
-		if err != nil {
-			return fmt.Errorf("create state directory: %w", err)
-		}
-
-		cfg.StateDir = dir
-		cleanup.add(func() { _ = os.RemoveAll(dir) })
-	}
-
-	var demo *demoRepository
-
-	if cfg.Demo {
-		d, err := createDemo(ctx, cfg.StateDir)
-		if err != nil {
-			return err
-		}
-
-		spec, err := d.backend(registry())
-		if err != nil {
-			return err
-		}
-
-		demo, cfg.Backends = d, []backendSpec{spec}
+	cfg, demo, err := prepare(ctx, cfg, &cleanup)
+	if err != nil {
+		return err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -135,9 +123,9 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		return err
 	}
 
-	handler, err := server.New(server.Options{
-		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, Logger: logger,
-	})
+	stopping := &atomic.Bool{}
+
+	handler, err := newHandler(cfg, drainingOracle{Group: oracle, stopping: stopping}, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -155,7 +143,40 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		go demo.announce(ctx, oracle, url, stdout)
 	}
 
-	return runUntilShutdown(ctx, newHTTPServer(handler, cfg), ln, oracle, cfg, logger)
+	return runUntilShutdown(ctx, newHTTPServer(handler, cfg), ln, oracle, shutdown{stopping: stopping, delay: cfg.ShutdownDelay, timeout: cfg.ShutdownTimeout},
+		cfg.RefreshInterval, logger)
+}
+
+// prepare gives cfg a state directory (a new temporary one unless set) and, with --demo, creates
+// the demo repository and makes it the only backend.
+func prepare(ctx context.Context, cfg Config, cleanup *cleanups) (Config, *demoRepository, error) {
+	if cfg.StateDir == "" {
+		dir, err := os.MkdirTemp("", "backup-oracle-state-")
+		if err != nil {
+			return cfg, nil, fmt.Errorf("create state directory: %w", err)
+		}
+
+		cfg.StateDir = dir
+		cleanup.add(func() { _ = os.RemoveAll(dir) })
+	}
+
+	if !cfg.Demo {
+		return cfg, nil, nil
+	}
+
+	d, err := createDemo(ctx, cfg.StateDir)
+	if err != nil {
+		return cfg, nil, err
+	}
+
+	spec, err := d.backend(registry())
+	if err != nil {
+		return cfg, nil, err
+	}
+
+	cfg.Backends = []backendSpec{spec}
+
+	return cfg, d, nil
 }
 
 // buildOracle opens every backend, puts a cache in front of each and groups them with the
@@ -171,7 +192,7 @@ func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 	}
 
 	nearMiss, _ := repo.ParseNearMissMode(cfg.NearMiss) // validated
-	metrics := cache.NewMetrics(reg)
+	metrics := cache.NewMetricsWith(reg, cache.MetricsOptions{BackupSeriesLimit: cfg.BackupSeriesLimit})
 	caches := make([]*cache.Cache, 0, len(backends))
 
 	for i, b := range backends {
@@ -202,6 +223,14 @@ func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 	return cache.NewGroup(caches, cache.GroupOptions{Guards: guards, Metrics: metrics, Logger: logger}), nil
 }
 
+// newHandler is the HTTP API over the caches, as the server and the CLI's in-process mode use it.
+func newHandler(cfg Config, oracle server.Oracle, reg *prometheus.Registry, logger *slog.Logger) (http.Handler, error) {
+	return server.New(server.Options{
+		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, Logger: logger,
+		OpenAPI: backuporacle.OpenAPI, ReplicationName: replicationName(cfg.Backends), DefaultStaleFor: cfg.StaleFor,
+	})
+}
+
 func newHTTPServer(handler http.Handler, cfg Config) *http.Server {
 	return &http.Server{
 		Handler:           handler,
@@ -211,49 +240,6 @@ func newHTTPServer(handler http.Handler, cfg Config) *http.Server {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
 	}
-}
-
-// runUntilShutdown runs the refreshers (caches and the expected-backups ledger) and serves ln
-// until ctx is cancelled, then shuts the server down (in-flight requests finish, at most 10 s)
-// and waits for the refreshers.
-func runUntilShutdown(ctx context.Context, srv *http.Server, ln net.Listener, oracle *cache.Group, cfg Config, logger *slog.Logger) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var refreshers sync.WaitGroup
-
-	for _, c := range oracle.Caches() {
-		refreshers.Go(func() { c.Run(ctx) })
-	}
-
-	if l, ok := oracle.Ledger().(*ledger.File); ok {
-		refreshers.Go(func() { reloadLedger(ctx, l, cfg.RefreshInterval, logger) })
-	}
-
-	served := make(chan error, 1)
-
-	go func() { served <- srv.Serve(ln) }()
-
-	select {
-	case <-ctx.Done():
-	case err := <-served:
-		cancel()
-		refreshers.Wait()
-
-		return fmt.Errorf("serve: %w", err)
-	}
-
-	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer done()
-
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("shutdown", "err", err)
-	}
-
-	cancel()
-	refreshers.Wait()
-
-	return nil
 }
 
 func buildInfo(backend string) prometheus.Collector {

@@ -36,3 +36,14 @@ func Tool(t testing.TB, name string) string {
 
 	return ""
 }
+
+// Require stops a test that lacks what it needs (named in what): skipped locally, failed in CI.
+func Require(t testing.TB, what string) {
+	t.Helper()
+
+	if os.Getenv("CI") != "" {
+		t.Fatalf("missing %s (this would be a skip outside CI)", what)
+	}
+
+	t.Skipf("missing %s (this skip is a failure in CI)", what)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/kopia/kopia/repo/manifest"
 
@@ -17,6 +18,9 @@ type Index struct {
 	sources  map[repo.KopiaSource]*sourceEntry
 	stats    repo.IndexStats
 	hosts    hostIndex // built on first use by NearMisses
+
+	storedOnce sync.Once
+	stored     []repo.Stored
 }
 
 type sourceEntry struct {

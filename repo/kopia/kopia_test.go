@@ -291,3 +291,51 @@ func TestNewValidates(t *testing.T) {
 		assert.Contains(t, err.Error(), want)
 	}
 }
+
+// TestStoredListsEverySource: the inventory holds every source with a complete snapshot, mapped
+// back to its PVC where the identity allows (dots dropped by the mover do not come back; a
+// username cut at 50 characters gives the namespace only), and sources that cannot be vouched
+// for with their error.
+func TestStoredListsEverySource(t *testing.T) {
+	f := newFixture(t)
+	broken := backupOf(repo.PVC{Namespace: "web", Name: "interrupted"})
+	broken.Incomplete = true
+	f.write(backupOf(plain), backupOf(plain), backupOf(dotted), backupOf(long), broken,
+		kopiademo.Backup{Source: repo.KopiaSource{UserName: "nothing-backup", Host: "web", Path: "/elsewhere"}},
+	)
+
+	idx, err := newRepo(t, f.path, password).Load(context.Background())
+	require.NoError(t, err)
+
+	got := idx.Stored()
+	require.Len(t, got, 5)
+
+	type row struct {
+		source    string
+		pvc       repo.PVC
+		snapshots int
+		err       bool
+	}
+
+	var rows []row
+	for _, s := range got {
+		rows = append(rows, row{s.Source, s.PVC, s.Snapshots, s.Err != nil})
+
+		if s.Snapshots > 0 {
+			require.NotNil(t, s.Newest, s.Source)
+			assert.False(t, s.Newest.StartTime.IsZero())
+		}
+	}
+
+	assert.Equal(t, []row{
+		{"app-backup@web:/data", plain, 2, false},
+		{"interrupted-backup@web:/data", repo.PVC{Namespace: "web", Name: "interrupted"}, 0, true},
+		{"myappdata-backup@web:/data", repo.PVC{Namespace: "web", Name: "myappdata"}, 1, false},
+		{"nothing-backup@web:/elsewhere", repo.PVC{Namespace: "web"}, 1, false},
+		{strings.Repeat("x", 40) + "-postgres-@db:/data", repo.PVC{Namespace: "db"}, 1, false}, // cut at 50, ends in -
+	}, rows, "sorted by source")
+
+	fd, err := find(t, idx, plain)
+	require.NoError(t, err)
+	assert.Equal(t, fd.Latest().ID, got[0].Newest.ID, "newest is the latest complete snapshot")
+}

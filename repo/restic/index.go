@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/backup-oracle/backup-oracle/repo"
 )
@@ -25,6 +26,9 @@ type Index struct {
 	layout layout
 	repos  map[string]repoView // repository dir → view
 	stats  repo.IndexStats
+
+	storedOnce sync.Once
+	stored     []repo.Stored
 }
 
 func (r *Repo) newIndex(objs map[string][]Object) *Index {
@@ -37,7 +41,7 @@ func (r *Repo) newIndex(objs map[string][]Object) *Index {
 		case len(list) == 0:
 		case r.verifier == nil:
 			for _, o := range list {
-				v.snapshots = append(v.snapshots, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime})
+				v.snapshots = append(v.snapshots, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime, ApproxTime: true})
 			}
 
 			repo.SortSnapshots(v.snapshots)

@@ -216,13 +216,52 @@ func checkFleet(t *testing.T, st storageUnderTest, pw string, cases map[repo.PVC
 					assert.Equal(t, "volsync", s.Host)
 					assert.Len(t, s.Paths, 1)
 				}
+
+				assert.Equal(t, pw == "", s.ApproxTime, "without the password a time is the object's, not restic's")
 			}
 		})
 	}
+
+	checkInventory(t, st, idx, cases)
 
 	if pw != "" {
 		f, err := idx.Find(context.Background(), twoSnapshots)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"daily"}, f.Latest().Tags)
 	}
+}
+
+// checkInventory: Stored lists exactly the repositories holding snapshots or failing
+// verification, each mapped back to its PVC through the template.
+func checkInventory(t *testing.T, st storageUnderTest, idx repo.Index, cases map[repo.PVC]want) {
+	t.Helper()
+
+	got := map[repo.PVC]repo.Stored{}
+	for _, s := range idx.Stored() {
+		got[s.PVC] = s
+	}
+
+	for p, w := range cases {
+		s, listed := got[p]
+
+		switch {
+		case w.err != nil:
+			require.True(t, listed, "%s: an unverifiable repository is listed", p)
+			require.ErrorIs(t, s.Err, w.err)
+		case w.snapshots == 0:
+			assert.False(t, listed, "%s: a repository without snapshots is no backup", p)
+		default:
+			require.True(t, listed, "%s is not in the inventory", p)
+			assert.Equal(t, st.source(rel(p)), s.Source)
+			assert.Equal(t, w.snapshots, s.Snapshots)
+
+			f, err := idx.Find(context.Background(), p)
+			require.NoError(t, err)
+			assert.Equal(t, f.Latest().ID, s.Newest.ID)
+		}
+
+		delete(got, p)
+	}
+
+	assert.Empty(t, got, "nothing else is listed")
 }

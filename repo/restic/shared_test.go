@@ -2,6 +2,7 @@ package restic_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -52,6 +53,16 @@ func TestSharedRepository(t *testing.T) {
 	}
 
 	assert.Equal(t, repo.IndexStats{Sources: 2, Snapshots: 3}, idx.Stats(), "tags team-a/app and team-b/db")
+
+	var inventory []string
+	for _, s := range idx.Stored() {
+		inventory = append(inventory, fmt.Sprintf("%s %s %d", s.Source, s.PVC, s.Snapshots))
+	}
+
+	assert.Equal(t, []string{
+		st.source(shared) + "#tag=team-a/app team-a/app 2",
+		st.source(shared) + "#tag=team-b/db team-b/db 1",
+	}, inventory, "one entry per PVC tag")
 
 	// A snapshot that cannot be verified could belong to any PVC: those without a verified
 	// snapshot become unknown, those with one still have a backup.

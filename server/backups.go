@@ -1,0 +1,135 @@
+package server
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// backupsResponse is GET /backups: the inventory of every backup source of every backend.
+type backupsResponse struct {
+	// Complete is false when a backend is not authoritative: its backups are then missing from
+	// the list (and the status is 503).
+	Complete bool          `json:"complete"`
+	StaleFor string        `json:"staleFor,omitempty"`
+	Backups  []backupEntry `json:"backups"`
+	Errors   []backendErr  `json:"errors,omitempty"`
+}
+
+type backupEntry struct {
+	Backend   string `json:"backend"`
+	Namespace string `json:"namespace,omitempty"`
+	// PVC is a PVC that restores from Source; empty when Source maps back to none.
+	PVC            string        `json:"pvc,omitempty"`
+	Source         string        `json:"source"`
+	SnapshotCount  int           `json:"snapshotCount"`
+	NewestSnapshot *snapshotJSON `json:"newestSnapshot,omitempty"`
+	AgeSeconds     *float64      `json:"ageSeconds,omitempty"`
+	Error          string        `json:"error,omitempty"`
+}
+
+type backendErr struct {
+	Backend string `json:"backend"`
+	Error   string `json:"error"`
+}
+
+// backups answers the inventory: 200 when every backend is authoritative, 503 (with what the
+// others hold) when one is not, 400 for a bad filter. ?namespace= keeps one namespace;
+// ?staleFor=26h keeps the sources whose newest snapshot is older than that, and those whose
+// snapshots cannot be vouched for.
+func (h *handler) backups(c *gin.Context) {
+	ns, nerr := namespaceFilter(c)
+	stale, serr := staleFor(c)
+
+	if err := errors.Join(nerr, serr); err != nil {
+		c.JSON(http.StatusBadRequest, errorBody{Error: err.Error()})
+		return
+	}
+
+	out := h.inventory(ns, stale)
+
+	code := http.StatusOK
+	if !out.Complete {
+		code = http.StatusServiceUnavailable
+	}
+
+	c.JSON(code, out)
+}
+
+// inventory builds the /backups body; the console shows the same.
+func (h *handler) inventory(namespace string, stale time.Duration) backupsResponse {
+	out := backupsResponse{Complete: true, Backups: []backupEntry{}}
+	if stale > 0 {
+		out.StaleFor = stale.String()
+	}
+
+	now := h.now()
+
+	for _, inv := range h.oracle.Inventory() {
+		if inv.Err != nil {
+			out.Complete = false
+			out.Errors = append(out.Errors, backendErr{Backend: inv.Backend, Error: inv.Err.Error()})
+
+			continue
+		}
+
+		for _, s := range inv.Stored {
+			if namespace != "" && s.PVC.Namespace != namespace {
+				continue
+			}
+
+			age, ok := s.Age(now)
+			if stale > 0 && ok && age <= stale {
+				continue
+			}
+
+			out.Backups = append(out.Backups, entry(inv.Backend, s, age, ok))
+		}
+	}
+
+	slices.SortStableFunc(out.Backups, func(a, b backupEntry) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.PVC, b.PVC), cmp.Compare(a.Source, b.Source), cmp.Compare(a.Backend, b.Backend))
+	})
+
+	return out
+}
+
+func entry(backend string, s repo.Stored, age time.Duration, hasAge bool) backupEntry {
+	e := backupEntry{Backend: backend, Namespace: s.PVC.Namespace, PVC: s.PVC.Name, Source: s.Source, SnapshotCount: s.Snapshots}
+
+	if s.Newest != nil {
+		e.NewestSnapshot = &snapshotJSON{ID: s.Newest.ID, Time: s.Newest.StartTime.UTC(), Size: s.Newest.TotalSize}
+	}
+
+	if hasAge {
+		a := age.Seconds()
+		e.AgeSeconds = &a
+	}
+
+	if s.Err != nil {
+		e.Error = s.Err.Error()
+	}
+
+	return e
+}
+
+// humanAge prints an age for people: 3d4h, 5h12m, 42s.
+func humanAge(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh%02dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+
+	return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+}

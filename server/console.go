@@ -1,0 +1,169 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+)
+
+// DefaultStaleFor is the console's staleness threshold: a daily backup (the policies' "daily"
+// schedule) plus two hours of slack.
+const DefaultStaleFor = 26 * time.Hour
+
+//go:embed console.html
+var consoleFS embed.FS //nolint:gochecknoglobals // go:embed needs a package variable
+
+func consoleTemplate() *template.Template {
+	return template.Must(template.New("console.html").Funcs(template.FuncMap{
+		"age": func(s *float64) string {
+			if s == nil {
+				return "–"
+			}
+
+			return humanAge(time.Duration(*s * float64(time.Second)))
+		},
+		"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"bytes": humanBytes,
+	}).ParseFS(consoleFS, "console.html"))
+}
+
+// humanBytes prints a size for people: 512 B, 1.5 KiB, 1.0 GiB.
+func humanBytes(n int64) string {
+	if n < 1024 {
+		return fmt.Sprintf("%d B", n)
+	}
+
+	v, unit := float64(n)/1024, 0
+	for v >= 1024 && unit < 4 {
+		v /= 1024
+		unit++
+	}
+
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[unit])
+}
+
+// consoleData is what the page shows.
+type consoleData struct {
+	Query, AsOf, Previous string
+	// QueryError is why the search could not run; Result is the search's answer.
+	QueryError string
+	Result     *explainResponse
+	StaleFor   string
+	Backends   []backendStatus
+	Inventory  backupsResponse
+	Rows       []consoleRow
+	Stale      int
+	Broken     int
+	Generated  time.Time
+}
+
+type consoleRow struct {
+	backupEntry
+	// State is "ok", "stale" or "error": the row's colour.
+	State string
+}
+
+// consolePage is the read-only console: the backends' index state, a search "will this PVC
+// restore?" (?pvc=namespace/name, optionally asOf and previous) showing the decision and the
+// explanation, and the inventory with staleness (?staleFor=, default DefaultStaleFor).
+// Server-rendered with html/template (every value escaped), no script, no external asset.
+func (h *handler) consolePage(c *gin.Context) {
+	d := consoleData{Query: strings.TrimSpace(c.Query("pvc")), AsOf: c.Query("asOf"), Previous: c.Query("previous"), Generated: h.now().UTC()}
+
+	stale := h.staleFor
+	if v := c.Query("staleFor"); v != "" {
+		s, err := staleFor(c)
+		if err != nil {
+			d.QueryError = err.Error()
+		} else {
+			stale = s
+		}
+	}
+
+	d.StaleFor = stale.String()
+
+	if d.Query != "" {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
+		var serr string
+		d.Result, serr = h.search(ctx, d.Query, d.AsOf, d.Previous)
+		d.QueryError = strings.TrimSpace(d.QueryError + "\n" + serr)
+
+		cancel()
+	}
+
+	d.Backends = h.statuses()
+	d.Inventory = h.inventory("", 0)
+
+	for _, b := range d.Inventory.Backups {
+		row := consoleRow{backupEntry: b, State: "ok"}
+
+		switch {
+		case b.Error != "":
+			row.State = "error"
+			d.Broken++
+		case b.AgeSeconds != nil && *b.AgeSeconds > stale.Seconds():
+			row.State = "stale"
+			d.Stale++
+		}
+
+		d.Rows = append(d.Rows, row)
+	}
+
+	var buf bytes.Buffer
+	if err := h.console.Execute(&buf, d); err != nil {
+		h.logger.Error("render console", "err", err)
+		c.JSON(http.StatusInternalServerError, errorBody{Error: "internal error"})
+
+		return
+	}
+
+	// Read-only, self-contained: no script, no external resource, forms to this page only.
+	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
+}
+
+// search runs the console's query "namespace/pvc" like /explain does.
+func (h *handler) search(ctx context.Context, q, asOf, previous string) (*explainResponse, string) {
+	ns, name, ok := strings.Cut(q, "/")
+	if !ok {
+		return nil, "search for namespace/pvc, e.g. shop/postgres"
+	}
+
+	pvc := repo.PVC{Namespace: ns, Name: name}
+
+	var (
+		p    repo.PointInTime
+		errs []error
+	)
+
+	errs = append(errs, pvc.Validate())
+
+	if asOf != "" {
+		t, err := repo.ParseAsOf(asOf)
+		p.AsOf, errs = t, append(errs, err)
+	}
+
+	if previous != "" {
+		n, err := repo.ParsePrevious(previous)
+		p.Previous, errs = n, append(errs, err)
+	}
+
+	if err := errors.Join(errs...); err != nil {
+		return nil, err.Error()
+	}
+
+	r := h.explanation(ctx, repo.Query{PVC: pvc, PointInTime: p})
+
+	return &r, ""
+}
