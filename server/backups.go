@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -60,7 +61,79 @@ func (h *handler) backups(c *gin.Context) {
 		code = http.StatusServiceUnavailable
 	}
 
-	c.JSON(code, out)
+	switch c.Query("format") {
+	case "", "json":
+		c.JSON(code, out)
+	case "ledger":
+		if !out.Complete {
+			c.JSON(code, errorBody{Error: "a backend is not authoritative, so the inventory is incomplete and no ledger is exported (it would forget backups): " + joinErrors(out.Errors)})
+			return
+		}
+
+		c.Data(http.StatusOK, "application/yaml; charset=utf-8", ledgerFile(out.Backups))
+	default:
+		c.JSON(http.StatusBadRequest, errorBody{Error: fmt.Sprintf("%s: format=%q: want json or ledger", repo.ErrInvalidParameter, c.Query("format"))})
+	}
+}
+
+func joinErrors(errs []backendErr) string {
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Backend + ": " + e.Error
+	}
+
+	return strings.Join(parts, "; ")
+}
+
+// ledgerFile renders backups as an expected-backups ledger (EXPECTED_BACKUPS_FILE, package
+// repo/ledger): every PVC the inventory maps a backup back to, sorted, once; the sources that do
+// not map back to a PVC name (a collision-free username, another path or naming scheme) are
+// listed as comments, for a human to add by hand. Commit it with the apps: the memory that "this
+// PVC once had data" then travels to the next cluster.
+func ledgerFile(backups []backupEntry) []byte {
+	var (
+		pvcs     []string
+		unmapped []string
+	)
+
+	for _, b := range backups {
+		switch {
+		case b.PVC != "":
+			pvcs = append(pvcs, b.Namespace+"/"+b.PVC)
+		default:
+			unmapped = append(unmapped, b.Backend+": "+b.Source)
+		}
+	}
+
+	slices.Sort(pvcs)
+	pvcs = slices.Compact(pvcs)
+
+	var out strings.Builder
+
+	out.WriteString("# backup-oracle expected backups: PVCs known to have had a backup (exported from GET /backups?format=ledger).\n")
+	out.WriteString("# A listed PVC is never answered \"fresh\" when no backup is found. Mount it as EXPECTED_BACKUPS_FILE.\n")
+	out.WriteString("# Names are matched without their dots (the Kopia mover drops them: my.app.data is listed as myappdata).\n")
+
+	if len(unmapped) > 0 {
+		out.WriteString("# Sources not mapped back to a PVC name (add their PVCs by hand):\n")
+
+		for _, u := range unmapped {
+			out.WriteString("#   " + u + "\n")
+		}
+	}
+
+	if len(pvcs) == 0 {
+		out.WriteString("pvcs: []\n")
+		return []byte(out.String())
+	}
+
+	out.WriteString("pvcs:\n")
+
+	for _, p := range pvcs {
+		out.WriteString("  - " + p + "\n")
+	}
+
+	return []byte(out.String())
 }
 
 // inventory builds the /backups body; the console shows the same.

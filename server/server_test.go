@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/ledger"
 	"github.com/backup-oracle/backup-oracle/server"
 )
 
@@ -325,4 +326,35 @@ func BenchmarkExistsHandler(b *testing.B) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 	}
+}
+
+// TestLedgerExport: GET /backups?format=ledger is an expected-backups ledger that the ledger
+// reader accepts, listing the PVCs the inventory maps back to and, as comments, the sources it
+// cannot; an incomplete inventory exports nothing.
+func TestLedgerExport(t *testing.T) {
+	h, _ := newServer(t, oracle())
+	rec := get(h, http.MethodGet, "/backups?format=ledger")
+
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	assert.Equal(t, "application/yaml; charset=utf-8", rec.Header().Get("Content-Type"))
+	assert.Contains(t, rec.Body.String(), "#   kopia-fs: redis-backup@shop:/var/lib/redis\n", "a source without a PVC name is a comment")
+
+	pvcs, err := ledger.Parse(rec.Body.Bytes())
+	require.NoError(t, err, rec.Body.String())
+	assert.Equal(t, map[repo.PVC]bool{
+		{Namespace: "shop", Name: "old"}: true, {Namespace: "web", Name: "app"}: true, {Namespace: "web", Name: "broken"}: true,
+	}, pvcs, "every PVC with a backup, and the one whose snapshots cannot be vouched for")
+
+	incomplete := oracle()
+	incomplete.inventory = func() []repo.Inventory {
+		return []repo.Inventory{{Backend: "kopia-fs", Err: repo.ErrStale}}
+	}
+
+	h, _ = newServer(t, incomplete)
+	rec = get(h, http.MethodGet, "/backups?format=ledger")
+	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	assert.Contains(t, rec.Body.String(), "no ledger is exported")
+
+	h, _ = newServer(t, oracle())
+	assert.Equal(t, http.StatusBadRequest, get(h, http.MethodGet, "/backups?format=csv").Code)
 }

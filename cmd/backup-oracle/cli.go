@@ -128,7 +128,7 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 		name: c.name, help: stdout, positional: true,
 		extra: func(fs *flag.FlagSet) {
 			fs.StringVar(&f.server, "server", getenv("BACKUP_ORACLE_SERVER"), "ask the backup-oracle at this URL instead of reading the repository [$BACKUP_ORACLE_SERVER]")
-			fs.StringVar(&f.output, "o", "text", "output: text (tables) or json (the API's answer)")
+			fs.StringVar(&f.output, "o", "text", "output: text (tables), json (the API's answer), or for list ledger (an expected-backups ledger, EXPECTED_BACKUPS_FILE)")
 			fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "bound on the whole command (loading the repository, or asking the server)")
 
 			if c.pointInTime {
@@ -166,6 +166,10 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 		}
 	}
 
+	if f.output == "ledger" {
+		q.Set("format", "ledger")
+	}
+
 	arg := ""
 	if len(pos) > 0 {
 		arg = pos[0]
@@ -191,6 +195,16 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 		return exitUsage
 	}
 
+	if f.output == "ledger" {
+		if code != http.StatusOK {
+			return c.render(stdout, code, body)
+		}
+
+		_, _ = stdout.Write(body)
+
+		return exitRestore
+	}
+
 	if f.output == "json" {
 		var out bytes.Buffer
 		if json.Indent(&out, body, "", "  ") != nil {
@@ -207,8 +221,11 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 }
 
 func checkArgs(c command, pos []string, output string) error {
-	if output != "text" && output != "json" {
-		return fmt.Errorf("-o %q: want text or json", output)
+	switch {
+	case output == "ledger" && c.name != "list":
+		return fmt.Errorf("-o ledger: only list exports the expected-backups ledger")
+	case output != "text" && output != "json" && output != "ledger":
+		return fmt.Errorf("-o %q: want text or json (list: or ledger)", output)
 	}
 
 	if c.pvcArg {

@@ -10,6 +10,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/ledger"
 )
 
 // startDemo runs the real program (no command: the server) on the demo repository and returns
@@ -92,6 +95,17 @@ func TestCommands(t *testing.T) {
 		assert.Regexp(t, `(?m)^shop\s+postgres\s+2\s`, out.String())
 	})
 
+	t.Run("list -o ledger exports the expected-backups ledger", func(t *testing.T) {
+		var out syncBuffer
+		require.Equal(t, 0, run(context.Background(), []string{"list", "-o", "ledger", "--server", url}, env(nil), &out, &out))
+
+		pvcs, err := ledger.Parse([]byte(out.String()))
+		require.NoError(t, err, out.String())
+		assert.True(t, pvcs[repo.PVC{Namespace: "shop", Name: "postgres"}], out.String())
+		assert.True(t, pvcs[repo.PVC{Namespace: "shop", Name: "myappdata"}], "the dotted name comes back without dots (the ledger matches without them)")
+		assert.Contains(t, out.String(), "#   kopia-fs: redis-backup@shop:/var/lib/redis", "sources without a PVC name are comments")
+	})
+
 	t.Run("list omits the fresh ones with --stale-for", func(t *testing.T) {
 		var out syncBuffer
 		require.Equal(t, 0, run(context.Background(), []string{"list", "--server", url, "--stale-for", "1h"}, env(nil), &out, &out))
@@ -149,6 +163,7 @@ func TestCommandUsage(t *testing.T) {
 		{"two arguments", []string{"snapshots", "a/b", "c/d", "--server", "http://127.0.0.1:1"}, 2, "want one NAMESPACE/PVC"},
 		{"invalid name", []string{"identity", "web/Bad_Name", "--server", "http://127.0.0.1:1"}, 2, "must be a DNS-1123 subdomain"},
 		{"bad output", []string{"list", "-o", "xml", "--server", "http://127.0.0.1:1"}, 2, `-o "xml"`},
+		{"ledger is list's", []string{"check", "-o", "ledger", "--server", "http://127.0.0.1:1", "a/b"}, 2, "only list exports"},
 		{"unknown flag", []string{"list", "--nope"}, 2, "flag provided but not defined: -nope"},
 		{"two namespaces", []string{"list", "a", "b", "--server", "http://127.0.0.1:1"}, 2, "at most one NAMESPACE"},
 		{"no repository configured", []string{"check", "web/app"}, 2, "KOPIA_REPOSITORY_PATH"},

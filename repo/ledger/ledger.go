@@ -18,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 	"sync/atomic"
 
@@ -53,9 +52,14 @@ func Open(path string) *File {
 
 // Reload reads the file again, and returns the error it holds now (nil when it parsed).
 func (f *File) Reload() error {
-	pvcs, err := read(f.path)
+	listed, err := read(f.path)
 	if err != nil {
 		err = fmt.Errorf("expected-backups ledger %s: %w", f.path, err)
+	}
+
+	pvcs := make(map[repo.PVC]bool, len(listed))
+	for p := range listed {
+		pvcs[key(p)] = true
 	}
 
 	f.state.Store(&state{pvcs: pvcs, err: err})
@@ -63,14 +67,20 @@ func (f *File) Reload() error {
 	return err
 }
 
-// Expected implements repo.Ledger.
+// Expected implements repo.Ledger. Names are compared without their dots: the Kopia mover
+// drops them, so "my.app.data" and "myappdata" share one identity, and an inventory exported
+// from a Kopia repository lists the name without dots.
 func (f *File) Expected(pvc repo.PVC) (bool, error) {
 	st := f.state.Load()
 	if st.err != nil {
 		return false, st.err
 	}
 
-	return st.pvcs[pvc], nil
+	return st.pvcs[key(pvc)], nil
+}
+
+func key(p repo.PVC) repo.PVC {
+	return repo.PVC{Namespace: p.Namespace, Name: strings.ReplaceAll(p.Name, ".", "")}
 }
 
 // Len is the number of PVCs listed (0 when the file cannot be used).
@@ -142,37 +152,4 @@ func Parse(raw []byte) (map[repo.PVC]bool, error) {
 	}
 
 	return pvcs, nil
-}
-
-// Format renders pvcs as a ledger file, sorted, for export.
-func Format(pvcs []repo.PVC) []byte {
-	var b bytes.Buffer
-
-	b.WriteString("# backup-oracle expected backups: PVCs known to have had a backup. A listed PVC is never\n")
-	b.WriteString("# answered \"fresh\" when no backup is found. Commit it with the apps; mount it as EXPECTED_BACKUPS_FILE.\n")
-
-	if len(pvcs) == 0 {
-		b.WriteString("pvcs: []\n")
-		return b.Bytes()
-	}
-
-	b.WriteString("pvcs:\n")
-
-	seen := map[repo.PVC]bool{}
-	sorted := make([]string, 0, len(pvcs))
-
-	for _, p := range pvcs {
-		if !seen[p] {
-			seen[p] = true
-			sorted = append(sorted, p.String())
-		}
-	}
-
-	slices.Sort(sorted)
-
-	for _, s := range sorted {
-		b.WriteString("  - " + s + "\n")
-	}
-
-	return b.Bytes()
 }

@@ -84,17 +84,25 @@ func TestFileReload(t *testing.T) {
 	assert.Error(t, err, "and stays one: the previous content is not kept silently")
 }
 
-func TestFormatRoundTrips(t *testing.T) {
-	pvcs := []repo.PVC{{Namespace: "web", Name: "b"}, {Namespace: "db", Name: "a.b"}, {Namespace: "web", Name: "b"}}
-	out := ledger.Format(pvcs)
+func TestNamesMatchWithoutDots(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "expected.yaml")
+	require.NoError(t, os.WriteFile(path, []byte("pvcs: [shop/myappdata, web/a.b]\n"), 0o600))
 
-	assert.Contains(t, string(out), "pvcs:\n  - db/a.b\n  - web/b\n", "sorted, without duplicates")
+	f := ledger.Open(path)
 
-	got, err := ledger.Parse(out)
-	require.NoError(t, err)
-	assert.Len(t, got, 2)
-
-	got, err = ledger.Parse(ledger.Format(nil))
-	require.NoError(t, err)
-	assert.Empty(t, got)
+	for _, tc := range []struct {
+		pvc  repo.PVC
+		want bool
+	}{
+		{repo.PVC{Namespace: "shop", Name: "my.app.data"}, true},
+		{repo.PVC{Namespace: "shop", Name: "myappdata"}, true},
+		{repo.PVC{Namespace: "web", Name: "ab"}, true},
+		{repo.PVC{Namespace: "web", Name: "a.b"}, true},
+		{repo.PVC{Namespace: "web", Name: "abc"}, false},
+		{repo.PVC{Namespace: "other", Name: "ab"}, false},
+	} {
+		got, err := f.Expected(tc.pvc)
+		require.NoError(t, err)
+		assert.Equal(t, tc.want, got, tc.pvc.String())
+	}
 }
