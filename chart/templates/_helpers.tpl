@@ -185,16 +185,27 @@ unreachable, which fails the policy closed. The kyverno CLI's apiCallResponses m
   expression: has(object.spec.dataSourceRef) || has(object.spec.dataSource)
 {{- end -}}
 
-{{/* Metadata of resources the CEL GeneratingPolicies create. */}}
+{{/*
+Metadata of resources the CEL GeneratingPolicies create, as a CEL map; the argument is the CEL
+expression of their name.
+*/}}
 {{- define "bo.celGeneratedMeta" -}}
-namespace: (( object.metadata.namespace ))
-labels:
-  backup-oracle.io/pvc-uid: (( object.metadata.uid ))
-annotations:
-  backup-oracle.io/pvc: (( object.metadata.name ))
-ownerReferences:
-  - apiVersion: v1
-    kind: PersistentVolumeClaim
-    name: (( object.metadata.name ))
-    uid: (( object.metadata.uid ))
+{'name': {{ . }}, 'namespace': object.metadata.namespace, 'labels': {'backup-oracle.io/pvc-uid': object.metadata.uid},
+{{- " " -}} 'annotations': {'backup-oracle.io/pvc': object.metadata.name}, 'ownerReferences': [{'apiVersion': 'v1',
+{{- " " -}} 'kind': 'PersistentVolumeClaim', 'name': object.metadata.name, 'uid': object.metadata.uid}]}
+{{- end -}}
+
+{{/*
+bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingPolicies): Helm
+values become JSON literals, which CEL reads as its own; .secretExpr is the CEL expression of the
+Secret's name.
+*/}}
+{{- define "bo.celMoverCommon" -}}
+'repository': {{ .secretExpr }}, 'copyMethod': {{ .Values.policies.copyMethod | toJson }}
+{{- with .Values.policies.volumeSnapshotClassName }}, 'volumeSnapshotClassName': {{ . | toJson }}{{ end }}
+{{- with .Values.policies.storageClassName }}, 'storageClassName': {{ . | toJson }}{{ end -}}
+, 'moverSecurityContext': {{ .Values.policies.moverSecurityContext | toJson }}
+{{- if .Values.policies.nfs.server }}, 'moverVolumes': [{'mountPath': {{ .Values.policies.nfs.mountPath | toJson }},
+{{- " " -}} 'volumeSource': {'nfs': {'server': {{ .Values.policies.nfs.server | toJson }}, 'path': {{ .Values.policies.nfs.path | toJson }}}}}]
+{{- end }}
 {{- end -}}
