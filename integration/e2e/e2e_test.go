@@ -35,19 +35,26 @@ func TestRestoreAsCode(t *testing.T) {
 	oracleBin, err := harness.BuildOracle(dir)
 	require.NoError(t, err)
 
-	var results []measurement
+	var results measurements
 
-	for _, k := range versions {
-		t.Run("kyverno-"+k.version, func(t *testing.T) { runVersion(t, helm, k, oracleBin, repository, &results) })
-	}
+	// The versions run concurrently, each on its own stack with its own oracle: most of a
+	// version's run is waiting (webhook deadlines, the cleanup minute), which they share.
+	t.Run("versions", func(t *testing.T) {
+		for _, k := range versions {
+			t.Run("kyverno-"+k.version, func(t *testing.T) {
+				t.Parallel()
+				runVersion(t, helm, k, oracleBin, repository, &results)
+			})
+		}
+	})
 
-	summary(t, results)
+	summary(t, &results)
 }
 
 // runVersion runs everything on one Kyverno version: the version's default HTTP flags, the
 // chart's server-side dry run, then both policy sets; each set's cleanup policy stays installed
 // after its set, so both cleanups are awaited together at the end (one cleanup minute, not two).
-func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, repository string, results *[]measurement) {
+func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, repository string, results *measurements) {
 	s := startStack(t)
 	s.installCRDs(t, k.bin("crds"))
 	s.kube.apply(t, render(t, helm, "default", "--show-only", "templates/policies/kyverno-rbac.yaml"))
@@ -76,7 +83,7 @@ func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, reposi
 
 	t.Run("cleanup", func(t *testing.T) {
 		for _, c := range cleanups {
-			c.check(t, s.kube)
+			t.Run(c.engine, func(t *testing.T) { c.check(t, s.kube) })
 		}
 	})
 }
@@ -84,7 +91,7 @@ func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, reposi
 func namespaceOf(set policySet) string { return "e2e-" + set.engine }
 
 func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet, policies, cleanup string,
-	results *[]measurement,
+	results *measurements,
 ) pendingCleanup {
 	if o.proc.Exited() { // restarted by the previous set's outage, in that subtest, which stopped it
 		o.start(t)
@@ -96,21 +103,33 @@ func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet
 	set.install(t, k, yamlDocs(policies, cleanup))
 
 	r := &run{t: t, maxCalls: want.maxCalls, k: k, o: o, set: kv.version + "/" + set.engine, engine: set.engine, ns: ns, results: results}
-	r.restores()
-	r.untouched()
-	r.bound("postgres", "hourly")
-	r.strictDryRun("replicationdestinations", "postgres-backup")
-	r.strictDryRun("replicationsources", "postgres-backup")
+	step := func(name string, f func()) {
+		t.Run(name, func(t *testing.T) { r.t = t; f() })
+		r.t = t
+	}
 
-	c := r.cleanupStart()
-	r.outage(want)
+	var c pendingCleanup
+
+	step("restore", r.restores)
+	step("untouched", r.untouched)
+	step("bound", func() {
+		r.bound("postgres", "hourly")
+		r.strictDryRun("replicationdestinations", "postgres-backup")
+		r.strictDryRun("replicationsources", "postgres-backup")
+	})
+	step("cleanup-start", func() { c = r.cleanupStart() })
+	step("oracle-unknown", func() { r.unknown(want) })
+	step("oracle-stopped", func() { r.stopped(want) })
+	step("oracle-hanging", func() { r.hanging(want) })
+	step("oracle-back", r.back)
 
 	return c
 }
 
 // pendingCleanup is what a set's cleanup policy must delete and keep, from when it was due.
 type pendingCleanup struct {
-	set        string
+	set        string // version/engine
+	engine     string
 	since      time.Time
 	gone, kept []string
 }
@@ -132,7 +151,7 @@ func (r *run) cleanupStart() pendingCleanup {
 	secret := func(pvc string) string { return "/api/v1/namespaces/" + r.ns + "/secrets/volsync-" + pvc }
 
 	return pendingCleanup{
-		set: r.set, since: time.Now(),
+		set: r.set, engine: r.engine, since: time.Now(),
 		gone: []string{
 			secret("my.app.data"), volsyncPath(r.ns, "replicationdestinations", "my.app.data-backup"),
 			secret("postgres"), volsyncPath(r.ns, "replicationdestinations", "postgres-backup"),

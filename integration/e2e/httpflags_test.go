@@ -23,7 +23,7 @@ const clusterIPURL = "http://10.96.0.10:8080"
 // defaultHTTPFlags checks what each policy set's service calls can reach with the version's
 // default HTTP flags (the admission controller runs without --httpBlocklist): the oracle on
 // loopback, and for the CEL set on a version whose defaults block private ranges, a ClusterIP.
-func defaultHTTPFlags(t *testing.T, k *kube, helm string, kv kyvernoUnderTest, o *oracle, results *[]measurement) {
+func defaultHTTPFlags(t *testing.T, k *kube, helm string, kv kyvernoUnderTest, o *oracle, results *measurements) {
 	k.mustOK(t, http.MethodPost, "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": defaultsNamespace}}, "")
 	r := &run{t: t, maxCalls: 3, k: k, o: o, set: kv.version + "/default-flags", engine: "defaults", ns: defaultsNamespace, results: results}
 
@@ -65,11 +65,11 @@ func defaultHTTPFlags(t *testing.T, k *kube, helm string, kv kyvernoUnderTest, o
 		if c.blocked {
 			assert.Contains(t, []int{http.StatusBadRequest, http.StatusForbidden}, res.Code, "%s: %s", scenario, res.Raw)
 			assert.Contains(t, res.Message(), c.message, "%s: the denial", scenario)
-			assert.Equal(t, 0, (*results)[len(*results)-1].calls, "%s: the oracle was called", scenario)
+			assert.Equal(t, 0, r.last.calls, "%s: the oracle was called", scenario)
 		} else {
 			require.Equal(t, http.StatusCreated, res.Code, "%s: %s", scenario, res.Raw)
 			assert.Equal(t, "probe-backup", str(res.Body, "spec", "dataSourceRef", "name"), "%s: restored", scenario)
-			assert.Positive(t, (*results)[len(*results)-1].calls, "%s: oracle calls", scenario)
+			assert.Positive(t, r.last.calls, "%s: oracle calls", scenario)
 		}
 
 		if res.Code == http.StatusCreated { // the next case creates it again

@@ -5,7 +5,9 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +39,19 @@ type measurement struct {
 	calls              int
 }
 
+// measurements collects the creates of every version, run concurrently.
+type measurements struct {
+	mu    sync.Mutex
+	items []measurement
+}
+
+func (m *measurements) add(x measurement) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+
+	m.items = append(m.items, x)
+}
+
 // run holds what one policy set's scenarios share.
 type run struct {
 	t        *testing.T
@@ -46,7 +61,8 @@ type run struct {
 	set      string // version/engine, for the measurements
 	engine   string
 	ns       string
-	results  *[]measurement
+	results  *measurements
+	last     measurement // the last create
 }
 
 func pvcPath(ns, name string) string {
@@ -86,7 +102,8 @@ func (r *run) create(scenario, ns, name, label string) apiResult {
 		m.calls = r.o.calls(r.t) - before
 	}
 
-	*r.results = append(*r.results, m)
+	r.results.add(m)
+	r.last = m
 
 	if label != "" {
 		assert.LessOrEqual(r.t, m.calls, r.maxCalls, "%s: service calls for one PVC", name)
@@ -161,7 +178,7 @@ func (r *run) untouched() {
 		assert.Nil(t, nested(res.Body, "spec", "dataSource"), "%s: dataSource", c.name)
 
 		if c.label == "" || c.ns == "volsync-system" {
-			assert.Equal(t, 0, (*r.results)[len(*r.results)-1].calls, "%s: service calls", c.name)
+			assert.Equal(t, 0, r.last.calls, "%s: service calls", c.name)
 		}
 	}
 
@@ -230,9 +247,8 @@ func (r *run) strictDryRun(kind, name string) {
 	assert.Contains(t, []int{http.StatusBadRequest, http.StatusUnprocessableEntity}, res.Code, "a misspelt field must be rejected: %s", res.Raw)
 }
 
-// outage: oracle answering unknown (up, but unable to read the repository), stopped, hanging,
-// then back.
-func (r *run) outage(want setExpectations) {
+// unknown: the oracle is up but cannot read the repository, and answers unknown (503).
+func (r *run) unknown(want setExpectations) {
 	t := r.t
 
 	r.o.stop(t)
@@ -245,18 +261,31 @@ func (r *run) outage(want setExpectations) {
 	assert.False(t, r.k.exists(t, pvcPath(r.ns, "unknown-app")), "oracle answering unknown: the PVC was created")
 	res = r.create("oracle unknown, unlabelled", r.ns, "unknown-plain", "")
 	assert.Equal(t, http.StatusCreated, res.Code, res.Raw)
+}
+
+// stopped: nothing listens on the oracle's port.
+func (r *run) stopped(want setExpectations) {
+	t := r.t
 
 	r.o.stop(t)
 	r.o.waitDown(t)
 
-	res = r.create("oracle stopped", r.ns, "down-app", "hourly")
+	res := r.create("oracle stopped", r.ns, "down-app", "hourly")
 	assert.Contains(t, []int{http.StatusBadRequest, http.StatusForbidden}, res.Code, res.Raw)
 	assert.Contains(t, res.Message(), want.downMessage, "oracle stopped: the policy's message")
 	res = r.create("oracle stopped, unlabelled", r.ns, "down-plain", "")
 	assert.Equal(t, http.StatusCreated, res.Code, res.Raw)
+}
+
+// hanging: a server on the oracle's port accepts connections and never answers.
+func (r *run) hanging(want setExpectations) {
+	t := r.t
+
+	r.o.stop(t)
+	r.o.waitDown(t)
 
 	stopHang := r.o.hang(t)
-	res = r.create("oracle hanging", r.ns, "hang-app", "hourly")
+	res := r.create("oracle hanging", r.ns, "hang-app", "hourly")
 	assert.Less(t, res.Elapsed, hangBound, "hanging oracle: refused within the documented bound")
 	assert.False(t, r.k.exists(t, pvcPath(r.ns, "hang-app")), "hanging oracle: the PVC was created")
 
@@ -273,9 +302,14 @@ func (r *run) outage(want setExpectations) {
 	res = r.create("oracle hanging, unlabelled", r.ns, "hang-plain", "")
 	assert.Equal(t, http.StatusCreated, res.Code, res.Raw)
 	stopHang()
+}
+
+// back: the oracle runs again; creates pass, restores too.
+func (r *run) back() {
+	t := r.t
 
 	r.o.start(t)
-	res = r.create("oracle back, fresh", r.ns, "down-app", "hourly")
+	res := r.create("oracle back, fresh", r.ns, "down-app", "hourly")
 	assert.Equal(t, http.StatusCreated, res.Code, res.Raw)
 	res = r.create("oracle back, restore", r.ns, comebackPVC, "hourly")
 	assert.Equal(t, http.StatusCreated, res.Code, res.Raw)
@@ -283,8 +317,11 @@ func (r *run) outage(want setExpectations) {
 }
 
 // summary prints the numbers: create latency per case and service calls per PVC.
-func summary(t *testing.T, results []measurement) {
+func summary(t *testing.T, all *measurements) {
 	t.Helper()
+
+	results := slices.Clone(all.items)
+	slices.SortStableFunc(results, func(a, b measurement) int { return strings.Compare(a.set, b.set) })
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n%-22s %-28s %-64s %5s %9s %6s\n", "set", "scenario", "pvc", "code", "latency", "calls")
