@@ -55,6 +55,8 @@ func TestRestoreAsCode(t *testing.T) {
 // chart's server-side dry run, then both policy sets; each set's cleanup policy stays installed
 // after its set, so both cleanups are awaited together at the end (one cleanup minute, not two).
 func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, repository string, results *measurements) {
+	t.Run("controller-flags", func(t *testing.T) { controllerFlags(t, k) })
+
 	s := startStack(t)
 	s.installCRDs(t, k.bin("crds"))
 	s.kube.apply(t, render(t, helm, "default", "--show-only", "templates/policies/kyverno-rbac.yaml"))

@@ -4,6 +4,8 @@ package e2e
 
 import (
 	"net/http"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,4 +83,28 @@ func defaultHTTPFlags(t *testing.T, k *kube, helm string, kv kyvernoUnderTest, o
 
 		c.set.uninstall(t, k, manifests)
 	}
+}
+
+// controllerFlags checks that each controller of the version has --apiCallTimeout and
+// --httpBlocklist, or refuses to start with them (an unknown flag stops a Kyverno controller:
+// the README's flags are version-specific).
+func controllerFlags(t *testing.T, kv kyvernoUnderTest) {
+	for _, bin := range []string{"kyverno", "background-controller", "cleanup-controller"} {
+		for _, f := range []struct {
+			arg  string
+			want bool
+		}{{"--apiCallTimeout=5s", kv.hasAPICallTimeout}, {"--httpBlocklist=" + e2eHTTPBlocklist, kv.hasHTTPBlocklist}} {
+			// Flags are parsed in order: an unknown flag fails before --help prints the usage.
+			out, _ := exec.Command(kv.bin(bin), f.arg, "--help").CombinedOutput() //nolint:gosec // pinned tool
+			name, _, _ := strings.Cut(strings.TrimPrefix(f.arg, "--"), "=")
+			undefined := strings.Contains(string(out), "flag provided but not defined: -"+name)
+			assert.Equal(t, !f.want, undefined, "%s %s: %s", bin, f.arg, lastLines(string(out), 3))
+		}
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

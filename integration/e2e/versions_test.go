@@ -53,8 +53,13 @@ const (
 	// cpDownMessage: the ClusterPolicy set's apiCall default gives the policy's own message.
 	cpDownMessage = "see the break-glass procedure in"
 	// celDownMessage: a CEL http.Get error has no default, so the policy errors and its
-	// failurePolicy (Fail) denies with Kyverno's error naming the policy.
+	// failurePolicy (Fail) denies with Kyverno's error naming the policy: the MutatingPolicy,
+	// whose webhook runs first.
 	celDownMessage = "Policy backup-oracle-restore: failed to evaluate policy"
+	// celContextError: Kyverno 1.17's error when a CEL http.Get fails or answers non-2xx (its
+	// http.Get cannot read a 503 body): the ValidatingPolicy denies with it; its MutatingPolicy
+	// lets the request through unmutated on that error.
+	celContextError = "Policy backup-oracle-admission error: failed to load context: request failed:"
 )
 
 // kyvernoReleases are the versions the Makefile pins (KYVERNO_VERSIONS); the test fails if the
@@ -63,8 +68,11 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	{
 		version: "v1.17.2",
 		sets: map[string]setExpectations{
+			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
 			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, downMessage: cpDownMessage, maxCalls: 2},
-			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, downMessage: celDownMessage, maxCalls: 3},
+			// CEL http.Get errors on a 503 (the oracle's reason is lost), and a MutatingPolicy
+			// error does not deny: the ValidatingPolicy does, with Kyverno's error.
+			"cel": {hangDeniedCleanly: false, unknownMessage: celContextError + " HTTP 503", downMessage: celContextError, maxCalls: 3},
 		},
 	},
 	{
