@@ -34,6 +34,7 @@ VERSITYGW     := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
 # background-controller, cleanup-controller and crds/.
 kyverno-bin    = $(TOOLS)/kyverno-bin-$(1)
 KYVERNO_BINS  := $(foreach v,$(KYVERNO_VERSIONS),$(call kyverno-bin,$(v)))
+KYVERNO_BINS_ENV := KYVERNO_BINS="$(foreach v,$(KYVERNO_VERSIONS),$(v)=$(call kyverno-bin,$(v)))"
 KYVERNO       := $(call kyverno-bin,$(KYVERNO_VERSION))/kubectl-kyverno
 HELM          := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
@@ -126,7 +127,7 @@ $(KUBECTL):
 
 E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_BINS) $(KOPIA) $(HELM)
 E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM) \
-  KYVERNO_BINS="$(foreach v,$(KYVERNO_VERSIONS),$(v)=$(call kyverno-bin,$(v)))"
+  $(KYVERNO_BINS_ENV)
 
 .PHONY: tools
 tools: $(TEST_TOOLS) $(GOLANGCI_LINT) $(KYVERNO_BINS) $(HELM) $(E2E_TOOLS) ## build every pinned tool into .tools/
@@ -155,9 +156,10 @@ test-go: $(TEST_TOOLS) ## unit and integration tests with the race detector
 	$(TEST_ENV) $(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-policies
-test-policies: $(KYVERNO_BINS) ## kyverno test suites of policies/ (ClusterPolicy and CEL sets, mocked oracle) with every Kyverno of KYVERNO_VERSIONS
-	for v in $(KYVERNO_VERSIONS); do echo "--- kyverno test, Kyverno $$v"; $(call kyverno-bin,$$v)/kubectl-kyverno test policies/tests --remove-color; done
-	$(GO) test -count=1 ./policies/
+test-policies: $(KYVERNO_BINS) $(GOLANGCI_LINT) ## kyverno test suites of policies/ (ClusterPolicy and CEL sets, mocked oracle) with the CLI of every KYVERNO_VERSIONS
+	$(GO) vet -tags kyvernocli ./policies/
+	$(GOLANGCI_LINT) run --build-tags kyvernocli ./policies/
+	$(KYVERNO_BINS_ENV) $(GO) test -tags kyvernocli -count=1 -v ./policies/
 
 .PHONY: test-chart
 test-chart: $(HELM) $(call kyverno-bin,$(KYVERNO_VERSION)) build ## helm lint, goldens, schema rejections, policies/ = render, RS/RD vs CRDs, kyverno apply vs a live oracle
