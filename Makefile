@@ -174,8 +174,9 @@ e2e: $(E2E_TOOLS) $(GOLANGCI_LINT) ## restore-as-code end to end: etcd, kube-api
 	$(E2E_ENV) $(GO) test -tags e2e -count=1 -v -timeout 15m ./integration/e2e/
 
 .PHONY: update-golden
-update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)
+update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart, and the Kyverno support tables (review the diff)
 	cd chart/test && HELM_BIN=$(HELM) $(GO) test -count=1 -run 'TestGolden|TestPoliciesMatchRender' ./... -update
+	$(GO) test -tags e2e -count=1 -run '^TestSupportTable$$' ./integration/e2e/ -update
 
 .PHONY: bench
 bench: $(TEST_TOOLS) ## benchmarks (micro, then the real service and restic on S3); figures go to the README
