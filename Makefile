@@ -17,7 +17,10 @@ LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 KOPIA_VERSION         := v0.22.3
 RESTIC_VERSION        := v0.19.1
 VERSITYGW_VERSION     := v1.8.0
-KYVERNO_VERSION       := v1.19.1
+# Kyverno: the policies are proven on each of these versions (make test-policies, make e2e); the
+# last one is the newest, whose CLI make test-chart uses.
+KYVERNO_VERSIONS      := v1.17.2 v1.18.2 v1.19.1
+KYVERNO_VERSION       := $(lastword $(KYVERNO_VERSIONS))
 HELM_VERSION          := v3.22.0
 GOLANGCI_LINT_VERSION := v2.15.0
 GREMLINS_VERSION      := v0.6.0
@@ -35,7 +38,12 @@ ETCD_VERSION          := v3.6.5
 KOPIA         := $(TOOLS)/kopia-$(KOPIA_VERSION)
 RESTIC        := $(TOOLS)/restic-$(RESTIC_VERSION)
 VERSITYGW     := $(TOOLS)/versitygw-$(VERSITYGW_VERSION)
-KYVERNO       := $(TOOLS)/kyverno-$(KYVERNO_VERSION)
+# One folder per Kyverno version: kubectl-kyverno (the CLI), kyverno (the admission controller),
+# background-controller, cleanup-controller and crds/.
+kyverno-bin    = $(TOOLS)/kyverno-bin-$(1)
+KYVERNO_BINS  := $(foreach v,$(KYVERNO_VERSIONS),$(call kyverno-bin,$(v)))
+KYVERNO_BINS_ENV := KYVERNO_BINS="$(foreach v,$(KYVERNO_VERSIONS),$(v)=$(call kyverno-bin,$(v)))"
+KYVERNO       := $(call kyverno-bin,$(KYVERNO_VERSION))/kubectl-kyverno
 HELM          := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 GREMLINS      := $(TOOLS)/gremlins-$(GREMLINS_VERSION)
@@ -44,10 +52,6 @@ CA_BUNDLE     := $(TOOLS)/ca-certificates-$(subst +,_,$(CA_CERTIFICATES_VERSION)
 ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
 KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
-KYVERNO_ADMISSION  := $(TOOLS)/kyverno-admission-controller-$(KYVERNO_VERSION)
-KYVERNO_BACKGROUND := $(TOOLS)/kyverno-background-controller-$(KYVERNO_VERSION)
-KYVERNO_CLEANUP    := $(TOOLS)/kyverno-cleanup-controller-$(KYVERNO_VERSION)
-KYVERNO_CRDS       := $(TOOLS)/kyverno-crds-$(KYVERNO_VERSION)
 
 # Tools the test suite drives, passed to the tests as <NAME>_BIN.
 TEST_TOOLS := $(KOPIA)
@@ -113,27 +117,22 @@ chromium: ## install Debian's chromium (the console test's browser) unless prese
 	    || { echo "chromium $(CHROMIUM_VERSION) is no longer in Debian's archive; installing the archive's"; apt-get install -y -qq --no-install-recommends chromium; }; }
 	@command -v chromium >/dev/null && chromium --version || true
 
-$(KYVERNO):
-	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/cli/kubectl-kyverno,$@)
-
 $(HELM):
 	$(call install-module,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),$@)
 
-# Kyverno's controllers, as its images run them, and its CRDs (plain YAML in the module).
-KYVERNO_LDFLAGS := -X github.com/kyverno/kyverno/pkg/version.BuildVersion=$(KYVERNO_VERSION)
-
-$(KYVERNO_ADMISSION):
-	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/kyverno,$@,$(KYVERNO_LDFLAGS))
-
-$(KYVERNO_BACKGROUND):
-	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/background-controller,$@,$(KYVERNO_LDFLAGS))
-
-$(KYVERNO_CLEANUP):
-	$(call build-module,github.com/kyverno/kyverno,$(KYVERNO_VERSION),cmd/cleanup-controller,$@,$(KYVERNO_LDFLAGS))
-
-$(KYVERNO_CRDS):
-	@dir=$$(cd /tmp && GOFLAGS=-mod=mod $(GO) mod download -json github.com/kyverno/kyverno@$(KYVERNO_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
-	  test -n "$$dir"; rm -rf $@.tmp; cp -r "$$dir/config/crds" $@.tmp; chmod -R u+w $@.tmp; mv $@.tmp $@
+# Kyverno VERSION: its CLI and its controllers (as its images run them) from ONE copy of the
+# module in ONE go build (the packages they share are compiled once), and its CRDs (plain YAML in
+# the module). `go install` refuses the module (replace directives).
+$(TOOLS)/kyverno-bin-%:
+	@echo "building Kyverno $* (CLI, admission, background and cleanup controllers; first run only)"
+	@mkdir -p $(TOOLS)/src
+	@dir=$$(cd /tmp && GOFLAGS=-mod=mod $(GO) mod download -json github.com/kyverno/kyverno@$* | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir"; \
+	  src=$(TOOLS)/src/kyverno-$*; rm -rf "$$src" $@.tmp; cp -r "$$dir" "$$src"; chmod -R u+w "$$src"; mkdir -p $@.tmp; \
+	  (cd "$$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) build -trimpath \
+	    -ldflags "-s -w -X github.com/kyverno/kyverno/pkg/version.BuildVersion=$*" -o $@.tmp/ \
+	    ./cmd/cli/kubectl-kyverno ./cmd/kyverno ./cmd/background-controller ./cmd/cleanup-controller); \
+	  cp -r "$$src/config/crds" $@.tmp/crds; mv $@.tmp $@; rm -rf "$$src"
 
 # build-e2e-tool PACKAGE OUTPUT: build PACKAGE of the wrapper module integration/e2e/tools (its
 # go.mod and go.sum pin Kubernetes and etcd) inside a copy of it under .tools/src.
@@ -163,14 +162,12 @@ $(KUBE_APISERVER):
 $(KUBECTL):
 	$(call build-e2e-tool,k8s.io/kubernetes/cmd/kubectl,$@)
 
-E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_ADMISSION) $(KYVERNO_BACKGROUND) $(KYVERNO_CLEANUP) \
-  $(KYVERNO_CRDS) $(KOPIA) $(HELM)
-E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) \
-  KYVERNO_ADMISSION_CONTROLLER_BIN=$(KYVERNO_ADMISSION) KYVERNO_BACKGROUND_CONTROLLER_BIN=$(KYVERNO_BACKGROUND) \
-  KYVERNO_CLEANUP_CONTROLLER_BIN=$(KYVERNO_CLEANUP) KYVERNO_CRDS=$(KYVERNO_CRDS) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM)
+E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_BINS) $(KOPIA) $(HELM)
+E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM) \
+  $(KYVERNO_BINS_ENV)
 
 .PHONY: tools
-tools: $(TEST_TOOLS) $(CRANE) $(CA_BUNDLE) $(GOLANGCI_LINT) $(KYVERNO) $(HELM) $(E2E_TOOLS) $(GREMLINS) ## build every pinned tool into .tools/
+tools: $(TEST_TOOLS) $(CRANE) $(CA_BUNDLE) $(GOLANGCI_LINT) $(KYVERNO_BINS) $(HELM) $(E2E_TOOLS) $(GREMLINS) ## build every pinned tool into .tools/
 
 # --- the two README commands ----------------------------------------------------------------
 .PHONY: run
@@ -197,12 +194,13 @@ test-go: $(TEST_TOOLS) image chromium ## unit and integration tests with the rac
 	  $(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-policies
-test-policies: $(KYVERNO) ## kyverno test suites of policies/ (ClusterPolicy and CEL sets, mocked oracle)
-	$(KYVERNO) test policies/tests --remove-color
-	$(GO) test -count=1 ./policies/
+test-policies: $(KYVERNO_BINS) $(GOLANGCI_LINT) ## kyverno test suites of policies/ (ClusterPolicy and CEL sets, mocked oracle) with the CLI of every KYVERNO_VERSIONS
+	$(GO) vet -tags kyvernocli ./policies/
+	$(GOLANGCI_LINT) run --build-tags kyvernocli ./policies/
+	$(KYVERNO_BINS_ENV) $(GO) test -tags kyvernocli -count=1 -v ./policies/
 
 .PHONY: test-chart
-test-chart: $(HELM) $(KYVERNO) build ## helm lint, goldens, schema rejections, policies/ = render, RS/RD vs CRDs, kyverno apply vs a live oracle
+test-chart: $(HELM) $(call kyverno-bin,$(KYVERNO_VERSION)) build ## helm lint, goldens, schema rejections, policies/ = render, RS/RD vs CRDs, kyverno apply vs a live oracle
 	for values in chart/testdata/values/*.yaml; do $(HELM) lint --strict chart --values "$$values"; done
 	cd chart/test && $(GO) mod tidy -diff && $(GO) vet ./...
 	cd chart/test && HELM_BIN=$(HELM) KYVERNO_BIN=$(KYVERNO) BACKUP_ORACLE_BIN=$(BIN)/backup-oracle $(GO) test -count=1 ./...
@@ -271,8 +269,9 @@ mutate: $(GREMLINS) $(TEST_TOOLS) ## mutation testing of repo/... and cache/ wit
 	CI=true $(TEST_ENV) $(GO) run ./integration/casemutants
 
 .PHONY: update-golden
-update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart (review the diff)
+update-golden: $(HELM) ## rewrite chart/testdata/golden and policies/ from the chart, and the Kyverno support tables (review the diff)
 	cd chart/test && HELM_BIN=$(HELM) $(GO) test -count=1 -run 'TestGolden|TestPoliciesMatchRender' ./... -update
+	$(GO) test -tags e2e -count=1 -run '^TestSupportTable$$' ./integration/e2e/ -update
 
 .PHONY: bench
 bench: $(TEST_TOOLS) ## benchmarks (micro, then the real service and restic on S3); figures go to the README

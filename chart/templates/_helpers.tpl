@@ -185,16 +185,52 @@ unreachable, which fails the policy closed. The kyverno CLI's apiCallResponses m
   expression: has(object.spec.dataSourceRef) || has(object.spec.dataSource)
 {{- end -}}
 
-{{/* Metadata of resources the CEL GeneratingPolicies create. */}}
+{{/*
+The CEL GeneratingPolicies build what they generate as CEL map literals. Kyverno 1.17 and 1.18
+type-check CEL with homogeneous aggregate literals: every value of a map literal (and every element
+of a list literal) must have the same type, so a map mixing strings, maps and numbers does not
+compile. Every value in these literals is therefore wrapped in dyn(), which 1.19 accepts too.
+*/}}
+
+{{/* A Helm value as a CEL literal, every map value and list element wrapped in dyn(). */}}
+{{- define "bo.celLiteral" -}}
+{{- if kindIs "map" . -}}
+{{- $entries := list -}}
+{{- range $k, $v := . -}}
+{{- $entries = append $entries (printf "%s: dyn(%s)" ($k | toJson) (include "bo.celLiteral" $v)) -}}
+{{- end -}}
+{{- printf "{%s}" (join ", " $entries) -}}
+{{- else if kindIs "slice" . -}}
+{{- $items := list -}}
+{{- range . -}}
+{{- $items = append $items (printf "dyn(%s)" (include "bo.celLiteral" .)) -}}
+{{- end -}}
+{{- printf "[%s]" (join ", " $items) -}}
+{{- else -}}
+{{- toJson . -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Metadata of resources the CEL GeneratingPolicies create, as a CEL map; the argument is the CEL
+expression of their name.
+*/}}
 {{- define "bo.celGeneratedMeta" -}}
-namespace: (( object.metadata.namespace ))
-labels:
-  backup-oracle.io/pvc-uid: (( object.metadata.uid ))
-annotations:
-  backup-oracle.io/pvc: (( object.metadata.name ))
-ownerReferences:
-  - apiVersion: v1
-    kind: PersistentVolumeClaim
-    name: (( object.metadata.name ))
-    uid: (( object.metadata.uid ))
+{'name': dyn({{ . }}), 'namespace': dyn(object.metadata.namespace),
+{{- " " -}} 'labels': dyn({'backup-oracle.io/pvc-uid': dyn(object.metadata.uid)}), 'annotations': dyn({'backup-oracle.io/pvc': dyn(object.metadata.name)}),
+{{- " " -}} 'ownerReferences': dyn([dyn({'apiVersion': dyn('v1'), 'kind': dyn('PersistentVolumeClaim'), 'name': dyn(object.metadata.name),
+{{- " " -}} 'uid': dyn(object.metadata.uid)})])}
+{{- end -}}
+
+{{/*
+bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingPolicies);
+.secretExpr is the CEL expression of the Secret's name.
+*/}}
+{{- define "bo.celMoverCommon" -}}
+'repository': dyn({{ .secretExpr }}), 'copyMethod': dyn({{ .Values.policies.copyMethod | toJson }})
+{{- with .Values.policies.volumeSnapshotClassName }}, 'volumeSnapshotClassName': dyn({{ . | toJson }}){{ end }}
+{{- with .Values.policies.storageClassName }}, 'storageClassName': dyn({{ . | toJson }}){{ end -}}
+, 'moverSecurityContext': dyn({{ include "bo.celLiteral" .Values.policies.moverSecurityContext }})
+{{- if .Values.policies.nfs.server }}, 'moverVolumes': dyn({{ include "bo.celLiteral" (list (dict "mountPath" .Values.policies.nfs.mountPath "volumeSource" (dict "nfs" (dict "server" .Values.policies.nfs.server "path" .Values.policies.nfs.path)))) }})
+{{- end }}
 {{- end -}}

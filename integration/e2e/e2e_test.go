@@ -14,20 +14,17 @@ import (
 	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 )
 
-// TestRestoreAsCode runs every scenario of the shipped policies, first the ClusterPolicy set,
-// then the CEL set, on one stack: real etcd, kube-apiserver and Kyverno controllers, the real
-// oracle on a repository written by the real kopia CLI. Every assertion is on what the API
-// server stored (or refused).
+// TestRestoreAsCode runs every scenario of the shipped policies, the ClusterPolicy set then
+// the CEL set, on every Kyverno version the Makefile pins, each on its own stack: real etcd,
+// kube-apiserver and that version's Kyverno controllers, and its own real oracle on one
+// repository written by the real kopia CLI. Every assertion is on what the API server stored
+// (or refused); what differs between versions is an expectation of kyvernoReleases.
 func TestRestoreAsCode(t *testing.T) {
 	helm := harness.Tool(t, "helm")
 	harness.Tool(t, "kopia")
+	versions := kyvernoVersions(t)
 
-	s := startStack(t)
-	s.installCRDs(t)
-	s.kube.apply(t, render(t, helm, "default", "--show-only", "templates/policies/kyverno-rbac.yaml"))
-	s.startKyverno(t, release)
-
-	var sources []string
+	sources := []string{moverIdentity("probe-backup", defaultsNamespace)}
 	for _, set := range policySets {
 		for _, p := range append(restoredPVCs, struct{ name, label string }{comebackPVC, "hourly"}) {
 			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), p.name))
@@ -35,48 +32,114 @@ func TestRestoreAsCode(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	o := newOracle(t, s, dir, newKopiaRepository(t, dir, sources))
+	repository := newKopiaRepository(t, dir, sources)
+	oracleBin, err := harness.BuildOracle(dir)
+	require.NoError(t, err)
+
+	var results measurements
+
+	// The versions run concurrently, each on its own stack with its own oracle: most of a
+	// version's run is waiting (webhook deadlines, the cleanup minute), which they share.
+	t.Run("versions", func(t *testing.T) {
+		for _, k := range versions {
+			t.Run("kyverno-"+k.version, func(t *testing.T) {
+				t.Parallel()
+				runVersion(t, helm, k, oracleBin, repository, &results)
+			})
+		}
+	})
+
+	summary(t, &results)
+}
+
+// runVersion runs everything on one Kyverno version: the version's default HTTP flags, the
+// chart's server-side dry run, then both policy sets; each set's cleanup policy stays installed
+// after its set, so both cleanups are awaited together at the end (one cleanup minute, not two).
+func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, repository string, results *measurements) {
+	t.Run("controller-flags", func(t *testing.T) { controllerFlags(t, k) })
+
+	s := startStack(t)
+	s.installCRDs(t, k.bin("crds"))
+	s.kube.apply(t, render(t, helm, "default", "--show-only", "templates/policies/kyverno-rbac.yaml"))
+
+	o := newOracle(t, s, oracleBin, repository)
 	o.start(t)
+
+	s.startKyverno(t, k, true)
+	t.Run("default-http-flags", func(t *testing.T) { defaultHTTPFlags(t, s.kube, helm, k, o, results) })
+
+	if k.hasHTTPBlocklist {
+		s.restartAdmissionController(t, k)
+	}
 
 	t.Run("chart/server-side-dry-run", func(t *testing.T) { chartDryRun(t, s.kube, helm) })
 
-	var results []measurement
+	var cleanups []pendingCleanup
 
 	for _, set := range policySets {
-		manifests := set.render(t, helm, o.URL())
-		t.Run(set.engine, func(t *testing.T) { runSet(t, s.kube, o, set, manifests, &results) })
-		set.uninstall(t, s.kube, manifests)
+		policies, cleanup := set.render(t, helm, o.URL())
+		t.Run(set.engine, func(t *testing.T) {
+			t.Cleanup(func() { set.uninstall(t, s.kube, policies) }) // also after a failure: the next set runs alone
+			cleanups = append(cleanups, runSet(t, s.kube, o, k, set, policies, cleanup, results))
+		})
 	}
 
-	summary(t, results)
+	t.Run("cleanup", func(t *testing.T) {
+		for _, c := range cleanups {
+			t.Run(c.engine, func(t *testing.T) { c.check(t, s.kube) })
+		}
+	})
 }
 
 func namespaceOf(set policySet) string { return "e2e-" + set.engine }
 
-func runSet(t *testing.T, k *kube, o *oracle, set policySet, manifests string, results *[]measurement) {
+func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet, policies, cleanup string,
+	results *measurements,
+) pendingCleanup {
 	if o.proc.Exited() { // restarted by the previous set's outage, in that subtest, which stopped it
 		o.start(t)
 	}
 
 	ns := namespaceOf(set)
+	want := kv.sets[set.engine]
 	k.mustOK(t, http.MethodPost, "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": ns}}, "")
-	set.install(t, k, manifests)
+	set.install(t, k, yamlDocs(policies, cleanup))
 
-	r := &run{t: t, maxCalls: set.maxCalls, k: k, o: o, set: set.engine, ns: ns, results: results}
-	r.restores()
-	r.untouched()
-	r.bound("postgres", "hourly")
-	r.strictDryRun("replicationdestinations", "postgres-backup")
-	r.strictDryRun("replicationsources", "postgres-backup")
+	r := &run{t: t, maxCalls: want.maxCalls, k: k, o: o, set: kv.version + "/" + set.engine, engine: set.engine, ns: ns, results: results}
+	step := func(name string, f func()) {
+		t.Run(name, func(t *testing.T) { r.t = t; f() })
+		r.t = t
+	}
 
-	gone, kept := r.cleanupStart()
-	r.outage(set)
-	r.cleanupCheck(gone, kept)
+	var c pendingCleanup
+
+	step("restore", r.restores)
+	step("untouched", r.untouched)
+	step("bound", func() {
+		r.bound("postgres", "hourly")
+		r.strictDryRun("replicationdestinations", "postgres-backup")
+		r.strictDryRun("replicationsources", "postgres-backup")
+	})
+	step("cleanup-start", func() { c = r.cleanupStart() })
+	step("oracle-unknown", func() { r.unknown(want) })
+	step("oracle-stopped", func() { r.stopped(want) })
+	step("oracle-hanging", func() { r.hanging(want) })
+	step("oracle-back", r.back)
+
+	return c
+}
+
+// pendingCleanup is what a set's cleanup policy must delete and keep, from when it was due.
+type pendingCleanup struct {
+	set        string // version/engine
+	engine     string
+	since      time.Time
+	gone, kept []string
 }
 
 // cleanupStart deletes the PVC my.app.data and removes the label of postgres; it returns what
 // the cleanup policy must delete and what it must keep.
-func (r *run) cleanupStart() (gone, kept []string) {
+func (r *run) cleanupStart() pendingCleanup {
 	t := r.t
 
 	r.k.mustOK(t, http.MethodDelete, pvcPath(r.ns, "my.app.data"), nil, "")
@@ -90,27 +153,31 @@ func (r *run) cleanupStart() (gone, kept []string) {
 
 	secret := func(pvc string) string { return "/api/v1/namespaces/" + r.ns + "/secrets/volsync-" + pvc }
 
-	return []string{
+	return pendingCleanup{
+		set: r.set, engine: r.engine, since: time.Now(),
+		gone: []string{
 			secret("my.app.data"), volsyncPath(r.ns, "replicationdestinations", "my.app.data-backup"),
 			secret("postgres"), volsyncPath(r.ns, "replicationdestinations", "postgres-backup"),
 			volsyncPath(r.ns, "replicationsources", "postgres-backup"),
-		}, []string{
+		},
+		kept: []string{
 			secret(longPVC), volsyncPath(r.ns, "replicationdestinations", longPVC+"-backup"), secret("fresh-app"),
-		}
+		},
+	}
 }
 
-// cleanupCheck waits for the cleanup policy (every minute in this test) to delete gone, and
-// checks it kept what still belongs to a labelled PVC.
-func (r *run) cleanupCheck(gone, kept []string) {
-	start := time.Now()
-	for _, p := range gone {
-		r.waitFor(p, false, 150*time.Second-time.Since(start))
+// check waits for the cleanup policy (every minute in this test) to delete gone, within 150 s
+// of when it was due, and checks it kept what still belongs to a labelled PVC.
+func (c pendingCleanup) check(t *testing.T, k *kube) {
+	for _, p := range c.gone {
+		took, ok := eventually(150*time.Second-time.Since(c.since), 200*time.Millisecond, func() bool { return !k.exists(t, p) })
+		assert.True(t, ok, "%s: the cleanup policy did not delete %s within 150 s (waited %s)", c.set, p, took.Round(time.Second))
 	}
 
-	r.t.Logf("cleanup removed %d generated resources within %s", len(gone), time.Since(start).Round(time.Second))
+	t.Logf("%s: cleanup removed %d generated resources within %s", c.set, len(c.gone), time.Since(c.since).Round(time.Second))
 
-	for _, p := range kept {
-		assert.True(r.t, r.k.exists(r.t, p), "cleanup deleted %s, which belongs to a labelled PVC", p)
+	for _, p := range c.kept {
+		assert.True(t, k.exists(t, p), "%s: cleanup deleted %s, which belongs to a labelled PVC", c.set, p)
 	}
 }
 

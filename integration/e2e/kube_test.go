@@ -32,8 +32,13 @@ type apiResult struct {
 	Elapsed time.Duration
 }
 
-// Message is the Status message of an error response.
-func (r apiResult) Message() string { s, _ := r.Body["message"].(string); return s }
+// Message is the Status message of an error response, each run of whitespace made one space:
+// Kyverno versions wrap a policy's message differently.
+func (r apiResult) Message() string {
+	s, _ := r.Body["message"].(string)
+
+	return strings.Join(strings.Fields(s), " ")
+}
 
 func newKube(url, token, kubeconfig, kubectl string) *kube {
 	return &kube{url: url, token: token, kubeconfig: kubeconfig, kubectl: kubectl, client: &http.Client{

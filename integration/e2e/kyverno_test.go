@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,8 +12,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/backup-oracle/backup-oracle/integration/harness"
 )
 
 // volsyncCRDs are the Kopia fork's CRDs (what the policies generate for the Kopia mover),
@@ -100,20 +99,12 @@ subjects: [{kind: ServiceAccount, name: kyverno-%[1]s-controller, namespace: kyv
 	return yamlDocs(docs...)
 }
 
-// installCRDs applies Kyverno's and VolSync's CRDs and waits until every CRD is Established.
-func (s *stack) installCRDs(t *testing.T) {
+// installCRDs applies Kyverno's CRDs (from kyvernoCRDs, the version's config/crds) and
+// VolSync's, and waits until every CRD is Established.
+func (s *stack) installCRDs(t *testing.T, kyvernoCRDs string) {
 	t.Helper()
 
-	crds := os.Getenv("KYVERNO_CRDS")
-	if crds == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("KYVERNO_CRDS is not set (run through `make e2e`)")
-		}
-
-		t.Skip("KYVERNO_CRDS is not set; run `make e2e`")
-	}
-
-	for _, dir := range []string{crds, volsyncCRDs()} {
+	for _, dir := range []string{kyvernoCRDs, volsyncCRDs()} {
 		out, err := s.kube.kubectlRun("", "apply", "--server-side", "--field-manager", "e2e", "-R", "-f", dir)
 		require.NoError(t, err, "apply CRDs from %s:\n%s", dir, out)
 	}
@@ -147,54 +138,79 @@ func conditionTrue(obj any, condition string) bool {
 	return false
 }
 
-// startKyverno starts the admission, background and cleanup controllers with
-// --apiCallTimeout=5s, loopback allowed as a service-call target, and webhooks registered with
-// URLs on 127.0.0.1; it returns once all three are serving.
-func (s *stack) startKyverno(t *testing.T, release string) {
+// e2eHTTPBlocklist is the test's --httpBlocklist (Kyverno 1.18+): the one the policies README
+// recommends (link-local and metadata addresses, loopback) without loopback, where the oracle
+// listens here. Kyverno exits at start-up on an entry it cannot parse.
+const e2eHTTPBlocklist = "169.254.0.0/16,fe80::/10,metadata.google.internal,metadata.internal"
+
+// kyvernoFlags are the flags every controller gets: --apiCallTimeout=5s (the README's
+// requirement, where the version has it) and, unless defaultHTTP, e2eHTTPBlocklist.
+func (s *stack) kyvernoFlags(t *testing.T, k kyvernoUnderTest, defaultHTTP bool) []string {
 	t.Helper()
 
-	admissionBin := harness.Tool(t, "kyverno-admission-controller")
-	backgroundBin := harness.Tool(t, "kyverno-background-controller")
-	cleanupBin := harness.Tool(t, "kyverno-cleanup-controller")
-
-	s.kube.apply(t, kyvernoSetup)
-	s.kube.apply(t, kyvernoBindings(release))
-
-	env := func(name, svc string) []string {
-		return []string{
-			"KYVERNO_NAMESPACE=kyverno", "KYVERNO_ROLE_NAME=kyverno", "INIT_CONFIG=kyverno",
-			"METRICS_CONFIG=kyverno-metrics", "KYVERNO_SERVICEACCOUNT_NAME=" + name,
-			"KYVERNO_DEPLOYMENT=" + name, "KYVERNO_POD_NAME=" + name + "-e2e",
-			"KYVERNO_SVC=" + svc,
-		}
-	}
-	common := func() []string {
-		return []string{
-			"--kubeconfig=" + s.kube.kubeconfig, "--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", freePort(t)),
-			"--httpBlocklist=169.254.169.254/32", "--apiCallTimeout=5s", "--loggingFormat=text",
-		}
+	flags := []string{"--kubeconfig=" + s.kube.kubeconfig, "--metricsHost=127.0.0.1", fmt.Sprintf("--metricsPort=%d", freePort(t)),
+		"--loggingFormat=text"}
+	if k.hasAPICallTimeout {
+		flags = append(flags, "--apiCallTimeout=5s")
 	}
 
-	webhookPort := freePort(t)
-	admission := startProc(t, s.dir, "kyverno-admission-controller", admissionBin, env("kyverno-admission-controller", "kyverno-svc"),
-		append(common(), "--serverIP="+hostPort(webhookPort), "--webhookServerHost=127.0.0.1",
-			fmt.Sprintf("--webhookServerPort=%d", webhookPort),
+	if k.hasHTTPBlocklist && !defaultHTTP {
+		flags = append(flags, "--httpBlocklist="+e2eHTTPBlocklist)
+	}
+
+	return flags
+}
+
+func kyvernoEnv(name, svc string) []string {
+	return []string{
+		"KYVERNO_NAMESPACE=kyverno", "KYVERNO_ROLE_NAME=kyverno", "INIT_CONFIG=kyverno",
+		"METRICS_CONFIG=kyverno-metrics", "KYVERNO_SERVICEACCOUNT_NAME=" + name,
+		"KYVERNO_DEPLOYMENT=" + name, "KYVERNO_POD_NAME=" + name + "-e2e",
+		"KYVERNO_SVC=" + svc,
+	}
+}
+
+// startAdmissionController starts the admission controller with webhooks registered with URLs
+// on 127.0.0.1:s.webhookPort.
+func (s *stack) startAdmissionController(t *testing.T, k kyvernoUnderTest, defaultHTTP bool) *proc {
+	t.Helper()
+
+	p := startProc(t, s.dir, "kyverno-admission-controller", k.bin("kyverno"), kyvernoEnv("kyverno-admission-controller", "kyverno-svc"),
+		append(s.kyvernoFlags(t, k, defaultHTTP), "--serverIP="+hostPort(s.webhookPort), "--webhookServerHost=127.0.0.1",
+			fmt.Sprintf("--webhookServerPort=%d", s.webhookPort),
 			"--caSecretName=kyverno-svc.kyverno.svc.kyverno-tls-ca",
 			"--tlsSecretName=kyverno-svc.kyverno.svc.kyverno-tls-pair",
 			"--backgroundServiceAccountName=system:serviceaccount:kyverno:kyverno-background-controller",
 			"--reportsServiceAccountName=system:serviceaccount:kyverno:kyverno-reports-controller",
 			"--controllerRuntimeMetricsAddress=0", "--admissionReports=false")...)
-	s.controllers = append(s.controllers, admission)
-	s.all = append(s.all, admission.pid())
+	s.all = append(s.all, p.pid())
 
-	background := startProc(t, s.dir, "kyverno-background-controller", backgroundBin, env("kyverno-background-controller", "kyverno-background-controller"),
-		append(common(), "--controllerRuntimeMetricsAddress=0")...)
+	return p
+}
+
+// startKyverno starts version k's admission, background and cleanup controllers (the
+// admission controller with the version's default HTTP flags if admissionDefaultHTTP) and
+// returns once all three are serving.
+func (s *stack) startKyverno(t *testing.T, k kyvernoUnderTest, admissionDefaultHTTP bool) {
+	t.Helper()
+
+	s.kube.apply(t, kyvernoSetup)
+	s.kube.apply(t, kyvernoBindings(release))
+
+	s.webhookPort = freePort(t)
+	admission := s.startAdmissionController(t, k, admissionDefaultHTTP)
+	s.controllers = append(s.controllers, admission)
+
+	background := startProc(t, s.dir, "kyverno-background-controller", k.bin("background-controller"),
+		kyvernoEnv("kyverno-background-controller", "kyverno-background-controller"),
+		append(s.kyvernoFlags(t, k, false), "--controllerRuntimeMetricsAddress=0")...)
 	s.controllers = append(s.controllers, background)
 	s.all = append(s.all, background.pid())
 
 	cleanupPort := freePort(t)
-	cleanup := startProc(t, s.dir, "kyverno-cleanup-controller", cleanupBin, env("kyverno-cleanup-controller", "kyverno-cleanup-controller"),
-		append(common(), "--serverIP="+hostPort(cleanupPort), "--cleanupServerHost=127.0.0.1",
+	cleanup := startProc(t, s.dir, "kyverno-cleanup-controller", k.bin("cleanup-controller"),
+		kyvernoEnv("kyverno-cleanup-controller", "kyverno-cleanup-controller"),
+		append(s.kyvernoFlags(t, k, false), "--serverIP="+hostPort(cleanupPort), "--cleanupServerHost=127.0.0.1",
 			fmt.Sprintf("--cleanupServerPort=%d", cleanupPort),
 			"--caSecretName=kyverno-cleanup-controller.kyverno.svc.kyverno-tls-ca",
 			"--tlsSecretName=kyverno-cleanup-controller.kyverno.svc.kyverno-tls-pair")...)
@@ -222,5 +238,40 @@ func (s *stack) startKyverno(t *testing.T, release string) {
 		require.True(t, ok, "%s: no %s:\n%s", w.p.name, w.what, w.p.tail(30))
 	}
 
-	t.Logf("Kyverno controllers serving in %s", time.Since(start).Round(time.Millisecond))
+	s.waitAdmissionReady(t, admission)
+	t.Logf("Kyverno %s controllers serving in %s", k.version, time.Since(start).Round(time.Millisecond))
+}
+
+// restartAdmissionController replaces the admission controller by one with the test's HTTP
+// flags (e2eHTTPBlocklist), on the same webhook port, and waits until it serves.
+func (s *stack) restartAdmissionController(t *testing.T, k kyvernoUnderTest) {
+	t.Helper()
+
+	start := time.Now()
+	old := s.controllers[0]
+	require.True(t, old.stop(20*time.Second), "%s ignored SIGTERM", old.name)
+
+	s.controllers[0] = s.startAdmissionController(t, k, false)
+	s.waitAdmissionReady(t, s.controllers[0])
+	t.Logf("Kyverno %s admission controller restarted with --httpBlocklist=%s in %s", k.version, e2eHTTPBlocklist,
+		time.Since(start).Round(time.Millisecond))
+}
+
+// waitAdmissionReady waits until the admission controller's webhook server answers its
+// readiness path.
+func (s *stack) waitAdmissionReady(t *testing.T, p *proc) {
+	t.Helper()
+
+	_, ok := eventually(90*time.Second, 200*time.Millisecond, func() bool {
+		require.False(t, p.exited(), "%s exited:\n%s", p.name, p.tail(30))
+
+		r, err := s.kube.client.Get("https://" + hostPort(s.webhookPort) + "/health/readiness") //nolint:noctx // short poll
+		if err != nil {
+			return false
+		}
+		r.Body.Close()
+
+		return r.StatusCode == http.StatusOK
+	})
+	require.True(t, ok, "%s not ready:\n%s", p.name, p.tail(30))
 }

@@ -49,13 +49,11 @@ func newKopiaRepository(t *testing.T, dir string, sources []string) string {
 	return cli.Path
 }
 
-func newOracle(t *testing.T, s *stack, dir, repository string) *oracle {
+// newOracle prepares the oracle binary bin on repository, on a free loopback port.
+func newOracle(t *testing.T, s *stack, bin, repository string) *oracle {
 	t.Helper()
 
-	bin, err := harness.BuildOracle(dir)
-	require.NoError(t, err)
-
-	pw := filepath.Join(dir, "password")
+	pw := filepath.Join(t.TempDir(), "password")
 	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword+"\n"), 0o600))
 
 	return &oracle{bin: bin, repository: repository, passwordFile: pw, port: freePort(t), stack: s}
@@ -68,12 +66,38 @@ func (o *oracle) URL() string { return "http://" + hostPort(o.port) }
 func (o *oracle) start(t *testing.T) {
 	t.Helper()
 
+	o.run(t, o.passwordFile)
+	o.proc.WaitReady(t, 60*time.Second)
+}
+
+// startUnknown runs the program with a wrong repository password: it stays up, not ready, and
+// answers every /exists with 503 "unknown" and the reason, as it does when it cannot read the
+// repository. It returns once /exists says so.
+func (o *oracle) startUnknown(t *testing.T) {
+	t.Helper()
+
+	wrong := filepath.Join(t.TempDir(), "wrong-password")
+	require.NoError(t, os.WriteFile(wrong, []byte("not-the-password\n"), 0o600))
+	o.run(t, wrong)
+
+	var last harness.Response
+
+	_, ok := eventually(30*time.Second, 100*time.Millisecond, func() bool {
+		last = o.proc.Get(t, "/exists/e2e/probe")
+
+		return last.Code == http.StatusServiceUnavailable && last.Body["decision"] == "unknown"
+	})
+	require.True(t, ok, "the oracle with a wrong password does not answer unknown: %d %v", last.Code, last.Body)
+}
+
+func (o *oracle) run(t *testing.T, passwordFile string) {
+	t.Helper()
+
 	o.proc = harness.StartOracle(t, harness.OracleOptions{Bin: o.bin, Env: []string{
-		"BACKEND_TYPE=kopia-fs", "KOPIA_REPOSITORY_PATH=" + o.repository, "KOPIA_PASSWORD_FILE=" + o.passwordFile,
+		"BACKEND_TYPE=kopia-fs", "KOPIA_REPOSITORY_PATH=" + o.repository, "KOPIA_PASSWORD_FILE=" + passwordFile,
 		"REFRESH_INTERVAL=5s", "MAX_INDEX_AGE=1m",
 	}, Args: []string{"--listen-address", hostPort(o.port)}})
 	o.stack.all = append(o.stack.all, o.proc.PID())
-	o.proc.WaitReady(t, 60*time.Second)
 }
 
 func (o *oracle) stop(t *testing.T) {

@@ -33,30 +33,17 @@ func render(t *testing.T, helm, values string, args ...string) string {
 // policySet is one of the chart's policy engines, installed on its own.
 type policySet struct {
 	engine    string   // policies.engine
-	templates []string // the chart's policy templates of this engine
-	kinds     []string // kubectl resource names of its policies, to wait for and delete
-	// hangDeniedCleanly: a hanging oracle gets the policy's denial. Kyverno 1.19.1's CEL
-	// http.Get has no timeout (--apiCallTimeout does not apply to it), so with the CEL set the
-	// webhook times out and the API server answers 500: the PVC is still refused (fail closed).
-	hangDeniedCleanly bool
-	// downMessage is part of the denial when the oracle is stopped. The ClusterPolicy set's
-	// apiCall default gives its own message; a CEL http.Get error has no default, so the policy
-	// errors and its failurePolicy (Fail) denies with Kyverno's error naming the policy.
-	downMessage string
-	// maxCalls bounds the oracle calls of one labelled PVC: one per webhook with the
-	// ClusterPolicy set; the CEL set's validation also calls /readyz. (An upper bound: the
-	// oracle counts a request after answering it, so a scrape can miss the last one.)
-	maxCalls int
+	templates []string // the chart's admission and generate policy templates of this engine
+	cleanup   string   // the chart's cleanup policy template of this engine
+	kinds     []string // kubectl resource names of its policies, to wait for
 }
 
 var policySets = []policySet{ //nolint:gochecknoglobals // test table
-	{"clusterpolicy", []string{"clusterpolicy-admission", "clusterpolicy-generate", "clusterpolicy-cleanup"},
-		[]string{"clusterpolicies.kyverno.io", "clustercleanuppolicies.kyverno.io"}, true,
-		"see the break-glass procedure in", 2},
-	{"cel", []string{"cel-validate", "cel-mutate", "cel-generate", "cel-cleanup"},
+	{"clusterpolicy", []string{"clusterpolicy-admission", "clusterpolicy-generate"}, "clusterpolicy-cleanup",
+		[]string{"clusterpolicies.kyverno.io", "clustercleanuppolicies.kyverno.io"}},
+	{"cel", []string{"cel-validate", "cel-mutate", "cel-generate"}, "cel-cleanup",
 		[]string{"validatingpolicies.policies.kyverno.io", "mutatingpolicies.policies.kyverno.io",
-			"generatingpolicies.policies.kyverno.io", "deletingpolicies.policies.kyverno.io"}, false,
-		"Policy backup-oracle-restore: failed to evaluate policy", 3},
+			"generatingpolicies.policies.kyverno.io", "deletingpolicies.policies.kyverno.io"}},
 }
 
 // shippedCleanupSchedule is the cleanup policies' schedule in the chart; the test runs them
@@ -66,8 +53,9 @@ const (
 	testCleanupSchedule    = `schedule: "* * * * *"`
 )
 
-// renderSet renders the set's policies pointed at oracleURL.
-func (p policySet) render(t *testing.T, helm, oracleURL string) string {
+// render renders the set's admission and generate policies, and its cleanup policy, pointed
+// at oracleURL.
+func (p policySet) render(t *testing.T, helm, oracleURL string) (policies, cleanup string) {
 	t.Helper()
 
 	args := []string{"--set", "policies.engine=" + p.engine, "--set", "policies.oracleURL=" + oracleURL}
@@ -75,10 +63,13 @@ func (p policySet) render(t *testing.T, helm, oracleURL string) string {
 		args = append(args, "--show-only", "templates/policies/"+tpl+".yaml")
 	}
 
-	out := render(t, helm, "default", args...)
-	require.Equal(t, 1, strings.Count(out, shippedCleanupSchedule), "cleanup schedule in the rendered %s set", p.engine)
+	policies = render(t, helm, "default", args...)
+	require.NotContains(t, policies, shippedCleanupSchedule, "a cleanup policy among the %s admission and generate policies", p.engine)
 
-	return strings.Replace(out, shippedCleanupSchedule, testCleanupSchedule, 1)
+	cleanup = render(t, helm, "default", "--set", "policies.engine="+p.engine, "--show-only", "templates/policies/"+p.cleanup+".yaml")
+	require.Equal(t, 1, strings.Count(cleanup, shippedCleanupSchedule), "cleanup schedule in the rendered %s set", p.engine)
+
+	return policies, strings.Replace(cleanup, shippedCleanupSchedule, testCleanupSchedule, 1)
 }
 
 // install applies the set and waits until every policy is ready and Kyverno's resource
@@ -101,7 +92,8 @@ func (p policySet) install(t *testing.T, k *kube, manifests string) {
 	t.Logf("%s policies ready and in the webhooks after %s", p.engine, took.Round(time.Millisecond))
 }
 
-// uninstall deletes the set and waits until no webhook matches PVCs any more.
+// uninstall deletes the set's admission and generate policies (manifests) and waits until no
+// webhook matches PVCs any more.
 func (p policySet) uninstall(t *testing.T, k *kube, manifests string) {
 	t.Helper()
 

@@ -28,6 +28,7 @@ type stack struct {
 	etcd        *proc
 	apiserver   *proc
 	controllers []*proc // Kyverno's admission, background and cleanup controllers
+	webhookPort int     // the admission controller's
 	all         []int   // every PID started, checked at the end
 	kube        *kube
 }

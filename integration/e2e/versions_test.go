@@ -1,0 +1,147 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// kyvernoRelease is what the test expects of one Kyverno version. Every difference between
+// versions is written here, as an expectation the scenarios assert: a version that starts
+// behaving differently (fixed or broken) fails the test, and nothing is skipped.
+type kyvernoRelease struct {
+	version string
+	// hasAPICallTimeout, hasHTTPBlocklist: the controllers have these flags (1.18+). An unknown
+	// flag makes a Kyverno controller exit, so the documented flags are version-specific.
+	hasAPICallTimeout, hasHTTPBlocklist bool
+	// defaultBlocks* : with the version's default --httpBlocklist, a service on loopback is
+	// blocked for CEL http calls and for apiCall.service (ClusterPolicy set) respectively.
+	defaultBlocksCEL, defaultBlocksAPICall bool
+	// defaultBlocksPrivate: the default --httpBlocklist also blocks private ranges (ClusterIPs)
+	// for CEL http calls.
+	defaultBlocksPrivate bool
+	// sets: the expectations of each policy set on this version, by engine.
+	sets map[string]setExpectations
+}
+
+// setExpectations are the version-specific outcomes of one policy set.
+type setExpectations struct {
+	// hangDeniedCleanly: a hanging oracle gets the policy's denial; otherwise the webhook times
+	// out and the API server answers 500 "context deadline exceeded" (the PVC is still refused).
+	hangDeniedCleanly bool
+	// unknownMessage is part of the denial when the oracle answers unknown (503).
+	unknownMessage string
+	// downMessage is part of the denial when the oracle is stopped.
+	downMessage string
+	// maxCalls bounds the oracle calls of one labelled PVC (an upper bound: the oracle counts a
+	// request after answering it, so a scrape can miss the last one).
+	maxCalls int
+}
+
+const (
+	// cpUnknownMessage: a non-2xx answer is an apiCall error, so the default (the unknown
+	// payload) applies and the policy denies with its message.
+	cpUnknownMessage = "backup-oracle cannot say whether this PVC has a backup (decision unknown"
+	// celUnknownMessage: CEL http.Get reads the 503 body of /readyz, which the CEL set checks first.
+	celUnknownMessage = "backup-oracle is not ready ("
+	// cpDownMessage: the ClusterPolicy set's apiCall default gives the policy's own message.
+	cpDownMessage = "see the break-glass procedure in"
+	// celDownMessage: a CEL http.Get error has no default, so the policy errors and its
+	// failurePolicy (Fail) denies with Kyverno's error naming the policy: the MutatingPolicy,
+	// whose webhook runs first.
+	celDownMessage = "Policy backup-oracle-restore: failed to evaluate policy"
+	// celContextError: Kyverno 1.17's error when a CEL http.Get fails or answers non-2xx (its
+	// http.Get cannot read a 503 body): the ValidatingPolicy denies with it; its MutatingPolicy
+	// lets the request through unmutated on that error.
+	celContextError = "Policy backup-oracle-admission error: failed to load context: request failed:"
+)
+
+// kyvernoReleases are the versions the Makefile pins (KYVERNO_VERSIONS); the test fails if the
+// two lists differ, so a version is never run without expectations, nor dropped silently.
+var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
+	{
+		version: "v1.17.2",
+		sets: map[string]setExpectations{
+			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
+			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, downMessage: cpDownMessage, maxCalls: 2},
+			// CEL http.Get errors on a 503 (the oracle's reason is lost), and a MutatingPolicy
+			// error does not deny: the ValidatingPolicy does, with Kyverno's error.
+			"cel": {hangDeniedCleanly: false, unknownMessage: celContextError + " HTTP 503", downMessage: celContextError, maxCalls: 3},
+		},
+	},
+	{
+		version: "v1.18.2", hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
+		sets: map[string]setExpectations{
+			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, downMessage: cpDownMessage, maxCalls: 2},
+			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, downMessage: celDownMessage, maxCalls: 3},
+		},
+	},
+	{
+		version: "v1.19.1", hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
+		sets: map[string]setExpectations{
+			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, downMessage: cpDownMessage, maxCalls: 2},
+			// Kyverno 1.19.1's CEL http.Get has no timeout (--apiCallTimeout does not apply to
+			// it): with a hanging oracle the webhook times out.
+			"cel": {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, downMessage: celDownMessage, maxCalls: 3},
+		},
+	},
+}
+
+// kyvernoUnderTest is one version with the folder make e2e built it into: kubectl-kyverno,
+// kyverno (admission controller), background-controller, cleanup-controller and crds/.
+type kyvernoUnderTest struct {
+	kyvernoRelease
+	dir string
+}
+
+func (k kyvernoUnderTest) bin(name string) string { return filepath.Join(k.dir, name) }
+
+// kyvernoVersions reads KYVERNO_BINS ("<version>=<folder> ...", set by make e2e) and pairs each
+// version with its expectations. A missing variable fails in CI and skips elsewhere.
+func kyvernoVersions(t *testing.T) []kyvernoUnderTest {
+	t.Helper()
+
+	env := os.Getenv("KYVERNO_BINS")
+	if env == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("KYVERNO_BINS is not set (run through `make e2e`)")
+		}
+
+		t.Skip("KYVERNO_BINS is not set; run `make e2e`")
+	}
+
+	var got, want []string
+	for _, r := range kyvernoReleases {
+		want = append(want, r.version)
+	}
+
+	var out []kyvernoUnderTest
+
+	for _, f := range strings.Fields(env) {
+		version, dir, ok := strings.Cut(f, "=")
+		require.True(t, ok, "KYVERNO_BINS entry %q is not <version>=<folder>", f)
+		got = append(got, version)
+
+		i := slices.IndexFunc(kyvernoReleases, func(r kyvernoRelease) bool { return r.version == version })
+		if i < 0 {
+			continue
+		}
+
+		for _, name := range []string{"kyverno", "background-controller", "cleanup-controller", "crds"} {
+			_, err := os.Stat(filepath.Join(dir, name))
+			require.NoError(t, err, "Kyverno %s", version)
+		}
+
+		out = append(out, kyvernoUnderTest{kyvernoRelease: kyvernoReleases[i], dir: dir})
+	}
+
+	require.Equal(t, want, got, "the Kyverno versions of the Makefile (KYVERNO_VERSIONS) and of kyvernoReleases must be the same")
+
+	return out
+}
