@@ -24,7 +24,7 @@ func TestRestoreAsCode(t *testing.T) {
 	harness.Tool(t, "kopia")
 	versions := kyvernoVersions(t)
 
-	sources := []string{moverIdentity("probe-backup", defaultsNamespace)}
+	sources := []string{kopiamover.ReplicationSource{Name: "probe-backup", Namespace: defaultsNamespace}.Source()}
 	for _, set := range policySets {
 		for _, p := range append(restoredPVCs, struct{ name, label string }{comebackPVC, "hourly"}) {
 			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), p.name))
