@@ -57,6 +57,9 @@ type Index interface {
 type IndexStats struct {
 	Sources   int
 	Snapshots int
+	// Bytes estimates the memory the index holds (bytes), so an alert can fire before the
+	// process reaches its memory limit; 0 when the backend does not estimate it.
+	Bytes int64
 }
 
 // IndexStatus describes one backend's index for operators. It carries no secrets.

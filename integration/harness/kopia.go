@@ -15,15 +15,18 @@ type KopiaCLI struct {
 	Path     string
 	Password string
 	config   string
+	// Env is added to every command's environment, e.g. KOPIA_UPGRADE_LOCK_ENABLED=1.
+	Env []string
 }
 
-// NewKopiaRepository creates a repository at path with the real kopia CLI.
-func NewKopiaRepository(t testing.TB, path, password string) *KopiaCLI {
+// NewKopiaRepository creates a repository at path with the real kopia CLI; createArgs are added
+// to `kopia repository create filesystem`, e.g. "--format-version=1".
+func NewKopiaRepository(t testing.TB, path, password string, createArgs ...string) *KopiaCLI {
 	t.Helper()
 
 	k := &KopiaCLI{t: t, bin: Tool(t, "kopia"), Path: path, Password: password,
 		config: filepath.Join(t.TempDir(), "kopia.config")}
-	k.Run("repository", "create", "filesystem", "--path", path)
+	k.Run(append([]string{"repository", "create", "filesystem", "--path", path}, createArgs...)...)
 
 	return k
 }
@@ -52,17 +55,24 @@ func NewKopiaS3Repository(t testing.TB, s3 *S3Server, bucket, password string) *
 func (k *KopiaCLI) Run(args ...string) string {
 	k.t.Helper()
 
-	cmd := exec.Command(k.bin, append(args, "--config-file", k.config)...) //nolint:gosec // test tool
-	cmd.Env = append(os.Environ(),
-		"KOPIA_PASSWORD="+k.Password, "KOPIA_CHECK_FOR_UPDATES=false", "KOPIA_USE_KEYRING=false",
-		"KOPIA_PERSIST_CREDENTIALS_ON_CONNECT=false", "HOME="+filepath.Dir(k.config))
-
-	out, err := cmd.CombinedOutput()
+	out, err := k.Try(args...)
 	if err != nil {
 		k.t.Fatalf("kopia %v: %v\n%s", args, err, out)
 	}
 
-	return string(out)
+	return out
+}
+
+// Try runs one kopia command and returns its combined output and error.
+func (k *KopiaCLI) Try(args ...string) (string, error) {
+	cmd := exec.Command(k.bin, append(args, "--config-file", k.config)...) //nolint:gosec // test tool
+	cmd.Env = append(append(os.Environ(),
+		"KOPIA_PASSWORD="+k.Password, "KOPIA_CHECK_FOR_UPDATES=false", "KOPIA_USE_KEYRING=false",
+		"KOPIA_PERSIST_CREDENTIALS_ON_CONNECT=false", "HOME="+filepath.Dir(k.config)), k.Env...)
+
+	out, err := cmd.CombinedOutput()
+
+	return string(out), err
 }
 
 // Snapshot snapshots dir as source ("user@host:/path"), as the mover does with --override-source.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -21,39 +20,37 @@ type Filesystem struct {
 // String names the storage.
 func (f Filesystem) String() string { return "filesystem:" + f.Path }
 
-// Check reads the repository's format blob with plain file I/O, so a missing directory, a
+// ReadFormat reads the repository's format blob with plain file I/O, so a missing directory, a
 // permission problem or an uninitialised directory fails at once instead of after kopia's
 // retries.
-func (f Filesystem) Check(_ context.Context) error {
+func (f Filesystem) ReadFormat(_ context.Context) ([]byte, error) {
 	if f.Path == "" {
-		return errors.New("repository path is empty")
+		return nil, errors.New("repository path is empty")
 	}
 
 	info, err := os.Stat(f.Path)
 	if err != nil {
-		return fmt.Errorf("stat repository directory: %w", err)
+		return nil, fmt.Errorf("stat repository directory: %w", err)
 	}
 
 	if !info.IsDir() {
-		return fmt.Errorf("repository path %s is not a directory", f.Path)
+		return nil, fmt.Errorf("repository path %s is not a directory", f.Path)
 	}
 
-	fh, err := os.Open(filepath.Join(f.Path, format.KopiaRepositoryBlobID+".f"))
+	b, err := os.ReadFile(filepath.Join(f.Path, format.KopiaRepositoryBlobID+".f"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no kopia repository in %s (missing %s.f)", f.Path, format.KopiaRepositoryBlobID)
+			return nil, fmt.Errorf("no kopia repository in %s (missing %s.f)", f.Path, format.KopiaRepositoryBlobID)
 		}
 
-		return fmt.Errorf("read repository format blob: %w", err)
-	}
-	defer fh.Close()
-
-	if _, err := fh.Read(make([]byte, 1)); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("read repository format blob: %w", err)
+		return nil, fmt.Errorf("read repository format blob: %w", err)
 	}
 
-	return nil
+	return b, nil
 }
+
+// Close implements Storage; a directory holds nothing open.
+func (f Filesystem) Close(context.Context) error { return nil }
 
 // Open returns kopia's filesystem storage for the directory.
 func (f Filesystem) Open(ctx context.Context) (blob.Storage, error) {
