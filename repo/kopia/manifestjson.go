@@ -52,7 +52,7 @@ func (s *stream) fill(keep int) bool {
 	s.end += n
 
 	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+	case err == io.EOF: //nolint:errorlint // io.ReadAtLeast returns io.EOF itself; a truncated gzip stream is io.ErrUnexpectedEOF, an error
 		s.eof = true
 	case err != nil:
 		s.eof, s.err = true, err
