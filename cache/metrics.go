@@ -18,6 +18,7 @@ type Metrics struct {
 	lastSuccess     *prometheus.GaugeVec
 	sources         *prometheus.GaugeVec
 	snapshots       *prometheus.GaugeVec
+	bytes           *prometheus.GaugeVec
 	refreshes       *prometheus.CounterVec
 }
 
@@ -48,12 +49,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "backup_oracle_index_snapshots",
 			Help: "Snapshots in the last successfully loaded index.",
 		}, []string{"backend"}),
+		bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "backup_oracle_index_bytes",
+			Help: "Estimated memory held by the last successfully loaded index, in bytes (0: the backend does not estimate it).",
+		}, []string{"backend"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "backup_oracle_index_refreshes_total",
 			Help: "Index refreshes by result (success, error).",
 		}, []string{"backend", "result"}),
 	}
-	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.refreshes)
+	reg.MustRegister(m.live, m.refreshDuration, m.lastSuccess, m.sources, m.snapshots, m.bytes, m.refreshes)
 
 	return m
 }
@@ -76,6 +81,7 @@ func (m *Metrics) observeRefresh(backend string, d time.Duration, idx repo.Index
 	st := idx.Stats()
 	m.sources.WithLabelValues(backend).Set(float64(st.Sources))
 	m.snapshots.WithLabelValues(backend).Set(float64(st.Snapshots))
+	m.bytes.WithLabelValues(backend).Set(float64(st.Bytes))
 }
 
 // watch adds c to the caches whose age and readiness are computed at scrape time.

@@ -328,9 +328,26 @@ func (r *Repo) closeLocked(ctx context.Context) {
 	r.rep, r.format, r.intent = nil, nil, nil
 }
 
-// Close releases the repository. It is safe to call more than once.
+// closeWait bounds how long Close waits for a running load.
+const closeWait = 5 * time.Second
+
+// Close releases the repository. It is safe to call more than once. It waits at most 5 s for a
+// running load (one stuck in kopia must not hang the process's shutdown); past that it leaves the
+// repository to the exiting process and returns an error.
 func (r *Repo) Close(ctx context.Context) error {
-	r.mu.Lock()
+	locked := make(chan struct{})
+
+	go func() {
+		r.mu.Lock()
+		close(locked)
+	}()
+
+	select {
+	case <-locked:
+	case <-time.After(closeWait):
+		return fmt.Errorf("kopia: close %s: a load is still running after %s", r.opts.Storage, closeWait)
+	}
+
 	defer r.mu.Unlock()
 	r.closeLocked(ctx)
 
