@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -52,9 +51,9 @@ func (h *handler) exists(c *gin.Context) {
 	if err := pvc.Validate(); err != nil {
 		a = repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}
 	} else {
-		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
+		ctx := newLazyTimeout(c.Request.Context(), h.now().Add(h.timeout))
 		a = h.oracle.Lookup(ctx, pvc)
-		cancel()
+		ctx.release()
 	}
 
 	code := statusOf(a)
@@ -64,6 +63,11 @@ func (h *handler) exists(c *gin.Context) {
 
 	if a.Decision == repo.Unknown && code != http.StatusBadRequest {
 		h.logger.Warn("unknown answer", "pvc", pvc.String(), "backend", a.Backend, "reason", a.Reason)
+	}
+
+	if a.Reason == nil && h.renders != nil {
+		h.writeMemoised(c, code, a)
+		return
 	}
 
 	c.JSON(code, h.render(a))

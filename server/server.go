@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -37,6 +38,9 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// RequestTimeout bounds a lookup; past it the answer is unknown.
 	RequestTimeout time.Duration
+	// RenderCacheSize bounds the rendered authoritative answers kept for the /exists hit path
+	// (default DefaultRenderCacheSize).
+	RenderCacheSize int
 	Logger         *slog.Logger
 	Now            func() time.Time
 }
@@ -47,6 +51,7 @@ type handler struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *httpMetrics
+	renders *lru.Cache[repo.PVC, *renderedAnswer]
 }
 
 // New returns the HTTP handler.
@@ -69,7 +74,7 @@ func New(opts Options) (http.Handler, error) {
 
 	h := &handler{
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
-		metrics: newHTTPMetrics(opts.Registerer),
+		metrics: newHTTPMetrics(opts.Registerer), renders: newRenderCache(opts.RenderCacheSize),
 	}
 
 	r := gin.New()

@@ -140,7 +140,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	}
 
 	handler, err := server.New(server.Options{
-		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, Logger: logger,
+		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, RenderCacheSize: cfg.CacheSize, Logger: logger,
 	})
 	if err != nil {
 		return err
