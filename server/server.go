@@ -41,8 +41,8 @@ type Options struct {
 	// RenderCacheSize bounds the rendered authoritative answers kept for the /exists hit path
 	// (default DefaultRenderCacheSize).
 	RenderCacheSize int
-	Logger         *slog.Logger
-	Now            func() time.Time
+	Logger          *slog.Logger
+	Now             func() time.Time
 }
 
 type handler struct {
