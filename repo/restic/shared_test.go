@@ -51,7 +51,9 @@ func TestSharedRepository(t *testing.T) {
 		})
 	}
 
-	assert.Equal(t, repo.IndexStats{Sources: 2, Snapshots: 3}, idx.Stats(), "tags team-a/app and team-b/db")
+	stats := idx.Stats()
+	assert.Equal(t, repo.IndexStats{Sources: 2, Snapshots: 3}, repo.IndexStats{Sources: stats.Sources, Snapshots: stats.Snapshots}, "tags team-a/app and team-b/db")
+	assert.Positive(t, stats.Bytes, "the index estimates its memory")
 
 	// A snapshot that cannot be verified could belong to any PVC: those without a verified
 	// snapshot become unknown, those with one still have a backup.
