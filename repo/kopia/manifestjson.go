@@ -241,9 +241,14 @@ func skipSpace(b []byte) []byte {
 }
 
 // object iterates over the members of the JSON object b (one whole value), calling f with each
-// key and its raw value.
+// key and its raw value. null has no members (kopia writes deletion markers with "labels":null
+// and "data":null).
 func object(b []byte, f func(key, value []byte) error) error {
 	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		return nil
+	}
+
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return fmt.Errorf("%w: want an object", errSyntax)
 	}

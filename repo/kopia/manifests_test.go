@@ -67,7 +67,7 @@ func TestParseManifestContent(t *testing.T) {
 		{
 			name: "deletion marker, policy, checkpoint, whitespace and unknown keys",
 			doc: "{ \"other\": [1, {\"x\": \"}\"}],\n \"entries\" : [\n" +
-				`{"id":"` + idA + `","modified":"2026-11-30T10:00:00Z","deleted":true},` +
+				`{"id":"` + idA + `","labels":null,"modified":"2026-11-30T10:00:00Z","deleted":true,"data":null},` + // as kopia writes one
 				`{"id":"` + idB + `","labels":{"type":"policy","hostname":"web"},"modified":"2026-11-30T10:00:00Z","data":{"retention":{"keepLatest":3}}},` +
 				`{"id":"` + idC + `","labels":{"type":"snapshot","username":"a","hostname":"b","path":"/c"},"modified":"2026-11-30T10:00:00Z",` +
 				`"data":{"startTime":"2026-11-30T09:00:00Z","endTime":"2026-11-30T09:00:00Z","incomplete":"checkpoint","stats":{"totalSize":1,"fileCount":1}}}` +
@@ -194,7 +194,7 @@ func snapshotEntry(id string, modified, start int, user string, extra string) st
 
 func deletion(id string, modified int) string {
 	base := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
-	return `{"id":"` + id + `","modified":"` + base.Add(time.Duration(modified)*time.Minute).Format(time.RFC3339Nano) + `","deleted":true}`
+	return `{"id":"` + id + `","labels":null,"modified":"` + base.Add(time.Duration(modified)*time.Minute).Format(time.RFC3339Nano) + `","deleted":true,"data":null}`
 }
 
 // TestIndexMergesAsKopia: kopia merges manifest entries of every content by id, the latest
