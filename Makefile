@@ -184,6 +184,10 @@ bench: $(TEST_TOOLS) ## benchmarks (micro, then the real service and restic on S
 	$(GO) test -run '^$$' -bench . -benchmem ./cache ./repo ./server
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./integration/ ./repo/restic/
 
+.PHONY: soak
+soak: $(TEST_TOOLS) ## invariant trials for TRIAL_DURATION per backend (default 15m): any wrong answer fails; memory and goroutines reported
+	$(TEST_ENV) TRIAL_DURATION=$${TRIAL_DURATION:-15m} $(GO) test -count=1 -v -run 'TestInvariantTrials' -timeout 3h ./integration/
+
 .PHONY: clean
 clean: ## remove build output (keeps .tools)
 	rm -rf $(BIN)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -17,6 +18,8 @@ type KopiaCLI struct {
 	config   string
 	// Env is added to every command's environment, e.g. KOPIA_UPGRADE_LOCK_ENABLED=1.
 	Env []string
+	// UID, when non-zero, runs the commands as that user (requires root).
+	UID uint32
 }
 
 // NewKopiaRepository creates a repository at path with the real kopia CLI; createArgs are added
@@ -24,8 +27,33 @@ type KopiaCLI struct {
 func NewKopiaRepository(t testing.TB, path, password string, createArgs ...string) *KopiaCLI {
 	t.Helper()
 
-	k := &KopiaCLI{t: t, bin: Tool(t, "kopia"), Path: path, Password: password,
-		config: filepath.Join(t.TempDir(), "kopia.config")}
+	return NewKopiaRepositoryAs(t, 0, path, password, createArgs...)
+}
+
+// NewKopiaRepositoryAs is NewKopiaRepository with every command run as uid (0: this process's
+// user). The parent directory of path must be writable by uid.
+func NewKopiaRepositoryAs(t testing.TB, uid uint32, path, password string, createArgs ...string) *KopiaCLI {
+	t.Helper()
+
+	dir := t.TempDir()
+
+	if uid != 0 { // t.TempDir's parent is private to this user
+		d, err := os.MkdirTemp("", "kopia-cli-")
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		t.Cleanup(func() { _ = os.RemoveAll(d) })
+
+		if err := os.Chown(d, int(uid), int(uid)); err != nil {
+			t.Fatal(err)
+		}
+
+		dir = d
+	}
+
+	k := &KopiaCLI{t: t, bin: Tool(t, "kopia"), Path: path, Password: password, UID: uid,
+		config: filepath.Join(dir, "kopia.config")}
 	k.Run(append([]string{"repository", "create", "filesystem", "--path", path}, createArgs...)...)
 
 	return k
@@ -66,6 +94,10 @@ func (k *KopiaCLI) Run(args ...string) string {
 // Try runs one kopia command and returns its combined output and error.
 func (k *KopiaCLI) Try(args ...string) (string, error) {
 	cmd := exec.Command(k.bin, append(args, "--config-file", k.config)...) //nolint:gosec // test tool
+	if k.UID != 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: k.UID, Gid: k.UID}}
+	}
+
 	cmd.Env = append(append(os.Environ(),
 		"KOPIA_PASSWORD="+k.Password, "KOPIA_CHECK_FOR_UPDATES=false", "KOPIA_USE_KEYRING=false",
 		"KOPIA_PERSIST_CREDENTIALS_ON_CONNECT=false", "HOME="+filepath.Dir(k.config)), k.Env...)
