@@ -29,11 +29,13 @@ type sourceEntry struct {
 	err        error    // a manifest of this source could not be decoded
 }
 
-// Estimated memory cost, for IndexStats.Bytes: an entry and the pointer to it, a source with
-// its map slot and strings. Measured figures are in README.md (Benchmarks).
+// Estimated memory cost, for IndexStats.Bytes: every manifest entry kept (snapshots, policies,
+// superseded entries until compaction), the index's pointer to each complete snapshot, a source
+// with its map slots and strings. The measured heap is in README.md (Benchmarks).
 const (
-	bytesPerSnapshot = int64(unsafe.Sizeof(entry{})) + 8
-	bytesPerSource   = int64(unsafe.Sizeof(sourceEntry{})+unsafe.Sizeof(repo.KopiaSource{})) + 64
+	bytesPerEntry    = int64(unsafe.Sizeof(entry{}))
+	bytesPerSnapshot = 8
+	bytesPerSource   = int64(unsafe.Sizeof(sourceEntry{})+unsafe.Sizeof(repo.KopiaSource{})) + 128
 )
 
 // winner is the latest entry of one manifest id and the content it came from.
@@ -116,7 +118,7 @@ func newIndex(identity repo.KopiaIdentity, contents []*manifestContent) *Index {
 	}
 
 	idx.stats.Sources = len(idx.sources)
-	idx.stats.Bytes = int64(idx.stats.Snapshots)*bytesPerSnapshot + int64(idx.stats.Sources)*bytesPerSource
+	idx.stats.Bytes = int64(total)*bytesPerEntry + int64(idx.stats.Snapshots)*bytesPerSnapshot + int64(idx.stats.Sources)*bytesPerSource
 
 	return idx
 }

@@ -130,6 +130,26 @@ func (s *stream) value() ([]byte, error) {
 	}
 }
 
+// parse calls f with the input from the next non-space byte on, until f stops returning errShort
+// (it needs more input), and consumes the length f returns. The slice is only valid during f.
+func (s *stream) parse(f func(b []byte) (int, error)) error {
+	if _, err := s.peek(); err != nil {
+		return err
+	}
+
+	for {
+		n, err := f(s.buf[s.pos:s.end])
+		if !errors.Is(err, errShort) {
+			s.pos += n
+			return err
+		}
+
+		if !s.fill(s.pos) {
+			return s.eofError()
+		}
+	}
+}
+
 var errShort = errors.New("value continues past the buffer")
 
 // valueEnd returns the length of the JSON value at the start of b, or errShort when b ends
@@ -249,59 +269,88 @@ func object(b []byte, f func(key, value []byte) error) error {
 		return nil
 	}
 
-	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
-		return fmt.Errorf("%w: want an object", errSyntax)
+	n, err := objectAt(b, f)
+
+	switch {
+	case errors.Is(err, errShort):
+		return fmt.Errorf("%w: unterminated object", errSyntax)
+	case err != nil:
+		return err
+	case n != len(b):
+		return fmt.Errorf("%w: data after an object", errSyntax)
 	}
 
-	b = b[1 : len(b)-1]
+	return nil
+}
 
-	for {
-		b = skipSpace(b)
-		if len(b) == 0 {
-			return nil
+// objectAt reads the JSON object at the start of b (after spaces), calling f with each member's
+// key and raw value, and returns the object's length; errShort when b ends inside it (f may then
+// have been called for some members: a caller that retries with more input starts afresh).
+func objectAt(b []byte, f func(key, value []byte) error) (int, error) {
+	i := len(b) - len(skipSpace(b))
+	if i == len(b) {
+		return 0, errShort
+	}
+
+	if b[i] != '{' {
+		return 0, fmt.Errorf("%w: want an object", errSyntax)
+	}
+
+	i++
+
+	for first := true; ; first = false {
+		i = len(b) - len(skipSpace(b[i:]))
+		if i == len(b) {
+			return 0, errShort
 		}
 
-		if b[0] != '"' {
-			return fmt.Errorf("%w: want a key", errSyntax)
+		if b[i] == '}' {
+			return i + 1, nil
 		}
 
-		n, err := stringEnd(b)
+		if !first {
+			if b[i] != ',' {
+				return 0, fmt.Errorf("%w: want ',' or '}' in an object, got %q", errSyntax, b[i])
+			}
+
+			i = len(b) - len(skipSpace(b[i+1:]))
+			if i == len(b) {
+				return 0, errShort
+			}
+		}
+
+		if b[i] != '"' {
+			return 0, fmt.Errorf("%w: want a key, got %q", errSyntax, b[i])
+		}
+
+		n, err := stringEnd(b[i:])
 		if err != nil {
-			return fmt.Errorf("%w: unterminated key", errSyntax)
+			return 0, err
 		}
 
-		key := b[1 : n-1]
+		key := b[i+1 : i+n-1]
 
-		b = skipSpace(b[n:])
-		if len(b) == 0 || b[0] != ':' {
-			return fmt.Errorf("%w: want ':' after %q", errSyntax, key)
+		i = len(b) - len(skipSpace(b[i+n:]))
+		if i == len(b) {
+			return 0, errShort
 		}
 
-		b = skipSpace(b[1:])
-
-		n, err = valueEnd(b)
-		if errors.Is(err, errShort) {
-			n, err = literalEnd(b, true)
+		if b[i] != ':' {
+			return 0, fmt.Errorf("%w: want ':' after %q", errSyntax, key)
 		}
 
+		i = len(b) - len(skipSpace(b[i+1:]))
+
+		n, err = valueEnd(b[i:])
 		if err != nil {
-			return fmt.Errorf("%w: value of %q", errSyntax, key)
+			return 0, err
 		}
 
-		if err := f(key, b[:n]); err != nil {
-			return err
+		if err := f(key, b[i:i+n]); err != nil {
+			return 0, err
 		}
 
-		b = skipSpace(b[n:])
-
-		switch {
-		case len(b) == 0:
-			return nil
-		case b[0] == ',':
-			b = b[1:]
-		default:
-			return fmt.Errorf("%w: want ',' after the value of %q", errSyntax, key)
-		}
+		i += n
 	}
 }
 

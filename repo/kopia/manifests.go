@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/kopia/kopia/repo/content"
@@ -157,6 +158,10 @@ func parseManifestContent(data []byte) (*manifestContent, error) {
 
 	s.pos++ // the closing brace
 
+	if cap(c.entries) > len(c.entries)+len(c.entries)/8 { // kept for the content's life: no slack
+		c.entries = slices.Clone(c.entries)
+	}
+
 	// The stream must end here: a gzip member that is cut or corrupted fails its checksum only
 	// when read to its end.
 	switch _, err := s.peek(); {
@@ -191,29 +196,25 @@ func (c *manifestContent) readEntries(s *stream, sources *localSources) error {
 			}
 		}
 
-		v, err := s.value()
-		if err != nil {
-			return err
-		}
-
-		if err := c.add(v, sources); err != nil {
+		if err := s.parse(func(b []byte) (int, error) { return c.add(b, sources) }); err != nil {
 			return fmt.Errorf("entry %d: %w", len(c.entries), err)
 		}
 	}
 }
 
-// add reads one manifest entry: {"id", "labels", "modified", "deleted", "data"}. An entry
-// whose id, labels, time or flag cannot be read fails the content; a snapshot whose data cannot
-// be read is kept as broken (its source answers unknown). Common entries allocate nothing but
-// their slot: ids, label values and times are read from the input bytes in place.
-func (c *manifestContent) add(v []byte, sources *localSources) error {
+// add reads the manifest entry {"id", "labels", "modified", "deleted", "data"} at the start of b
+// and returns its length (errShort when b ends inside it: nothing is recorded). An entry whose
+// id, labels, time or flag cannot be read fails the content; a snapshot whose data cannot be read
+// is kept as broken (its source answers unknown). Common entries allocate nothing but their slot:
+// ids, label values and times are read from the input bytes in place.
+func (c *manifestContent) add(b []byte, sources *localSources) (int, error) {
 	var (
 		id, typ, user, host, path, data []byte
 		e                               entry
 		deleted, hasLabels              bool
 	)
 
-	err := object(v, func(key, val []byte) error {
+	length, err := objectAt(b, func(key, val []byte) error {
 		var err error
 
 		switch string(key) {
@@ -246,12 +247,12 @@ func (c *manifestContent) add(v []byte, sources *localSources) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return 0, err
 	}
 
 	idText, err := jsonText(id)
 	if err != nil || len(idText) == 0 {
-		return fmt.Errorf("%w: entry without a valid id", errSyntax)
+		return 0, fmt.Errorf("%w: entry without a valid id", errSyntax)
 	}
 
 	k, odd := keyOf(idText)
@@ -271,20 +272,20 @@ func (c *manifestContent) add(v []byte, sources *localSources) error {
 		e.flags |= flagDeleted
 		c.entries = append(c.entries, e)
 
-		return nil
+		return length, nil
 	}
 
 	if t, err := jsonText(typ); err != nil {
-		return err
+		return 0, err
 	} else if !hasLabels || string(t) != snapshot.ManifestType {
 		c.entries = append(c.entries, e)
-		return nil
+		return length, nil
 	}
 
 	e.flags |= flagSnapshot
 
 	if e.src, err = sources.get(user, host, path); err != nil {
-		return err
+		return 0, err
 	}
 
 	if err := e.readSnapshot(data); err != nil {
@@ -299,7 +300,7 @@ func (c *manifestContent) add(v []byte, sources *localSources) error {
 
 	c.entries = append(c.entries, e)
 
-	return nil
+	return length, nil
 }
 
 // localSources shares one *repo.KopiaSource per source within one content, looked up by the
