@@ -182,4 +182,3 @@ func TestLookupPutsItsRepositoryFirst(t *testing.T) {
 	t.Logf("when %s was answered, %d of the %d other repositories were verified", asked, verified, n-1)
 	assert.LessOrEqual(t, verified, 3, "the asked repository went first, not after the fleet")
 }
-
