@@ -60,8 +60,9 @@ func NewKopiaRepositoryAs(t testing.TB, uid uint32, path, password string, creat
 }
 
 // NewKopiaS3Repository creates a repository in bucket on s3 with the real kopia CLI (over TLS,
-// trusting the server's certificate, when s3 was started by StartS3TLS).
-func NewKopiaS3Repository(t testing.TB, s3 *S3Server, bucket, password string) *KopiaCLI {
+// trusting the server's certificate, when s3 was started by StartS3TLS); createArgs are added to
+// `kopia repository create s3`, e.g. "--prefix=volsync/".
+func NewKopiaS3Repository(t testing.TB, s3 *S3Server, bucket, password string, createArgs ...string) *KopiaCLI {
 	t.Helper()
 
 	k := &KopiaCLI{t: t, bin: Tool(t, "kopia"), Path: "s3:" + bucket, Password: password,
@@ -72,8 +73,8 @@ func NewKopiaS3Repository(t testing.TB, s3 *S3Server, bucket, password string) *
 		tls = []string{"--root-ca-pem-path", s3.CAFile}
 	}
 
-	k.Run(append([]string{"repository", "create", "s3", "--bucket", bucket, "--endpoint", s3.Endpoint,
-		"--access-key", s3.AccessKey, "--secret-access-key", s3.SecretKey}, tls...)...)
+	k.Run(append(append([]string{"repository", "create", "s3", "--bucket", bucket, "--endpoint", s3.Endpoint,
+		"--access-key", s3.AccessKey, "--secret-access-key", s3.SecretKey}, tls...), createArgs...)...)
 
 	return k
 }
