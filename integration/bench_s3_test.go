@@ -88,9 +88,9 @@ func BenchmarkS3Requests(b *testing.B) {
 	}
 
 	type row struct {
-		name    string
-		perHour int64
-		note    string
+		name, unit string
+		perHour    int64
+		note       string
 	}
 
 	var rows []row
@@ -103,11 +103,12 @@ func BenchmarkS3Requests(b *testing.B) {
 		{"restic-s3, every refresh lists the fleet (before)", 0, "RESTIC_FLEET_REFRESH_INTERVAL=0"},
 		{"restic-s3, default settings", restic.DefaultS3FleetRefreshInterval, "fleet every 10m, 1 request per refresh in between"},
 	} {
+		unit := map[bool]string{true: "restic-before-req/h", false: "restic-req/h"}[c.interval == 0]
 		r, err := restic.New(resticOpts(c.interval))
 		require.NoError(b, err)
 
 		n := requestHour(b, proxy, clk, func() error { _, err := r.Load(context.Background()); return err })
-		rows = append(rows, row{c.name, n, c.note})
+		rows = append(rows, row{c.name, unit, n, c.note})
 		_ = r.Close(context.Background())
 	}
 
@@ -135,7 +136,7 @@ func BenchmarkS3Requests(b *testing.B) {
 		"s3-access-key-file": secretFile(b, s3.AccessKey), "s3-secret-key-file": secretFile(b, s3.SecretKey),
 	})
 	n := requestHour(b, proxy, clk, func() error { _, err := k.Load(context.Background()); return err })
-	rows = append(rows, row{"kopia-s3, default settings", n, "format blob, index blob listings"})
+	rows = append(rows, row{"kopia-s3, default settings", "kopia-req/h", n, "format blob, index blob listings"})
 
 	var s strings.Builder
 
@@ -145,7 +146,7 @@ func BenchmarkS3Requests(b *testing.B) {
 
 	for _, r := range rows {
 		fmt.Fprintf(&s, "| %s | %d | %d | $%.2f | %s |\n", r.name, r.perHour, r.perHour*24, float64(r.perHour*24)/1000*priceListPer1000, r.note)
-		b.ReportMetric(float64(r.perHour), strings.Fields(r.name)[0]+"-"+map[bool]string{true: "before", false: "after"}[strings.Contains(r.name, "before")]+"-req/h")
+		b.ReportMetric(float64(r.perHour), r.unit)
 	}
 
 	cut := float64(rows[0].perHour) / float64(rows[1].perHour)
@@ -238,7 +239,7 @@ func BenchmarkResticColdStart(b *testing.B) {
 	start := time.Now()
 	o := harness.StartOracle(b, harness.OracleOptions{Bin: oracleBin, Env: []string{
 		"BACKEND_TYPE=restic-s3", "S3_ENDPOINT=" + s3.URL, "S3_BUCKET=volsync", "S3_ACCESS_KEY=" + s3.AccessKey,
-		"S3_SECRET_KEY=" + s3.SecretKey, "RESTIC_PASSWORD=" + resticPassword, "LOG_LEVEL=warn",
+		"S3_SECRET_KEY=" + s3.SecretKey, "RESTIC_PASSWORD=" + resticPassword, "LOG_LEVEL=warn", "GOMEMLIMIT=" + chartGoMemLimit,
 	}})
 	o.WaitReady(b, 2*time.Minute)
 
@@ -267,10 +268,14 @@ func BenchmarkResticColdStart(b *testing.B) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	fmt.Printf("\nrestic-s3 cold start, %d repositories, password set: ready after %.2f s; a PVC asked right after readiness (the last of the fleet) answered restore %.2f s after it was first asked (%d call(s)), %.2f s after start\n",
-		s3BenchPVCs, ready.Seconds(), first.Seconds(), calls, (ready + first).Seconds())
+	_, peak, err := harness.RSS(o.PID())
+	require.NoError(b, err)
+
+	fmt.Printf("\nrestic-s3 cold start, %d repositories, password set, GOMEMLIMIT=%s: ready after %.2f s; a PVC asked right after readiness (the last of the fleet) answered restore %.2f s after it was first asked (%d call(s)), %.2f s after start; peak RSS %.0f MiB\n",
+		s3BenchPVCs, chartGoMemLimit, ready.Seconds(), first.Seconds(), calls, (ready + first).Seconds(), float64(peak)/(1<<20))
 
 	b.ReportMetric(ready.Seconds(), "s-to-ready")
 	b.ReportMetric(first.Seconds(), "s-to-first-answer")
 	b.ReportMetric(float64(calls), "calls")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-rss-MiB")
 }
