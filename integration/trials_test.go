@@ -267,10 +267,9 @@ func ask(ctx context.Context, o *harness.Oracle, w *trialWorld, counts *trialCou
 
 		has, sure := w.truth[p].state(indexTime, received)
 
-		switch {
-		case decision == "restore":
+		if decision == "restore" {
 			counts.restore.Add(1)
-		default:
+		} else {
 			counts.fresh.Add(1)
 		}
 

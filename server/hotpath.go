@@ -57,7 +57,8 @@ func (h *handler) writeMemoised(c *gin.Context, code int, a repo.Answer) {
 	}
 
 	bp := bufPool.Get().(*[]byte) //nolint:forcetypeassert // the pool only holds *[]byte
-	b := append((*bp)[:0], r.head...)
+	b := (*bp)[:0]
+	b = append(b, r.head...)
 
 	if !a.IndexTime.IsZero() {
 		b = appendJSONFloat(b, h.now().Sub(a.IndexTime).Seconds())
@@ -96,8 +97,9 @@ func (h *handler) renderParts(a repo.Answer) *renderedAnswer {
 
 	r := &renderedAnswer{from: a, head: body}
 	if !a.IndexTime.IsZero() { // the age is the last field rendered for an answer without error
-		r.head = append(body[:len(body)-1:len(body)-1], `,"indexAgeSeconds":`...)
-		r.tail = []byte("}")
+		head := body[: len(body)-1 : len(body)-1] // without the closing brace; the append copies
+		head = append(head, `,"indexAgeSeconds":`...)
+		r.head, r.tail = head, []byte("}")
 	}
 
 	return r

@@ -44,7 +44,7 @@ func TestLookupConfirmsBetweenFleetListings(t *testing.T) {
 			r := newRepo(t, opts)
 
 			before := r.Requests()
-			idx, err := r.Load(context.Background())
+			_, err := r.Load(context.Background())
 			require.NoError(t, err)
 
 			// prefix, namespace, and the snapshots/ of each of the 2 repositories (with the password,
@@ -57,7 +57,7 @@ func TestLookupConfirmsBetweenFleetListings(t *testing.T) {
 			clk.add(time.Minute)
 
 			before = r.Requests()
-			idx, err = r.Load(context.Background())
+			idx, err := r.Load(context.Background())
 			require.NoError(t, err)
 			assert.Equal(t, restic.RequestCounts{Lists: 1}, diff(r.Requests(), before), "between fleet listings: one request")
 
