@@ -52,7 +52,12 @@ func sameRendering(a, b repo.Answer) bool {
 func (h *handler) writeMemoised(c *gin.Context, code int, a repo.Answer) {
 	r, ok := h.renders.Get(a.PVC)
 	if !ok || !sameRendering(r.from, a) {
-		r = h.renderParts(a)
+		var err error
+		if r, err = h.renderParts(a); err != nil { // strings, numbers and times: it cannot fail
+			c.JSON(code, h.render(a))
+			return
+		}
+
 		h.renders.Add(a.PVC, r)
 	}
 
@@ -86,13 +91,13 @@ var (
 )
 
 // renderParts renders a with encoding/json and splits it around the age.
-func (h *handler) renderParts(a repo.Answer) *renderedAnswer {
+func (h *handler) renderParts(a repo.Answer) (*renderedAnswer, error) {
 	resp := h.render(a)
 	resp.IndexAgeSeconds = nil
 
 	body, err := json.Marshal(resp)
-	if err != nil { // a struct of strings, numbers and times: cannot fail
-		body = []byte(`{"decision":"unknown"}`)
+	if err != nil {
+		return nil, err
 	}
 
 	r := &renderedAnswer{from: a, head: body}
@@ -102,7 +107,7 @@ func (h *handler) renderParts(a repo.Answer) *renderedAnswer {
 		r.head, r.tail = head, []byte("}")
 	}
 
-	return r
+	return r, nil
 }
 
 // appendJSONFloat appends f as encoding/json writes a float64.
