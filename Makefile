@@ -311,6 +311,10 @@ image: $(CRANE) $(CA_BUNDLE) ## OCI image of the static binary without a Docker 
 	    -t $(IMAGE_REPOSITORY):$(IMAGE_TAG) -o $(IMAGE_TAR)
 	@echo "$(IMAGE_TAR): $(IMAGE_REPOSITORY):$(IMAGE_TAG) (docker load -i $(IMAGE_TAR), or podman load -i $(IMAGE_TAR))"
 
+.PHONY: soak
+soak: $(TEST_TOOLS) ## invariant trials for TRIAL_DURATION per backend (default 15m): any wrong answer fails; memory and goroutines reported
+	$(TEST_ENV) TRIAL_DURATION=$${TRIAL_DURATION:-15m} $(GO) test -count=1 -v -run 'TestInvariantTrials' -timeout 3h ./integration/
+
 .PHONY: clean
 clean: ## remove build output (keeps .tools)
 	rm -rf $(BIN)

@@ -83,6 +83,15 @@ type Cache struct {
 	memo  *expirable.LRU[memoKey, repo.Answer]
 	group singleflight.Group
 	mu    sync.Mutex // serialises Refresh
+	// overrun is the result channel of a load that outlived its RefreshTimeout, nil when none
+	// (guarded by mu); since is when it started.
+	overrun      chan loadResult
+	overrunSince time.Time
+}
+
+type loadResult struct {
+	idx repo.Index
+	err error
 }
 
 // state is replaced whole on every refresh attempt.
@@ -193,15 +202,17 @@ func (c *Cache) Run(ctx context.Context) {
 
 // Refresh loads the index once, bounded by RefreshTimeout. On failure the previous index is kept
 // for diagnostics but no longer answers (see Lookup).
+//
+// The bound holds even for a loader that does not honour its context (a library's retry loop, a
+// hung NFS read): the load runs on its own goroutine, and past RefreshTimeout Refresh returns an
+// error wrapping context.DeadlineExceeded. Until that load returns, later refreshes fail at once
+// ("still running") instead of starting another: loads never pile up.
 func (c *Cache) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 
-	ctx, cancel := context.WithTimeout(ctx, c.opts.RefreshTimeout)
-	defer cancel()
-
 	start := c.opts.Now()
-	idx, err := c.opts.Loader.Load(ctx)
+	idx, err := c.load(ctx)
 	end := c.opts.Now()
 
 	switch {
@@ -237,6 +248,45 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 
 	return nil
+}
+
+// load runs one Loader.Load bounded by RefreshTimeout (see Refresh). Called with mu held.
+func (c *Cache) load(ctx context.Context) (repo.Index, error) {
+	if c.overrun != nil {
+		select {
+		case <-c.overrun: // it ended at last; its result is too old to use
+			c.overrun = nil
+		default:
+			return nil, fmt.Errorf("%s: %w: the load started %s ago is still running, past the refresh timeout (%s)",
+				c.opts.Backend, repo.ErrUnavailable, c.since(c.overrunSince), c.opts.RefreshTimeout)
+		}
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, c.opts.RefreshTimeout)
+	defer cancel()
+
+	done := make(chan loadResult, 1)
+	started := c.opts.Now()
+
+	go func() {
+		idx, err := c.opts.Loader.Load(ctx)
+		done <- loadResult{idx, err}
+	}()
+
+	select {
+	case r := <-done:
+		return r.idx, r.err
+	case <-ctx.Done():
+		select {
+		case r := <-done: // finished at the same moment
+			return r.idx, r.err
+		default:
+		}
+
+		c.overrun, c.overrunSince = done, started
+
+		return nil, fmt.Errorf("%s: %w: refresh did not finish within %s: %w", c.opts.Backend, repo.ErrUnavailable, c.opts.RefreshTimeout, ctx.Err())
+	}
 }
 
 // Ready returns nil when lookups can be answered authoritatively, else the reason they cannot.
@@ -303,7 +353,7 @@ func (c *Cache) LookupAt(ctx context.Context, pvc repo.PVC, p repo.PointInTime) 
 		a := repo.DecideAt(pvc, c.opts.Backend, f, p, st.loadedAt, ferr)
 		c.logDecision(idx, a)
 
-		if !errors.Is(ferr, repo.ErrUnavailable) { // transient: ask again next time
+		if !errors.Is(ferr, repo.ErrUnavailable) && !errors.Is(ferr, repo.ErrPending) { // transient: ask again next time
 			c.memo.Add(key, a)
 		}
 

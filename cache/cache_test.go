@@ -64,7 +64,7 @@ func (f *fakeIndex) Find(ctx context.Context, pvc repo.PVC) (repo.Finding, error
 }
 
 func (f *fakeIndex) Stats() repo.IndexStats {
-	st := repo.IndexStats{Sources: len(f.snaps), Fitting: len(f.snaps)}
+	st := repo.IndexStats{Sources: len(f.snaps), Fitting: len(f.snaps), Bytes: 100 * int64(len(f.snaps))}
 	if f.unfit {
 		st.Fitting = 0
 	}
@@ -196,6 +196,45 @@ func TestLookupFindErrorIsUnknown(t *testing.T) {
 	assert.NoError(t, c.Ready(), "one unverifiable source does not make the whole index unready")
 }
 
+// TestLookupTransientAnswersAreNotMemoised: an answer that may change within seconds (the backend
+// could not be read, or a verification is pending) is asked again; a settled one is memoised.
+func TestLookupTransientAnswersAreNotMemoised(t *testing.T) {
+	for _, tc := range []struct {
+		err      error
+		memoised bool
+	}{
+		{fmt.Errorf("listing timed out: %w", repo.ErrUnavailable), false},
+		{fmt.Errorf("1 of 2 snapshots not verified yet: %w: %w", repo.ErrUnverifiable, repo.ErrPending), false},
+		{fmt.Errorf("snapshot does not decrypt: %w", repo.ErrUnverifiable), true},
+	} {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			clk := &clock{t: time.Unix(1_000_000, 0)}
+
+			var finds atomic.Int32
+
+			idx := &fakeIndex{find: func(context.Context, repo.PVC) (repo.Finding, error) {
+				finds.Add(1)
+				return repo.Finding{Source: "s"}, tc.err
+			}}
+			c := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) { return idx, nil }}, clk, nil)
+			require.NoError(t, c.Refresh(context.Background()))
+
+			for range 2 {
+				a := c.Lookup(context.Background(), none)
+				assert.Equal(t, repo.Unknown, a.Decision)
+				assert.ErrorIs(t, a.Reason, tc.err)
+			}
+
+			want := int32(2)
+			if tc.memoised {
+				want = 1
+			}
+
+			assert.Equal(t, want, finds.Load())
+		})
+	}
+}
+
 func TestLookupMemoInvalidatedByRefresh(t *testing.T) {
 	clk := &clock{t: time.Unix(1_000_000, 0)}
 	snaps := map[string]int{}
@@ -318,6 +357,40 @@ func TestRefreshTimeout(t *testing.T) {
 	assert.Error(t, c.Ready())
 }
 
+// TestRefreshBoundedWhenLoaderIgnoresContext: REFRESH_TIMEOUT holds even when the loader does not
+// honour its context, and a stuck load is never joined by a second one.
+func TestRefreshBoundedWhenLoaderIgnoresContext(t *testing.T) {
+	release := make(chan struct{})
+
+	var loads atomic.Int32
+
+	l := &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		if loads.Add(1) == 1 {
+			<-release // ignores its context
+		}
+
+		return &fakeIndex{snaps: map[string]int{"data": 1}}, nil
+	}}
+	c, err := cache.New(cache.Options{Backend: "fake", Loader: l, RefreshTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+
+	start := time.Now()
+	err = c.Refresh(context.Background())
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.ErrorIs(t, err, repo.ErrUnavailable)
+	assert.Less(t, time.Since(start), 5*time.Second, "bounded by the refresh timeout, not by the loader")
+
+	err = c.Refresh(context.Background())
+	require.ErrorContains(t, err, "still running")
+	assert.EqualValues(t, 1, loads.Load(), "no second load while the first is stuck")
+	assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), data).Decision)
+
+	close(release)
+	require.Eventually(t, func() bool { return c.Refresh(context.Background()) == nil }, 5*time.Second, 10*time.Millisecond)
+	assert.EqualValues(t, 2, loads.Load(), "the stuck load's late result is not used: a new load ran")
+	assert.Equal(t, repo.Restore, c.Lookup(context.Background(), data).Decision)
+}
+
 func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	clk := &clock{t: time.Unix(1_000_000, 0)}
@@ -356,6 +429,7 @@ func TestMetrics(t *testing.T) {
 	}
 
 	assert.Equal(t, 2.0, got["backup_oracle_index_sources"])
+	assert.Equal(t, 200.0, got["backup_oracle_index_bytes"], "the index's own estimate")
 	assert.Equal(t, 1_000_000.0, got["backup_oracle_index_last_success_timestamp_seconds"])
 	assert.Equal(t, 1.0, got["backup_oracle_index_refreshes_total/success"])
 	assert.Equal(t, 1.0, got["backup_oracle_index_refreshes_total/error"])

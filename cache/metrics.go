@@ -20,6 +20,7 @@ type Metrics struct {
 	sources         *prometheus.GaugeVec
 	snapshots       *prometheus.GaugeVec
 	fitting         *prometheus.GaugeVec
+	bytes           *prometheus.GaugeVec
 	refreshes       *prometheus.CounterVec
 	guards          *prometheus.CounterVec
 }
@@ -67,6 +68,10 @@ func NewMetricsWith(reg prometheus.Registerer, opts MetricsOptions) *Metrics {
 			Name: "backup_oracle_index_fitting_sources",
 			Help: "Sources in the last successfully loaded index that the identity settings could have produced; 0 with sources stored means the settings differ from the movers'.",
 		}, []string{"backend"}),
+		bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "backup_oracle_index_bytes",
+			Help: "Estimated memory held by the last successfully loaded index, in bytes (0: the backend does not estimate it).",
+		}, []string{"backend"}),
 		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "backup_oracle_index_refreshes_total",
 			Help: "Index refreshes by result (success, error).",
@@ -77,7 +82,7 @@ func NewMetricsWith(reg prometheus.Registerer, opts MetricsOptions) *Metrics {
 		}, []string{"guard", "outcome"}),
 	}
 	reg.MustRegister(m.live, newBackupsCollector(opts.BackupSeriesLimit, m.live), m.refreshDuration, m.lastSuccess, m.sources, m.snapshots,
-		m.fitting, m.refreshes, m.guards)
+		m.fitting, m.bytes, m.refreshes, m.guards)
 
 	return m
 }
@@ -101,6 +106,7 @@ func (m *Metrics) observeRefresh(backend string, d time.Duration, idx repo.Index
 	m.sources.WithLabelValues(backend).Set(float64(st.Sources))
 	m.snapshots.WithLabelValues(backend).Set(float64(st.Snapshots))
 	m.fitting.WithLabelValues(backend).Set(float64(st.Fitting))
+	m.bytes.WithLabelValues(backend).Set(float64(st.Bytes))
 }
 
 func (m *Metrics) observeGuard(e repo.GuardEvent) {

@@ -178,7 +178,7 @@ func dataDir(t *testing.T) string {
 }
 
 // openKind builds a backend of kind from settings (by flag name) through the registry.
-func openKind(t *testing.T, kind string, settings map[string]string) repo.Backend {
+func openKind(t testing.TB, kind string, settings map[string]string) repo.Backend {
 	t.Helper()
 
 	k, err := all.Kinds().Lookup(kind)
@@ -202,7 +202,7 @@ func openKind(t *testing.T, kind string, settings map[string]string) repo.Backen
 	return b
 }
 
-func secretFile(t *testing.T, value string) string {
+func secretFile(t testing.TB, value string) string {
 	t.Helper()
 
 	p := filepath.Join(t.TempDir(), "secret")

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -317,5 +318,47 @@ func TestCheckConfigOpens(t *testing.T) {
 			assert.Contains(t, string(out), "backend 1: kopia-fs (kopia-fs): repository /", "the repository location is printed")
 			assert.NotContains(t, string(out), kopiaPassword)
 		})
+	}
+}
+
+// TestKopiaSnapshotsDeleted: kopia deletes a snapshot by writing a deletion marker, a later
+// manifest entry for the same id; when every snapshot of a source is deleted, nothing
+// restorable is left and the answer turns fresh.
+func TestKopiaSnapshotsDeleted(t *testing.T) {
+	w := newKopiaWorld(t)
+	o := w.start(t, "KOPIA_PASSWORD_FILE="+w.passwordFile(t, kopiaPassword))
+	o.WaitReady(t, 30*time.Second)
+	require.Equal(t, "restore", decision(t, o, "/exists/web/app"))
+
+	var list []struct {
+		ID string `json:"id"`
+	}
+
+	require.NoError(t, json.Unmarshal([]byte(w.cli.Run("snapshot", "list", "--json", "app-backup@web:/data")), &list))
+	require.Len(t, list, 2)
+
+	w.cli.Run("snapshot", "delete", list[0].ID, "--delete")
+	eventuallySnapshots(t, o, "/exists/web/app", 1, 20*time.Second)
+
+	w.cli.Run("snapshot", "delete", list[1].ID, "--delete")
+	eventually(t, o, "/exists/web/app", "fresh", 20*time.Second)
+	assert.Equal(t, "restore", decision(t, o, "/exists/web/my.app.data"), "other sources are untouched")
+}
+
+func eventuallySnapshots(t *testing.T, o *harness.Oracle, path string, n float64, within time.Duration) {
+	t.Helper()
+
+	deadline := time.Now().Add(within)
+	for {
+		r := o.Get(t, path)
+		if r.Body["snapshotCount"] == n {
+			return
+		}
+
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: want %v snapshots within %s, last answer %v", path, n, within, r.Body)
+		}
+
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -123,6 +125,44 @@ func TestKopiaS3EndToEnd(t *testing.T) {
 	eventually(t, o, "/exists/web/other", "unknown", 20*time.Second)
 	s3.Start()
 	o.WaitReady(t, 30*time.Second)
+}
+
+// TestKopiaS3Prefix: Kopia uses its S3 prefix verbatim, so a repository created by the kopia CLI
+// with --prefix=volsync/ lives under keys "volsync/kopia.repository", ...; S3_PREFIX=volsync
+// (no slash) names "volsynckopia.repository" and finds nothing. The oracle says so and suggests
+// the slash; restic's template adds the slash itself (TestResticS3EndToEnd reads "volsync").
+func TestKopiaS3Prefix(t *testing.T) {
+	s3 := harness.StartS3(t)
+	cli := harness.NewKopiaS3Repository(t, s3, s3.CreateBucket("kopia"), kopiaPassword, "--prefix=volsync/")
+
+	data := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o600))
+	cli.Snapshot(data, kopiamover.PolicySource("web", "app"))
+
+	_, env := secretFiles(t, s3, kopiaPassword)
+	start := func(prefix string) *harness.Oracle {
+		return harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: append(slices.Clone(env),
+			"BACKEND_TYPE=kopia-s3", "S3_ENDPOINT=http://"+s3.Endpoint, "S3_BUCKET=kopia", "S3_PREFIX="+prefix,
+			"KOPIA_PASSWORD="+kopiaPassword, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
+		)})
+	}
+
+	t.Run("without the slash: not ready, says why and what to write", func(t *testing.T) {
+		o := start("volsync")
+		eventuallyReason(t, o, `the prefix "volsync" is used verbatim`, 20*time.Second)
+
+		reason := fmt.Sprint(o.Get(t, "/readyz").Body["reason"])
+		assert.Contains(t, reason, `end it with a slash ("volsync/")`)
+		assert.Contains(t, reason, "missing kopia.repository")
+		assert.Equal(t, "unknown", decision(t, o, "/exists/web/app"))
+	})
+
+	t.Run("with the slash", func(t *testing.T) {
+		o := start("volsync/")
+		o.WaitReady(t, 30*time.Second)
+		assert.Equal(t, "restore", decision(t, o, "/exists/web/app"))
+		assert.Equal(t, "fresh", decision(t, o, "/exists/web/other"))
+	})
 }
 
 // TestSeveralBackends: a blue/green migration reads the other colour's restic bucket and the

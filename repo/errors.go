@@ -22,6 +22,9 @@ var (
 	ErrStale = errors.New("index stale")
 	// ErrUnverifiable: snapshots exist but cannot be read or authenticated.
 	ErrUnverifiable = errors.New("snapshot unverifiable")
+	// ErrPending: snapshots exist whose verification is queued or running; the answer may change
+	// within seconds, so it is never memoised.
+	ErrPending = errors.New("verification pending")
 )
 
 // Problemf formats a configuration problem: the error wraps ErrInvalidConfig but its message is

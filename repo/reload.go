@@ -36,8 +36,18 @@ type reloading[S comparable] struct {
 	secrets S
 }
 
-// Load implements Backend.
+// Load implements Backend. The lock is held while choosing the backend, not during its Load: a
+// load stuck in a library must not keep Close from returning.
 func (r *reloading[S]) Load(ctx context.Context) (Index, error) {
+	b, err := r.current(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	return b.Load(ctx)
+}
+
+func (r *reloading[S]) current(ctx context.Context) (Backend, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 
@@ -61,7 +71,7 @@ func (r *reloading[S]) Load(ctx context.Context) (Index, error) {
 		r.cur, r.secrets = b, s
 	}
 
-	return r.cur.Load(ctx)
+	return r.cur, nil
 }
 
 // Close implements Backend.

@@ -82,6 +82,9 @@ type IndexStats struct {
 	// RepositoryID is the unique id of the repository the index was read from (Kopia's
 	// uniqueID, hex), empty when the backend has none (a fleet of restic repositories).
 	RepositoryID string
+	// Bytes estimates the memory the index holds (bytes), so an alert can fire before the
+	// process reaches its memory limit; 0 when the backend does not estimate it.
+	Bytes int64
 }
 
 // IndexStatus describes one backend's index for operators. It carries no secrets.

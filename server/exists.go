@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -104,9 +103,9 @@ func (h *handler) exists(c *gin.Context) {
 	case err != nil:
 		a = repo.Answer{PVC: pvc, Decision: repo.Unknown, Reason: err}
 	default:
-		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
+		ctx := newLazyTimeout(c.Request.Context(), h.now().Add(h.timeout))
 		a = h.oracle.Lookup(ctx, q)
-		cancel()
+		ctx.release()
 	}
 
 	code := statusOf(a)
@@ -116,6 +115,11 @@ func (h *handler) exists(c *gin.Context) {
 
 	if a.Decision == repo.Unknown && code != http.StatusBadRequest {
 		h.logger.Warn("unknown answer", "pvc", pvc.String(), "backend", a.Backend, "reason", a.Reason)
+	}
+
+	if memoisable(a) && h.renders != nil {
+		h.writeMemoised(c, code, a)
+		return
 	}
 
 	c.JSON(code, h.render(a))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
@@ -53,6 +54,9 @@ type Options struct {
 	// DefaultStaleFor is the console's staleness threshold when the page does not say
 	// (default 26h: a daily backup plus two hours).
 	DefaultStaleFor time.Duration
+	// RenderCacheSize bounds the rendered authoritative answers kept for the /exists hit path
+	// (default DefaultRenderCacheSize).
+	RenderCacheSize int
 }
 
 type handler struct {
@@ -65,6 +69,7 @@ type handler struct {
 	replicationName func(repo.PVC) string
 	staleFor        time.Duration
 	console         *template.Template
+	renders         *lru.Cache[repo.PVC, *renderedAnswer]
 }
 
 // New returns the HTTP handler.
@@ -92,7 +97,7 @@ func New(opts Options) (http.Handler, error) {
 	h := &handler{
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
 		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
-		staleFor: opts.DefaultStaleFor, console: consoleTemplate(),
+		staleFor: opts.DefaultStaleFor, console: consoleTemplate(), renders: newRenderCache(opts.RenderCacheSize),
 	}
 
 	r := gin.New()

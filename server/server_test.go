@@ -358,3 +358,39 @@ func TestLedgerExport(t *testing.T) {
 	h, _ = newServer(t, oracle())
 	assert.Equal(t, http.StatusBadRequest, get(h, http.MethodGet, "/backups?format=csv").Code)
 }
+
+// discardWriter is a reusable http.ResponseWriter, so the benchmark measures the handler alone.
+type discardWriter struct {
+	h    http.Header
+	code int
+	n    int
+}
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) WriteHeader(code int)        { w.code = code }
+func (w *discardWriter) Write(b []byte) (int, error) { w.n += len(b); return len(b), nil }
+
+// BenchmarkExistsHit is the hit path as the service runs it: the oracle returns a memoised answer
+// (no allocation of its own), the handler validates, looks up, counts and renders.
+func BenchmarkExistsHit(b *testing.B) {
+	memo := repo.Decide(repo.PVC{Namespace: "web", Name: "restore.app"}, "kopia-fs",
+		repo.Finding{Source: "restore.app-backup@web:/data", Snapshots: []repo.Snapshot{{ID: "old"}, snapshot}}, indexTime, nil)
+	o := oracle()
+	o.lookup = func(context.Context, repo.Query) repo.Answer { return memo }
+
+	reg := prometheus.NewRegistry()
+	h, err := server.New(server.Options{Oracle: o, Registerer: reg, Gatherer: reg})
+	require.NoError(b, err)
+
+	req := httptest.NewRequest(http.MethodGet, "/exists/web/restore.app", nil)
+	w := &discardWriter{h: http.Header{}}
+
+	b.ReportAllocs()
+
+	for b.Loop() {
+		clear(w.h)
+		h.ServeHTTP(w, req)
+	}
+
+	require.Equal(b, http.StatusOK, w.code)
+}

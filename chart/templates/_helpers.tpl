@@ -234,3 +234,15 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 {{- if .Values.policies.nfs.server }}, 'moverVolumes': dyn({{ include "bo.celLiteral" (list (dict "mountPath" .Values.policies.nfs.mountPath "volumeSource" (dict "nfs" (dict "server" .Values.policies.nfs.server "path" .Values.policies.nfs.path)))) }})
 {{- end }}
 {{- end -}}
+
+{{/* A memory quantity ("256Mi", "96MiB", "1G", "268435456") in bytes. */}}
+{{- define "bo.bytes" -}}
+{{- $s := toString . -}}
+{{- $units := dict "" 1 "B" 1 "K" 1000 "M" 1000000 "G" 1000000000 "Ki" 1024 "Mi" 1048576 "Gi" 1073741824 "KiB" 1024 "MiB" 1048576 "GiB" 1073741824 -}}
+{{- $n := regexFind "^[0-9]+" $s -}}
+{{- $u := trimPrefix $n $s -}}
+{{- if or (not $n) (not (hasKey $units $u)) -}}
+{{- fail (printf "cannot read the memory quantity %q: write it as a number of bytes or with K, M, G, Ki, Mi, Gi (or KiB, MiB, GiB)" $s) -}}
+{{- end -}}
+{{- mul (atoi $n) (get $units $u) -}}
+{{- end -}}

@@ -234,3 +234,41 @@ func splitBySource(out string) map[string]string {
 
 	return docs
 }
+
+// TestMemoryAlertThresholds: the memory alerts' thresholds are computed from the quantities the
+// values hold (Kubernetes' binary and decimal suffixes, Go's KiB/MiB/GiB), and a quantity the
+// chart cannot read fails the render with the reason.
+func TestMemoryAlertThresholds(t *testing.T) {
+	cases := []struct {
+		limit, goMemLimit string
+		memoryExpr        string // threshold of BackupOracleMemoryNearLimit: 80 % of the limit
+		indexExpr         string // threshold of BackupOracleIndexNearMemoryLimit: 50 % of goMemLimit
+	}{
+		{"256Mi", "96MiB", "214748364", "50331648"},      // 268435456*0.8, 100663296*0.5
+		{"1Gi", "512MiB", "858993459", "268435456"},      // 1073741824*0.8, 536870912*0.5
+		{"500M", "300000000B", "400000000", "150000000"}, // decimal suffix, bytes
+	}
+
+	sel := `{namespace="` + namespace + `", service="` + release + `"}) > `
+	values := []string{"-f", "../testdata/values/default.yaml", "--set", "prometheusRule.enabled=true"}
+
+	for _, tc := range cases {
+		t.Run(tc.limit, func(t *testing.T) {
+			out := mustRender(t, append(values, "--set", "resources.limits.memory="+tc.limit, "--set", "config.goMemLimit="+tc.goMemLimit)...)
+
+			for _, want := range []string{
+				"max(process_resident_memory_bytes" + sel + tc.memoryExpr + "\n",
+				"max(backup_oracle_index_bytes" + sel + tc.indexExpr + "\n",
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("render has no %q", want)
+				}
+			}
+		})
+	}
+
+	out, err := render(t, append(values, "--set", "resources.limits.memory=1.5Gi")...)
+	if err == nil || !strings.Contains(out, `cannot read the memory quantity "1.5Gi"`) {
+		t.Errorf("a quantity the chart cannot read must fail the render with the reason, got %v:\n%s", err, out)
+	}
+}

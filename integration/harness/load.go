@@ -108,7 +108,17 @@ func get(ctx context.Context, client *http.Client, url string) int {
 // Compare measures two URLs in alternating rounds (A then B, then B then A, ...) so drift in
 // the machine's load affects both alike, and returns each one's requests per second.
 func Compare(client *http.Client, a, b string, conc, rounds int, per time.Duration) (rpsA, rpsB float64, failures int64) {
+	rpsA, rpsB, _, failures = CompareRatio(client, a, b, conc, rounds, per)
+	return rpsA, rpsB, failures
+}
+
+// CompareRatio is Compare that also returns the median, over the rounds, of A's rate divided by
+// B's measured right before or after it: on a shared machine a burst of other work spoils a
+// round or two, which moves a mean but not a median.
+func CompareRatio(client *http.Client, a, b string, conc, rounds int, per time.Duration) (rpsA, rpsB, medianRatio float64, failures int64) {
 	var sumA, sumB float64
+
+	ratios := make([]float64, 0, rounds)
 
 	for i := range rounds {
 		first, second := a, b
@@ -125,7 +135,20 @@ func Compare(client *http.Client, a, b string, conc, rounds int, per time.Durati
 		}
 
 		sumA, sumB = sumA+r1, sumB+r2
+
+		if r2 > 0 {
+			ratios = append(ratios, r1/r2)
+		}
 	}
 
-	return sumA / float64(rounds), sumB / float64(rounds), failures
+	sort.Float64s(ratios)
+
+	if n := len(ratios); n > 0 {
+		medianRatio = ratios[n/2]
+		if n%2 == 0 {
+			medianRatio = (ratios[n/2-1] + ratios[n/2]) / 2
+		}
+	}
+
+	return sumA / float64(rounds), sumB / float64(rounds), medianRatio, failures
 }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,3 +253,67 @@ func (o *Oracle) WaitReady(t testing.TB, within time.Duration) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// Metric returns the sum of the samples of the metric called name (a full series name such as
+// backup_oracle_index_refresh_duration_seconds_count) in /metrics whose labels contain every one
+// of labels (e.g. `result="success"`). It fails the test when /metrics cannot be read.
+func (o *Oracle) Metric(t testing.TB, name string, labels ...string) float64 {
+	t.Helper()
+
+	v, err := o.MetricValue(name, labels...)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return v
+}
+
+// MetricValue is Metric returning the error, for use outside the test's goroutine.
+func (o *Oracle) MetricValue(name string, labels ...string) (float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.URL+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("GET /metrics: %w", err)
+	}
+	defer resp.Body.Close()
+
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+
+	var sum float64
+
+	for _, line := range strings.Split(string(b), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+
+		metric, rest, _ := strings.Cut(series, "{")
+		if metric != name {
+			continue
+		}
+
+		match := true
+
+		for _, l := range labels {
+			if !strings.Contains(rest, l) {
+				match = false
+			}
+		}
+
+		if v, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && match {
+			sum += v
+		}
+	}
+
+	return sum, nil
+}

@@ -71,7 +71,7 @@ func TestYAMLKeysMatchFields(t *testing.T) {
 					doc := nest(f.YAML, "x")
 					if strings.HasSuffix(f.Flag, "style") || strings.HasSuffix(f.Flag, "secure") {
 						doc = nest(f.YAML, true)
-					} else if strings.HasSuffix(f.Flag, "timeout") {
+					} else if strings.HasSuffix(f.Flag, "timeout") || strings.HasSuffix(f.Flag, "interval") {
 						doc = nest(f.YAML, "5s")
 					}
 

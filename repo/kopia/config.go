@@ -219,7 +219,7 @@ func (c *S3Config) Validate() error {
 
 // Describe implements repo.BackendConfig.
 func (c *S3Config) Describe() string {
-	return fmt.Sprintf("repository %s; %s", S3{S3Config: c.S3}, c.Kopia.describe())
+	return fmt.Sprintf("repository %s; %s", NewS3(c.S3), c.Kopia.describe())
 }
 
 // Open implements repo.BackendConfig.
@@ -227,9 +227,9 @@ func (c *S3Config) Open(env repo.OpenEnv) (repo.Backend, error) {
 	cfg := c.S3
 
 	return c.Kopia.open(env, cfg.Credentials, func(s secrets) Storage {
-		st := S3{S3Config: cfg}
-		st.AccessKey, st.SecretKey, st.AccessKeyFile, st.SecretKeyFile = s.accessKey, s.secretKey, "", ""
+		c := cfg
+		c.AccessKey, c.SecretKey, c.AccessKeyFile, c.SecretKeyFile = s.accessKey, s.secretKey, "", ""
 
-		return st
+		return NewS3(c)
 	}), nil
 }

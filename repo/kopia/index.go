@@ -1,12 +1,16 @@
 package kopia
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/hex"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
-
-	"github.com/kopia/kopia/repo/manifest"
+	"time"
+	"unsafe"
 
 	"github.com/backup-oracle/backup-oracle/repo"
 )
@@ -16,6 +20,7 @@ import (
 type Index struct {
 	identity repo.KopiaIdentity
 	sources  map[repo.KopiaSource]*sourceEntry
+	oddIDs   map[manifestKey]string // manifest ids that are not 32 hex digits
 	stats    repo.IndexStats
 	hosts    hostIndex // built on first use by NearMisses
 
@@ -24,50 +29,143 @@ type Index struct {
 }
 
 type sourceEntry struct {
-	snapshots  []repo.Snapshot // complete snapshots, oldest first
-	incomplete int             // checkpoints of unfinished backups
-	err        error           // a manifest of this source could not be loaded
+	snapshots  []*entry // complete snapshots, oldest first (entries are shared with the parsed contents)
+	incomplete int      // checkpoints of unfinished backups
+	err        error    // a manifest of this source could not be decoded
 }
 
-func newIndex(identity repo.KopiaIdentity, manifests map[manifest.ID]manifestSummary, broken map[repo.KopiaSource]error) *Index {
-	idx := &Index{identity: identity, sources: map[repo.KopiaSource]*sourceEntry{}}
+// Estimated memory cost, for IndexStats.Bytes: every manifest entry kept (snapshots, policies,
+// superseded entries until compaction), the index's pointer to each complete snapshot, a source
+// with its map slots and strings. The measured heap is in README.md (Benchmarks).
+const (
+	bytesPerEntry    = int64(unsafe.Sizeof(entry{}))
+	bytesPerSnapshot = 8
+	bytesPerSource   = int64(unsafe.Sizeof(sourceEntry{})+unsafe.Sizeof(repo.KopiaSource{})) + 128
+)
 
-	entry := func(src repo.KopiaSource) *sourceEntry {
-		e, ok := idx.sources[src]
-		if !ok {
-			e = &sourceEntry{}
-			idx.sources[src] = e
-		}
+// winner is the latest entry of one manifest id and the content it came from.
+type winner struct {
+	e *entry
+	c *manifestContent
+}
 
-		return e
+// newIndex merges the entries of every manifest content as kopia does: for each manifest id the
+// entry with the latest modification time wins, and an id whose latest entry is a deletion marker
+// is gone. contents must be ordered (by content id) so that equal times resolve the same way on
+// every load.
+func newIndex(identity repo.KopiaIdentity, contents []*manifestContent) *Index {
+	total := 0
+	for _, c := range contents {
+		total += len(c.entries)
 	}
 
-	for _, m := range manifests {
-		e := entry(m.source)
-		if m.incomplete {
-			e.incomplete++
+	latest := make(map[manifestKey]winner, total)
+
+	for _, c := range contents {
+		for i := range c.entries {
+			e := &c.entries[i]
+			if prev, ok := latest[e.key]; !ok || e.modTime > prev.e.modTime {
+				latest[e.key] = winner{e: e, c: c}
+			}
+		}
+	}
+
+	idx := &Index{identity: identity}
+	bySource := map[*repo.KopiaSource]*sourceEntry{} // sources are shared: a pointer is a source
+
+	for k, w := range latest {
+		e := w.e
+		if e.flags&flagSnapshot == 0 || e.flags&flagDeleted != 0 {
 			continue
 		}
 
-		e.snapshots = append(e.snapshots, m.snapshot)
-		idx.stats.Snapshots++
+		s, ok := bySource[e.src]
+		if !ok {
+			s = &sourceEntry{}
+			bySource[e.src] = s
+		}
+
+		if e.flags&flagOddID != 0 {
+			if idx.oddIDs == nil {
+				idx.oddIDs = map[manifestKey]string{}
+			}
+
+			idx.oddIDs[k] = w.c.oddIDs[k]
+		}
+
+		switch {
+		case e.flags&flagBroken != 0:
+			s.err = w.c.broken[k]
+		case e.flags&flagIncomplete != 0:
+			s.incomplete++
+		default:
+			s.snapshots = append(s.snapshots, e)
+			idx.stats.Snapshots++
+		}
 	}
 
-	for src, err := range broken {
-		entry(src).err = err
-	}
+	idx.sources = make(map[repo.KopiaSource]*sourceEntry, len(bySource))
 
-	for _, e := range idx.sources {
-		repo.SortSnapshots(e.snapshots)
+	for src, s := range bySource {
+		slices.SortFunc(s.snapshots, idx.compare)
+		s.snapshots = slices.Clip(s.snapshots)
+
+		if prev, ok := idx.sources[*src]; ok { // the same source under two pointers: merge
+			prev.snapshots = append(prev.snapshots, s.snapshots...)
+			slices.SortFunc(prev.snapshots, idx.compare)
+			prev.incomplete += s.incomplete
+			prev.err = cmp.Or(prev.err, s.err)
+
+			continue
+		}
+
+		idx.sources[*src] = s
 	}
 
 	idx.stats.Sources = len(idx.sources)
+	idx.stats.Bytes = int64(total)*bytesPerEntry + int64(idx.stats.Snapshots)*bytesPerSnapshot + int64(idx.stats.Sources)*bytesPerSource
 
 	return idx
 }
 
+// compare orders snapshots as repo.SortSnapshots does: by start time, then by id.
+func (i *Index) compare(a, b *entry) int {
+	if a.start != b.start {
+		if a.start < b.start {
+			return -1
+		}
+
+		return 1
+	}
+
+	if (a.flags|b.flags)&flagOddID == 0 {
+		return bytes.Compare(a.key[:], b.key[:]) // hex digits sort as the bytes they encode
+	}
+
+	return strings.Compare(i.id(a), i.id(b))
+}
+
+func (i *Index) id(e *entry) string {
+	if e.flags&flagOddID != 0 {
+		return i.oddIDs[e.key]
+	}
+
+	return hex.EncodeToString(e.key[:])
+}
+
+// snapshot is the domain view of a snapshot entry.
+func (i *Index) snapshot(e *entry) repo.Snapshot {
+	return repo.Snapshot{
+		ID:        i.id(e),
+		StartTime: time.Unix(0, e.start).UTC(),
+		EndTime:   time.Unix(0, e.end).UTC(),
+		TotalSize: e.size,
+		FileCount: e.files,
+	}
+}
+
 // Find returns the complete snapshots of the source pvc maps to. A source with a manifest that
-// could not be loaded, or with only incomplete snapshots, is an error wrapping
+// could not be decoded, or with only incomplete snapshots, is an error wrapping
 // repo.ErrUnverifiable: data may exist that the index cannot vouch for.
 func (i *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
 	src := i.identity.Source(pvc)
@@ -78,7 +176,12 @@ func (i *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
 		return f, nil
 	}
 
-	f.Snapshots = e.snapshots
+	if len(e.snapshots) > 0 {
+		f.Snapshots = make([]repo.Snapshot, len(e.snapshots))
+		for j, s := range e.snapshots {
+			f.Snapshots[j] = i.snapshot(s)
+		}
+	}
 
 	switch {
 	case e.err != nil:
@@ -90,7 +193,7 @@ func (i *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
 	return f, nil
 }
 
-// Stats counts sources and complete snapshots.
+// Stats counts sources and complete snapshots, and estimates the index's memory.
 func (i *Index) Stats() repo.IndexStats { return i.stats }
 
 // Nearby implements repo.Index: the other sources stored under the hostname pvc maps to,

@@ -18,7 +18,7 @@ func (i *Index) Stored() []repo.Stored {
 		for src, e := range i.sources {
 			s := repo.Stored{Source: src.String(), PVC: i.matcher().PVCOf(src), Snapshots: len(e.snapshots)}
 			if n := len(e.snapshots); n > 0 {
-				newest := e.snapshots[n-1]
+				newest := i.snapshot(e.snapshots[n-1])
 				s.Newest = &newest
 			}
 

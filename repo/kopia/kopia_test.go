@@ -119,6 +119,7 @@ func TestLoadIndexesEverySource(t *testing.T) {
 	assert.Equal(t, 7, st.Snapshots)
 	assert.Equal(t, 4, st.Fitting, "app, my.app.data, the long name and nothing@other fit; another path and another scheme do not")
 	assert.Len(t, st.RepositoryID, 64)
+	assert.Positive(t, st.Bytes, "the index estimates its memory")
 
 	cases := []struct {
 		pvc    repo.PVC

@@ -101,8 +101,8 @@ func (i *Index) NearMisses(pvc repo.PVC) []repo.NearMiss {
 			}
 
 			n := repo.NearMiss{Source: src.String(), Rule: rule, Snapshots: len(e.snapshots)}
-			if l := (repo.Finding{Snapshots: e.snapshots}).Latest(); l != nil {
-				n.Latest = l.StartTime
+			if k := len(e.snapshots); k > 0 { // oldest first
+				n.Latest = i.snapshot(e.snapshots[k-1]).StartTime
 			}
 
 			out = append(out, n)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kopia/kopia/repo/blob"
@@ -23,13 +24,20 @@ const awsEndpoint = "s3.amazonaws.com"
 
 // S3 is a repository in an S3 bucket, read through kopia's own S3 storage. Its S3Config holds
 // the credentials themselves (AccessKey, SecretKey), already read: the kind's Open re-reads the
-// Secret files before every load and builds a new S3 when they change.
+// Secret files before every load and builds a new S3 when they change. The storage ReadFormat
+// reads through is opened once and kept (opening one costs requests). Safe for concurrent use.
 type S3 struct {
 	repo.S3Config
+
+	mu    sync.Mutex
+	probe blob.Storage
 }
 
+// NewS3 returns the storage for cfg (credentials already read).
+func NewS3(cfg repo.S3Config) *S3 { return &S3{S3Config: cfg} }
+
 // String names the storage; it carries no secrets.
-func (s S3) String() string {
+func (s *S3) String() string {
 	ep, _ := s.ParseEndpoint()
 	host := ep.Host
 	if host == "" {
@@ -39,7 +47,7 @@ func (s S3) String() string {
 	return "s3:" + host + "/" + s.Bucket + "/" + s.Prefix
 }
 
-func (s S3) options() (*s3.Options, error) {
+func (s *S3) options() (*s3.Options, error) {
 	ep, err := s.ParseEndpoint()
 	if err != nil {
 		return nil, err
@@ -62,7 +70,7 @@ func (s S3) options() (*s3.Options, error) {
 }
 
 // Open returns kopia's S3 storage.
-func (s S3) Open(ctx context.Context) (blob.Storage, error) {
+func (s *S3) Open(ctx context.Context) (blob.Storage, error) {
 	o, err := s.options()
 	if err != nil {
 		return nil, err
@@ -76,11 +84,11 @@ func (s S3) Open(ctx context.Context) (blob.Storage, error) {
 	return st, nil
 }
 
-// Check reads the repository's format blob, bounded by RequestTimeout (10 s by
-// default), so an unreachable endpoint, a missing bucket or refused credentials fail the load at
-// once. The prefix is used verbatim, as Kopia does: a prefix meant as a folder needs its
-// trailing slash.
-func (s S3) Check(ctx context.Context) ([]byte, error) {
+// ReadFormat reads the repository's format blob, bounded by RequestTimeout (10 s by default),
+// so an unreachable endpoint, a missing bucket or refused credentials fail the load at once.
+// The prefix is used verbatim, as Kopia does: a prefix meant as a folder needs its trailing
+// slash.
+func (s *S3) ReadFormat(ctx context.Context) ([]byte, error) {
 	timeout := s.RequestTimeout
 	if timeout <= 0 {
 		timeout = defaultS3CheckTimeout
@@ -89,11 +97,10 @@ func (s S3) Check(ctx context.Context) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	st, err := s.Open(ctx)
+	st, err := s.probeStorage(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer st.Close(ctx) //nolint:errcheck // read-only probe
 
 	var buf outputBuffer
 
@@ -107,13 +114,48 @@ func (s S3) Check(ctx context.Context) ([]byte, error) {
 			return nil, fmt.Errorf("no kopia repository at %s (missing %s)%s", s, format.KopiaRepositoryBlobID, hint)
 		}
 
+		s.dropProbe(ctx)
+
 		return nil, fmt.Errorf("read repository format blob: %w", err)
 	}
 
 	return buf.Bytes(), nil
 }
 
-// outputBuffer is a blob.OutputBuffer on a bytes.Buffer.
+// outputBuffer is a blob.OutputBuffer in memory.
 type outputBuffer struct{ bytes.Buffer }
 
 func (b *outputBuffer) Length() int { return b.Len() }
+
+func (s *S3) probeStorage(ctx context.Context) (blob.Storage, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.probe == nil {
+		st, err := s.Open(ctx)
+		if err != nil {
+			return nil, err
+		}
+
+		s.probe = st
+	}
+
+	return s.probe, nil
+}
+
+// dropProbe forgets the probe storage after a failure, so the next read starts afresh.
+func (s *S3) dropProbe(ctx context.Context) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+
+	if s.probe != nil {
+		_ = s.probe.Close(ctx)
+		s.probe = nil
+	}
+}
+
+// Close releases the probe storage.
+func (s *S3) Close(ctx context.Context) error {
+	s.dropProbe(ctx)
+	return nil
+}

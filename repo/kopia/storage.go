@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -21,13 +20,10 @@ type Filesystem struct {
 // String names the storage.
 func (f Filesystem) String() string { return "filesystem:" + f.Path }
 
-// maxFormatBlobSize bounds what Check reads: a format blob is a few kilobytes.
-const maxFormatBlobSize = 1 << 20
-
-// Check reads the repository's format blob with plain file I/O, so a missing directory, a
+// ReadFormat reads the repository's format blob with plain file I/O, so a missing directory, a
 // permission problem or an uninitialised directory fails at once instead of after kopia's
 // retries.
-func (f Filesystem) Check(_ context.Context) ([]byte, error) {
+func (f Filesystem) ReadFormat(_ context.Context) ([]byte, error) {
 	if f.Path == "" {
 		return nil, errors.New("repository path is empty")
 	}
@@ -41,7 +37,7 @@ func (f Filesystem) Check(_ context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("repository path %s is not a directory", f.Path)
 	}
 
-	fh, err := os.Open(filepath.Join(f.Path, format.KopiaRepositoryBlobID+".f"))
+	b, err := os.ReadFile(filepath.Join(f.Path, format.KopiaRepositoryBlobID+".f"))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no kopia repository in %s (missing %s.f)", f.Path, format.KopiaRepositoryBlobID)
@@ -49,15 +45,12 @@ func (f Filesystem) Check(_ context.Context) ([]byte, error) {
 
 		return nil, fmt.Errorf("read repository format blob: %w", err)
 	}
-	defer fh.Close()
-
-	b, err := io.ReadAll(io.LimitReader(fh, maxFormatBlobSize))
-	if err != nil {
-		return nil, fmt.Errorf("read repository format blob: %w", err)
-	}
 
 	return b, nil
 }
+
+// Close implements Storage; a directory holds nothing open.
+func (f Filesystem) Close(context.Context) error { return nil }
 
 // Open returns kopia's filesystem storage for the directory.
 func (f Filesystem) Open(ctx context.Context) (blob.Storage, error) {

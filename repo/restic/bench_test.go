@@ -137,7 +137,7 @@ func requireAnswers(b *testing.B, idx repo.Index, p repo.PVC, n int) {
 }
 
 // copyFleet copies the repository at template to <prefix>/ns-XX/pvc-XXXX for n PVCs.
-func copyFleet(b *testing.B, st storageUnderTest, template, prefix string, n int) []repo.PVC {
+func copyFleet(b testing.TB, st storageUnderTest, template, prefix string, n int) []repo.PVC {
 	b.Helper()
 
 	src := st.fsPath(template)

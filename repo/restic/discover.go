@@ -3,6 +3,7 @@ package restic
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/sync/errgroup"
@@ -17,7 +18,19 @@ import (
 // repository. Any listing error fails the whole discovery with an error wrapping
 // repo.ErrUnavailable: an incomplete view must never be taken for "no snapshots".
 func (r *Repo) discover(ctx context.Context) (map[string][]Object, error) {
+	repos, _, err := r.discoverTop(ctx)
+	return repos, err
+}
+
+// discoverTop is discover that also returns the directories the first placeholder expanded to
+// (the namespaces, with the default template), sorted.
+func (r *Repo) discoverTop(ctx context.Context) (map[string][]Object, []string, error) {
 	dirs := []string{""}
+
+	var (
+		top     []string
+		haveTop bool
+	)
 
 	for i, seg := range r.layout.segments {
 		if r.layout.patterns[i] == nil {
@@ -30,7 +43,7 @@ func (r *Repo) discover(ctx context.Context) (map[string][]Object, error) {
 
 		listings, err := r.listAll(ctx, dirs)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 
 		var next []string
@@ -44,6 +57,10 @@ func (r *Repo) discover(ctx context.Context) (map[string][]Object, error) {
 			}
 		}
 
+		if !haveTop {
+			top, haveTop = slices.Sorted(slices.Values(next)), true
+		}
+
 		dirs = next
 	}
 
@@ -54,24 +71,61 @@ func (r *Repo) discover(ctx context.Context) (map[string][]Object, error) {
 
 	listings, err := r.listAll(ctx, snapDirs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	repos := make(map[string][]Object, len(dirs))
 
 	for i, l := range listings {
-		var snaps []Object
-
-		for _, o := range l.Objects {
-			if isStorageID(strings.TrimPrefix(o.Key, snapDirs[i])) {
-				snaps = append(snaps, o)
-			}
-		}
-
-		repos[dirs[i]] = snaps
+		repos[dirs[i]] = snapshotObjects(snapDirs[i], l)
 	}
 
-	return repos, nil
+	return repos, top, nil
+}
+
+// snapshotObjects keeps the snapshot files of a listing of snapDir ("<repository>/snapshots/").
+func snapshotObjects(snapDir string, l Listing) []Object {
+	var snaps []Object
+
+	for _, o := range l.Objects {
+		if isStorageID(strings.TrimPrefix(o.Key, snapDir)) {
+			snaps = append(snaps, o)
+		}
+	}
+
+	return snaps
+}
+
+// topLevel lists the directory the layout's first placeholder expands in (one request, more
+// only when the listing pages) and returns the matching sub-directories, sorted: what
+// discoverTop's top would be now.
+func (r *Repo) topLevel(ctx context.Context) ([]string, error) {
+	dir := ""
+
+	for i, seg := range r.layout.segments {
+		if r.layout.patterns[i] != nil {
+			listings, err := r.listAll(ctx, []string{dir})
+			if err != nil {
+				return nil, err
+			}
+
+			top := []string{}
+
+			for _, child := range listings[0].Dirs {
+				if name := strings.TrimSuffix(strings.TrimPrefix(child, dir), "/"); r.layout.matches(i, name) {
+					top = append(top, dir+name+"/")
+				}
+			}
+
+			slices.Sort(top)
+
+			return top, nil
+		}
+
+		dir += seg + "/"
+	}
+
+	return nil, nil
 }
 
 // listAll lists dirs with at most ListConcurrency requests in flight; the first error cancels

@@ -17,11 +17,17 @@ type repoView struct {
 	snapshots []repo.Snapshot
 	// err, when set, is what keeps the repository from answering (wraps repo.ErrUnverifiable).
 	err error
+	// listed holds the repository's snapshot objects while some are not verified yet, so a
+	// lookup can make their verification urgent and use its result at once.
+	listed []Object
 }
 
-// Index is an immutable view of the repositories at one point in time, safe for concurrent use.
-// It implements repo.Index.
+// Index is a view of the repositories at one point in time, safe for concurrent use. It
+// implements repo.Index. Its listing never changes; with a password, a lookup of a repository
+// whose snapshots were not verified yet when the index was built uses the verifications done
+// since (a verified snapshot stays verified: it is immutable).
 type Index struct {
+	repo   *Repo
 	store  Storage
 	layout layout
 	repos  map[string]repoView // repository dir → view
@@ -29,10 +35,18 @@ type Index struct {
 
 	storedOnce sync.Once
 	stored     []repo.Stored
+	// confirm: a lookup lists its repository's snapshots/ itself (Options.FleetRefreshInterval).
+	confirm bool
 }
 
+// Bytes estimated per repository and per snapshot an index holds (IndexStats.Bytes).
+const (
+	bytesPerRepository = 200
+	bytesPerSnapshot   = 300
+)
+
 func (r *Repo) newIndex(objs map[string][]Object) *Index {
-	idx := &Index{store: r.store.Storage, layout: r.layout, repos: make(map[string]repoView, len(objs))}
+	idx := &Index{repo: r, store: r.store.Storage, layout: r.layout, repos: make(map[string]repoView, len(objs)), confirm: r.confirms()}
 
 	for dir, list := range objs {
 		v := repoView{}
@@ -52,14 +66,10 @@ func (r *Repo) newIndex(objs map[string][]Object) *Index {
 			)
 
 			v.snapshots, pending, failed = r.verifier.view(dir, list)
+			v.err = r.verdict(dir, pending, len(list), failed)
 
-			switch {
-			case pending == 0: // all verified; an older failure concerned snapshots since removed
-			case failed != nil:
-				v.err = failed
-			default:
-				v.err = fmt.Errorf("restic: repository %q: %d of %d snapshots not verified yet (key derivation and decryption run in the background): %w",
-					r.store.Location(strings.TrimSuffix(dir, "/")), pending, len(list), repo.ErrUnverifiable)
+			if pending > 0 {
+				v.listed = list
 			}
 		}
 
@@ -77,15 +87,80 @@ func (r *Repo) newIndex(objs map[string][]Object) *Index {
 
 	// Every repository (or "<namespace>/<pvc>" tag) found is one the layout maps a PVC to.
 	idx.stats.Fitting = idx.stats.Sources
+	idx.stats.Bytes = int64(len(idx.repos))*bytesPerRepository + int64(idx.stats.Snapshots)*bytesPerSnapshot
 
 	return idx
 }
 
+// verdict is what keeps a repository with pending unverified snapshots out of n from answering:
+// nil when all are verified (an older failure concerned snapshots since removed), the last
+// failure, or "not verified yet" (wrapping repo.ErrPending: it changes within seconds).
+func (r *Repo) verdict(dir string, pending, n int, failed error) error {
+	switch {
+	case pending == 0:
+		return nil
+	case failed != nil:
+		return failed
+	default:
+		return fmt.Errorf("restic: repository %q: %d of %d snapshots not verified yet (verification runs in the background; a lookup puts its repository first): %w: %w",
+			r.store.Location(strings.TrimSuffix(dir, "/")), pending, n, repo.ErrUnverifiable, repo.ErrPending)
+	}
+}
+
+// decide answers for the repository at dir from its snapshot objects, verifying them first when
+// a password is set: a pending verification is made urgent and awaited at most LookupWait
+// (within ctx).
+func (x *Index) decide(ctx context.Context, f repo.Finding, dir string, objs []Object) (repo.Finding, error) {
+	r := x.repo
+
+	switch {
+	case len(objs) == 0:
+		return f, nil
+	case r.verifier == nil:
+		for _, o := range objs {
+			f.Snapshots = append(f.Snapshots, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime})
+		}
+
+		repo.SortSnapshots(f.Snapshots)
+
+		return f, nil
+	}
+
+	snaps, pending, failed := r.verifier.view(dir, objs)
+	if pending > 0 && failed == nil {
+		done := r.verifier.urgent(dir, objs)
+
+		if r.opts.LookupWait > 0 {
+			wait, cancel := context.WithTimeout(ctx, r.opts.LookupWait)
+
+			select {
+			case <-done:
+				snaps, pending, failed = r.verifier.view(dir, objs)
+			case <-wait.Done():
+			}
+
+			cancel()
+		}
+	}
+
+	if err := r.verdict(dir, pending, len(objs), failed); err != nil {
+		return f, err
+	}
+
+	f.Snapshots = snaps
+
+	return f, nil
+}
+
 // Find implements repo.Index. A PVC whose repository does not exist, or exists without
-// snapshots, gets an empty Finding and no error: the listing behind the index was complete.
-// An error wrapping repo.ErrUnverifiable means snapshots exist but are not (yet) verified; an
-// error wrapping repo.ErrInvalidName means pvc is not a valid Kubernetes name.
-func (x *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
+// snapshots, gets an empty Finding and no error: the listing behind it was complete. With a
+// FleetRefreshInterval (per-PVC layout) that listing is made now, for this PVC: one request
+// bounded by ctx (the lookup timeout), whose failure is an error wrapping repo.ErrUnavailable;
+// else it is the index's. An error wrapping repo.ErrUnverifiable means snapshots exist but are
+// not (yet) verified (also repo.ErrPending while a verification is queued or running: the
+// lookup made it urgent); an error wrapping repo.ErrInvalidName means pvc is not a valid
+// Kubernetes name.
+func (x *Index) Find(ctx context.Context, pvc repo.PVC) (repo.Finding, error) {
 	if err := pvc.Validate(); err != nil {
 		return repo.Finding{}, fmt.Errorf("restic: find %s: %w", pvc, err)
 	}
@@ -97,9 +172,22 @@ func (x *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
 		return x.findShared(f, dir, pvc)
 	}
 
+	if x.confirm {
+		objs, err := x.repo.listSnapshots(ctx, dir)
+		if err != nil {
+			return f, err
+		}
+
+		return x.decide(ctx, f, dir, objs)
+	}
+
 	v, ok := x.repos[dir]
 	if !ok {
 		return f, nil
+	}
+
+	if v.listed != nil {
+		return x.decide(ctx, f, dir, v.listed)
 	}
 
 	if v.err != nil {

@@ -59,7 +59,7 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, error) {
 		return nil, fmt.Errorf("%w (%d key files, unchanged since the last attempt)", errWrongPassword, len(names))
 	}
 
-	k, cfg, err := v.deriveKey(ctx, cfgBlob, names)
+	k, cfg, err := v.deriveKey(ctx, dir, cfgBlob, names)
 	if err != nil {
 		if errors.Is(err, errWrongPassword) {
 			v.mu.Lock()
@@ -77,11 +77,11 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, error) {
 
 // deriveKey tries each key file until one opens with the password and its master key opens the
 // config. Only wrong passwords (MAC mismatch) are skipped silently; other failures are reported.
-func (v *verifier) deriveKey(ctx context.Context, cfgBlob []byte, names []string) (*key, repoConfig, error) {
-	if err := v.acquire(ctx, v.derive); err != nil {
+func (v *verifier) deriveKey(ctx context.Context, dir string, cfgBlob []byte, names []string) (*key, repoConfig, error) {
+	if err := v.derive.acquire(ctx, dir); err != nil {
 		return nil, repoConfig{}, fmt.Errorf("restic: wait for key derivation: %w", err)
 	}
-	defer func() { <-v.derive }()
+	defer v.derive.release()
 
 	var errs []error
 

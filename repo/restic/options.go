@@ -30,6 +30,7 @@ const (
 	DefaultKeyCacheSize       = 4096
 	DefaultVerifyWait         = 10 * time.Second
 	DefaultVerifyTimeout      = 2 * time.Minute
+	DefaultLookupConcurrency  = 32
 )
 
 // Options configures a Repo. Field comments name the environment variables cmd/ maps onto them.
@@ -67,6 +68,21 @@ type Options struct {
 	// VerifyTimeout bounds one repository's verification once started, key derivation included
 	// (default 2m); the time spent queueing behind other repositories is not counted.
 	VerifyTimeout time.Duration
+	// FleetRefreshInterval (RESTIC_FLEET_REFRESH_INTERVAL), for the per-PVC layout: how often a
+	// load lists every repository's snapshots/ (about one request per PVC). Between two such
+	// listings a load costs one request (the prefix, which proves the storage answers and shows
+	// namespaces come and go) and every lookup confirms its PVC with one listing of that
+	// repository's snapshots/ (see Index.Find), so a "fresh" never rests on the older listing.
+	// Zero (the default here) lists the fleet at every load and lookups read the index alone.
+	FleetRefreshInterval time.Duration
+	// LookupConcurrency bounds the listings lookups send at once (default 32).
+	LookupConcurrency int
+	// LookupWait is how long a lookup waits for the verification it made urgent (a PVC whose
+	// snapshots are not verified yet) before answering "not verified yet"; always within the
+	// lookup's own deadline. Zero (the default here) does not wait.
+	LookupWait time.Duration
+	// Now is the clock of the fleet refresh (default time.Now).
+	Now func() time.Time `json:"-"`
 }
 
 // S3Options configures S3 access: the S3 configuration every S3 kind shares (one endpoint parser,
@@ -97,6 +113,11 @@ func (o Options) withDefaults() Options {
 	setDefault(&o.KeyCacheSize, DefaultKeyCacheSize)
 	setDefault(&o.VerifyWait, DefaultVerifyWait)
 	setDefault(&o.VerifyTimeout, DefaultVerifyTimeout)
+	setDefault(&o.LookupConcurrency, DefaultLookupConcurrency)
+
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 
 	if o.S3.Bucket != "" {
 		setDefault(&o.S3.Region, DefaultRegion)
@@ -164,7 +185,7 @@ func (o Options) validate(location bool) error {
 	for _, c := range []struct {
 		name string
 		v    int
-	}{{"list concurrency", o.ListConcurrency}, {"verify concurrency", o.VerifyConcurrency}, {"key cache size", o.KeyCacheSize}} {
+	}{{"list concurrency", o.ListConcurrency}, {"verify concurrency", o.VerifyConcurrency}, {"key cache size", o.KeyCacheSize}, {"lookup concurrency", o.LookupConcurrency}} {
 		if c.v < 1 {
 			add("%s %d must be at least 1", c.name, c.v)
 		}
@@ -172,6 +193,10 @@ func (o Options) validate(location bool) error {
 
 	if o.VerifyWait < 0 || o.VerifyTimeout < 0 {
 		add("verify wait %s and verify timeout %s must not be negative", o.VerifyWait, o.VerifyTimeout)
+	}
+
+	if o.FleetRefreshInterval < 0 || o.LookupWait < 0 {
+		add("fleet refresh interval %s and lookup wait %s must not be negative", o.FleetRefreshInterval, o.LookupWait)
 	}
 
 	return errors.Join(errs...)

@@ -3,6 +3,8 @@ package restic
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/backup-oracle/backup-oracle/repo"
@@ -16,6 +18,12 @@ type Repo struct {
 	layout   layout
 	verifier *verifier // nil without a password
 	cancel   context.CancelFunc
+	lookups  chan struct{} // bounds the listings lookups send at once
+
+	mu       sync.Mutex // guards the fleet listing
+	fleet    map[string][]Object
+	fleetTop []string
+	fleetAt  time.Time
 }
 
 // New validates opts and returns a Repo on the storage they name. It does not contact the
@@ -52,7 +60,8 @@ func NewWithStorage(opts Options, store Storage) (*Repo, error) {
 	opts = opts.withDefaults()
 
 	base, cancel := context.WithCancel(context.Background())
-	r := &Repo{opts: opts, store: &countingStorage{Storage: store}, layout: newLayout(opts), cancel: cancel}
+	r := &Repo{opts: opts, store: &countingStorage{Storage: store}, layout: newLayout(opts), cancel: cancel,
+		lookups: make(chan struct{}, opts.LookupConcurrency)}
 
 	if opts.Password != "" {
 		dec, err := newDecoder()
@@ -75,8 +84,14 @@ func NewWithStorage(opts Options, store Storage) (*Repo, error) {
 // storage's request timeout), then, with a password, waits at most VerifyWait for the
 // verification of snapshots it has not verified before. It returns an error wrapping
 // repo.ErrUnavailable when any listing fails: never a partial index.
+//
+// With a FleetRefreshInterval (per-PVC layout), the fleet is listed only that often; the loads
+// in between send one request (the directory the namespaces are listed from: it proves the
+// storage answers, and when the namespaces it shows changed, the fleet is listed at once) and
+// reuse the last fleet listing, and the index's lookups confirm each PVC with a listing of its
+// own (Index.Find).
 func (r *Repo) Load(ctx context.Context) (repo.Index, error) {
-	repos, err := r.discover(ctx)
+	repos, err := r.fleetListing(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -90,6 +105,63 @@ func (r *Repo) Load(ctx context.Context) (repo.Index, error) {
 	}
 
 	return r.newIndex(repos), nil
+}
+
+// confirms reports whether lookups confirm their PVC with a listing of its own.
+func (r *Repo) confirms() bool { return r.opts.FleetRefreshInterval > 0 && !r.layout.shared }
+
+// fleetListing returns every repository with its snapshot objects: listed now, or, between two
+// fleet listings (see Load), the last one once one request showed the storage unchanged at its
+// top level.
+func (r *Repo) fleetListing(ctx context.Context) (map[string][]Object, error) {
+	if !r.confirms() {
+		return r.discover(ctx)
+	}
+
+	r.mu.Lock()
+	fleet, top, at := r.fleet, r.fleetTop, r.fleetAt
+	r.mu.Unlock()
+
+	now := r.opts.Now()
+
+	if fleet != nil && now.Sub(at) < r.opts.FleetRefreshInterval {
+		current, err := r.topLevel(ctx)
+		if err != nil {
+			return nil, err
+		}
+
+		if slices.Equal(current, top) {
+			return fleet, nil
+		}
+	}
+
+	repos, top, err := r.discoverTop(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	r.mu.Lock()
+	r.fleet, r.fleetTop, r.fleetAt = repos, top, now
+	r.mu.Unlock()
+
+	return repos, nil
+}
+
+// listSnapshots lists one repository's snapshots/ for a lookup, at most LookupConcurrency at once.
+func (r *Repo) listSnapshots(ctx context.Context, dir string) ([]Object, error) {
+	select {
+	case r.lookups <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("restic: list %q: %w: waiting for a slot: %w", r.store.Location(dir+"snapshots/"), repo.ErrUnavailable, ctx.Err())
+	}
+	defer func() { <-r.lookups }()
+
+	l, err := r.store.List(ctx, dir+"snapshots/")
+	if err != nil {
+		return nil, fmt.Errorf("restic: list %q: %w: %w", r.store.Location(dir+"snapshots/"), repo.ErrUnavailable, err)
+	}
+
+	return snapshotObjects(dir+"snapshots/", l), nil
 }
 
 // waitVerified waits until every channel is closed, VerifyWait elapsed or ctx is done.

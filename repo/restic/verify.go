@@ -35,8 +35,8 @@ type verifier struct {
 	dec      *decoder
 	password repo.Secret
 	keys     *lru.Cache[string, cachedKey]
-	jobs     chan struct{} // bounds concurrent repository verifications (I/O)
-	derive   chan struct{} // bounds concurrent scrypt derivations (CPU, memory)
+	jobs     *queue // bounds concurrent repository verifications (I/O)
+	derive   *queue // bounds concurrent scrypt derivations (CPU, memory)
 	timeout  time.Duration
 	base     context.Context // cancelled by Repo.Close
 
@@ -55,7 +55,7 @@ func newVerifier(base context.Context, store Storage, dec *decoder, o Options) (
 
 	return &verifier{
 		store: store, dec: dec, password: o.Password, keys: keys, timeout: o.VerifyTimeout, base: base,
-		jobs: make(chan struct{}, o.ListConcurrency), derive: make(chan struct{}, o.VerifyConcurrency),
+		jobs: newQueue(o.ListConcurrency), derive: newQueue(o.VerifyConcurrency),
 		snaps: map[string]map[string]repo.Snapshot{}, failed: map[string]error{}, denied: map[string]string{},
 		inflight: map[string]chan struct{}{},
 	}, nil
@@ -147,16 +147,58 @@ func (v *verifier) view(dir string, objs []Object) (verified []repo.Snapshot, pe
 	return verified, pending, v.failed[dir]
 }
 
+// urgent makes dir's verification the next one (a lookup asks about its PVC): it starts one for
+// dir's listed snapshots not verified yet, unless one is queued or running, and puts it before
+// every other in both queues. It returns a channel closed when that verification ends.
+func (v *verifier) urgent(dir string, objs []Object) <-chan struct{} {
+	v.jobs.hurry(dir)
+	v.derive.hurry(dir)
+
+	v.mu.Lock()
+	defer v.mu.Unlock()
+
+	if done, ok := v.inflight[dir]; ok {
+		return done
+	}
+
+	var todo []string
+
+	for _, o := range objs {
+		if id := snapshotID(o.Key); v.snaps[dir][id].ID == "" {
+			todo = append(todo, id)
+		}
+	}
+
+	done := make(chan struct{})
+
+	if len(todo) == 0 {
+		v.jobs.settle(dir)
+		v.derive.settle(dir)
+		close(done)
+
+		return done
+	}
+
+	v.inflight[dir] = done
+
+	go v.run(dir, todo, done)
+
+	return done
+}
+
 func (v *verifier) run(dir string, ids []string, done chan struct{}) {
+	defer v.derive.settle(dir)
+	defer v.jobs.settle(dir)
+
 	// Queueing is not bounded by VerifyTimeout: a large fleet waits its turn for minutes on first
 	// start, which must not turn into failures. Only Close ends the wait.
-	err := v.acquire(v.base, v.jobs)
+	err := v.jobs.acquire(v.base, dir)
 	if err == nil {
 		ctx, cancel := context.WithTimeout(v.base, v.timeout)
 		err = v.verify(ctx, dir, ids)
 
 		cancel()
-		<-v.jobs
+		v.jobs.release()
 	}
 
 	if err != nil {
@@ -174,15 +216,6 @@ func (v *verifier) run(dir string, ids []string, done chan struct{}) {
 	v.mu.Unlock()
 
 	close(done)
-}
-
-func (v *verifier) acquire(ctx context.Context, sem chan struct{}) error {
-	select {
-	case sem <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // verify decrypts each of ids, recording the ones that verify; it returns every failure joined.
