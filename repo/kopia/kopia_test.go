@@ -128,7 +128,7 @@ func TestLoadIndexesEverySource(t *testing.T) {
 	}{
 		{plain, "app-backup@web:/data", 2},
 		{dotted, "myappdata-backup@web:/data", 1},
-		{long, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx-postgres-@db:/data", 1}, // cut at 50, ends in '-'
+		{long, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx--39e19e48@db:/data", 1}, // 41 characters, '-', sha256("db/<name>")[:8]
 		{missing, "nothing-backup@web:/data", 0},                                 // decoys: other host, other path, other user
 	}
 
@@ -136,7 +136,7 @@ func TestLoadIndexesEverySource(t *testing.T) {
 		t.Run(tc.pvc.Name, func(t *testing.T) {
 			fd, err := find(t, idx, tc.pvc)
 			require.NoError(t, err)
-			assert.Equal(t, tc.source, fd.Source, "rule: the lookup is the source VolSync's mover writes (username sanitised, then cut to 50)")
+			assert.Equal(t, tc.source, fd.Source, "rule: the lookup is the source VolSync's mover writes for the policies' RS (a username past 50 characters is the policies' collision-free one)")
 			assert.Len(t, fd.Snapshots, tc.count)
 
 			for _, s := range fd.Snapshots {
@@ -333,7 +333,7 @@ func TestStoredListsEverySource(t *testing.T) {
 		{"interrupted-backup@web:/data", repo.PVC{Namespace: "web", Name: "interrupted"}, 0, true},
 		{"myappdata-backup@web:/data", repo.PVC{Namespace: "web", Name: "myappdata"}, 1, false},
 		{"nothing-backup@web:/elsewhere", repo.PVC{Namespace: "web"}, 1, false},
-		{strings.Repeat("x", 40) + "-postgres-@db:/data", repo.PVC{Namespace: "db"}, 1, false}, // cut at 50, ends in -
+		{strings.Repeat("x", 40) + "--39e19e48@db:/data", repo.PVC{Namespace: "db"}, 1, false}, // the policies' collision-free username: 41 characters, "-", 8 hex digits
 	}, rows, "sorted by source")
 
 	fd, err := find(t, idx, plain)

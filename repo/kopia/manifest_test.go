@@ -79,7 +79,7 @@ func TestUndecodableManifestIsUnknown(t *testing.T) {
 			a := lookup(t, c, pvc)
 			assert.Equal(t, repo.Unknown, a.Decision, "refresh %d, %s: %s", refresh, pvc, ruleUnloadable)
 			require.ErrorIs(t, a.Reason, repo.ErrUnverifiable, "refresh %d, %s: %s", refresh, pvc, ruleUnloadable)
-			assert.Contains(t, a.Reason.Error(), "load snapshot manifest", "the reason names what failed")
+			assert.Contains(t, a.Reason.Error(), "decode snapshot manifest", "the reason names what failed")
 			assert.Equal(t, kopiamover.PolicySource(pvc.Namespace, pvc.Name), a.Source)
 		}
 

@@ -183,8 +183,10 @@ func checkFleet(t *testing.T, st storageUnderTest, pw string, cases map[repo.PVC
 	r := newRepo(t, opts)
 	idx, err := r.Load(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, repo.IndexStats{Sources: 4, Snapshots: 5}, idx.Stats(),
-		"sources are repositories holding a snapshot: an initialised, empty one is none (an index of only those is refused as empty)")
+	stats := idx.Stats()
+	assert.Equal(t, repo.IndexStats{Sources: 4, Snapshots: 5, Fitting: 4}, repo.IndexStats{Sources: stats.Sources, Snapshots: stats.Snapshots, Fitting: stats.Fitting},
+		"sources are repositories holding a snapshot: an initialised, empty one is none (an index of only those is refused as empty); every one fits the layout")
+	assert.Positive(t, stats.Bytes, "the index estimates its memory")
 
 	for p, w := range cases {
 		t.Run(p.String(), func(t *testing.T) {
