@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
@@ -15,12 +16,13 @@ import (
 )
 
 // moverSources are the sources, written by hand from the mover's rules, of every generated RS
-// fixture: dotted names lose their dots, long ones are cut to 50 characters.
+// fixture: dotted names lose their dots; a name the mover would cut at 50 characters gets the
+// policies' explicit collision-free username (41 characters, "-", sha256("<namespace>/<pvc>")[:8]).
 var moverSources = map[string]string{
 	"rs-my-app.yaml":      "my-app-backup@web:/data",
 	"rs-my.app.data.yaml": "myappdata-backup@web:/data",
-	"rs-long60.yaml":      "postgres-primary-data-for-the-billing-service-in-p@web:/data",
-	"rs-long100.yaml":     "analytics-warehouse-columnar-storage-shard-analyti@web:/data",
+	"rs-long60.yaml":      "postgres-primary-data-for-the-billing-ser-8fc9c94c@web:/data",
+	"rs-long100.yaml":     "analytics-warehouse-columnar-storage-shar-94c766e8@web:/data",
 }
 
 var (
@@ -28,6 +30,8 @@ var (
 	rsNamespace = regexp.MustCompile(`(?m)^  namespace: (.+)$`)
 	rsPVC       = regexp.MustCompile(`(?m)^    backup-oracle.io/pvc: (.+)$`)
 	sourcePVC   = regexp.MustCompile(`(?m)^  sourcePVC: (.+)$`)
+	rsUsername  = regexp.MustCompile(`(?m)^    username: (.+)$`)
+	rsHostname  = regexp.MustCompile(`(?m)^    hostname: (.+)$`)
 )
 
 // TestGeneratedReplicationSourcesMatchOracleIdentity checks, for every ReplicationSource the
@@ -64,7 +68,8 @@ func TestGeneratedReplicationSourcesMatchOracleIdentity(t *testing.T) {
 				t.Errorf("RS name %q, the oracle's source name template %q gives %q", name, want, expandPVC(want, pvc))
 			}
 
-			mover := kopiamover.ReplicationSource{Name: name, Namespace: ns}.Source()
+			mover := kopiamover.ReplicationSource{Name: name, Namespace: ns,
+				Username: field(t, rsUsername, data), Hostname: field(t, rsHostname, data)}.Source()
 			oracle := identity.Source(pvc)
 
 			if mover != oracle.String() {
@@ -105,4 +110,36 @@ func expandPVC(tmpl string, pvc repo.PVC) string {
 
 		return pvc.Namespace
 	})
+}
+
+// TestGeneratedReplicationDestinationsRestoreTheirSource checks, for every ReplicationDestination
+// the kyverno suites expect, that the source VolSync's Kopia mover restores from (its rules for an
+// RD: explicit username and hostname, else sourceIdentity, else the RD's own name and namespace)
+// is the one the generated ReplicationSource of the same PVC writes.
+func TestGeneratedReplicationDestinationsRestoreTheirSource(t *testing.T) {
+	files, err := filepath.Glob("tests/fixtures/generated/rd-*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no generated ReplicationDestination fixtures: %v", err)
+	}
+
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			data, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			rd := kopiamover.ReplicationDestination{Name: field(t, rsName, data), Namespace: field(t, rsNamespace, data),
+				Username: field(t, rsUsername, data), Hostname: field(t, rsHostname, data)}
+
+			want, ok := moverSources["rs-"+strings.TrimPrefix(filepath.Base(file), "rd-")]
+			if !ok {
+				t.Fatalf("no ReplicationSource fixture for %s", file)
+			}
+
+			if got := rd.Source(); got != want {
+				t.Errorf("the RD restores from %s, its RS writes %s", got, want)
+			}
+		})
+	}
 }

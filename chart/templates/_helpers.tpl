@@ -130,6 +130,45 @@ moverVolumes:
 {{- end }}
 {{- end -}}
 
+{{/*
+The Kopia identity the generated ReplicationSource and ReplicationDestination state explicitly
+(spec.kopia.username and .hostname), so the mover writes and restores exactly the source the
+oracle looks up (repo.KopiaIdentity): the username is the RS name as the mover sanitises it (a
+PVC name's dots dropped); when that is longer than the mover's 50 characters, which the mover
+would cut (two long names sharing their first 50 characters would then share one identity), its
+first 41 characters, "-" and the first 8 hex digits of sha256("<namespace>/<pvc>")
+(repo.KopiaCollisionFreeUsername). The hostname is the namespace (a DNS label: the mover keeps
+it as it is).
+bo.kopiaIdentityContext: Kyverno context entries kopiaUsername and kopiaHostname (JMESPath);
+the argument is the RS name as a Kyverno string with {{request...}} variables.
+*/}}
+{{- define "bo.kopiaIdentityContext" -}}
+- name: kopiaRSName
+  variable:
+    value: "{{ . }}"
+- name: kopiaSanitized
+  variable:
+    jmesPath: replace_all(kopiaRSName, '.', '')
+- name: kopiaUsername
+  variable:
+    jmesPath: >-
+      (length(kopiaSanitized) > `50` && join('-', [truncate(kopiaSanitized, `41`),
+      truncate(sha256(join('/', [request.object.metadata.namespace, request.object.metadata.name])), `8`)])) || kopiaSanitized
+- name: kopiaHostname
+  variable:
+    jmesPath: request.object.metadata.namespace
+{{- end -}}
+
+{{/* bo.kopiaIdentityCEL: the same as CEL variables; the argument is the RS name's CEL expression. */}}
+{{- define "bo.kopiaIdentityCEL" -}}
+- name: kopiaSanitized
+  expression: ({{ . }}).replace('.', '')
+- name: kopiaUsername
+  expression: >-
+    size(variables.kopiaSanitized) > 50 ? variables.kopiaSanitized.substring(0, 41) + '-' +
+    sha256(object.metadata.namespace + '/' + object.metadata.name).substring(0, 8) : variables.kopiaSanitized
+{{- end -}}
+
 {{/* A JMESPath literal mapping the first two hex digits of a sha256 to numbers. */}}
 {{- define "bo.hexDigits" -}}
 {"0":0,"1":1,"2":2,"3":3,"4":4,"5":5,"6":6,"7":7,"8":8,"9":9,"a":10,"b":11,"c":12,"d":13,"e":14,"f":15}

@@ -153,13 +153,14 @@ func (r *run) restores() {
 
 		uid := str(res.Body, "metadata", "uid")
 		rd := r.waitFor(volsyncPath(r.ns, "replicationdestinations", p.name+"-backup"), true, 15*time.Second)
-		assert.Equal(t, wantRDSpec(t, p.name, uid), rd["spec"], "RD spec of %s (a field unknown to the CRD would be pruned)", p.name)
+		assert.Equal(t, wantRDSpec(t, r.ns, p.name, uid), rd["spec"], "RD spec of %s (a field unknown to the CRD would be pruned)", p.name)
 		assert.Equal(t, uid, str(rd, "metadata", "labels", "backup-oracle.io/pvc-uid"))
 		assert.Equal(t, p.name, str(rd, "metadata", "annotations", "backup-oracle.io/pvc"))
 
 		looked := r.o.lookup(t, r.ns, p.name)
 		assert.Equal(t, "restore", looked.Body["decision"])
-		assert.Equal(t, kopiamover.ReplicationDestination{Name: str(rd, "metadata", "name"), Namespace: str(rd, "metadata", "namespace")}.Source(),
+		assert.Equal(t, kopiamover.ReplicationDestination{Name: str(rd, "metadata", "name"), Namespace: str(rd, "metadata", "namespace"),
+			Username: str(rd, "spec", "kopia", "username"), Hostname: str(rd, "spec", "kopia", "hostname")}.Source(),
 			looked.Body["source"], "the RD's Kopia identity (mover rules) must be what the oracle looked up")
 
 		r.waitFor("/api/v1/namespaces/"+r.ns+"/secrets/volsync-"+p.name, true, 15*time.Second)
@@ -224,7 +225,8 @@ func (r *run) bound(name, label string) {
 	rs := r.waitFor(rsPath, true, 15*time.Second)
 	assert.Equal(t, wantRSSpec(t, r.ns, name, label), rs["spec"], "RS spec (a field unknown to the CRD would be pruned)")
 	assert.Equal(t, r.o.lookup(t, r.ns, name).Body["source"],
-		kopiamover.ReplicationSource{Name: str(rs, "metadata", "name"), Namespace: str(rs, "metadata", "namespace")}.Source(),
+		kopiamover.ReplicationSource{Name: str(rs, "metadata", "name"), Namespace: str(rs, "metadata", "namespace"),
+			Username: str(rs, "spec", "kopia", "username"), Hostname: str(rs, "spec", "kopia", "hostname")}.Source(),
 		"the RS's Kopia identity (mover rules) must be what the oracle looked up")
 }
 

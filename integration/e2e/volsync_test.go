@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 )
 
 // schedule is the RS schedule the policies document: minute (16·h0 + h1) mod 60 of
@@ -29,21 +31,25 @@ const moverSecurityContext = `{"fsGroup": 568, "runAsGroup": 568, "runAsNonRoot"
 
 // wantRDSpec is the ReplicationDestination spec the policies write for a restored PVC. The
 // stored spec must equal it: a field the CRD does not know would have been pruned.
-func wantRDSpec(t *testing.T, pvc, uid string) map[string]any {
+func wantRDSpec(t *testing.T, namespace, pvc, uid string) map[string]any {
 	t.Helper()
 
+	rs := kopiamover.PolicyReplicationSource(namespace, pvc)
+
 	return decode(t, fmt.Sprintf(`{"trigger": {"manual": "restore-%s"}, "kopia": {"repository": "volsync-%s",
-	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "capacity": "1Gi", "accessModes": ["ReadWriteOnce"]}}`,
-		uid, pvc, moverSecurityContext))
+	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "username": %q, "hostname": %q, "capacity": "1Gi", "accessModes": ["ReadWriteOnce"]}}`,
+		uid, pvc, moverSecurityContext, rs.Username, rs.Hostname))
 }
 
 // wantRSSpec is the ReplicationSource spec the policies write for a bound PVC.
 func wantRSSpec(t *testing.T, namespace, pvc, label string) map[string]any {
 	t.Helper()
 
+	rs := kopiamover.PolicyReplicationSource(namespace, pvc)
+
 	return decode(t, fmt.Sprintf(`{"sourcePVC": %q, "trigger": {"schedule": %q}, "kopia": {"repository": "volsync-%s",
-	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "retain": {"daily": 7, "hourly": 24, "monthly": 2, "weekly": 4}}}`,
-		pvc, schedule(namespace, pvc, label), pvc, moverSecurityContext))
+	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "username": %q, "hostname": %q, "retain": {"daily": 7, "hourly": 24, "monthly": 2, "weekly": 4}}}`,
+		pvc, schedule(namespace, pvc, label), pvc, moverSecurityContext, rs.Username, rs.Hostname))
 }
 
 func decode(t *testing.T, s string) map[string]any {

@@ -96,19 +96,19 @@ func PolicySource(namespace, pvc string) string {
 }
 
 // PolicyReplicationSource is the ReplicationSource the shipped policies generate for PVC pvc in
-// namespace, restated from the chart (templates/_helpers.tpl, "bo.kopiaIdentity"): RS
-// "<pvc>-backup", no path; when the username the mover would derive from that name is longer
-// than 50 characters (so the mover would cut it, and two such names could share it), an explicit
-// spec.kopia.username of the first 41 characters of the sanitised name, "-", and the first 8 hex
-// digits of sha256("<namespace>/<pvc>"), and spec.kopia.hostname the namespace (the RD needs
-// both or neither).
+// namespace, restated from the chart (templates/_helpers.tpl, "bo.kopiaIdentityContext" and
+// "bo.kopiaIdentityCEL"): RS "<pvc>-backup", no path, and an explicit spec.kopia.hostname (the
+// namespace) and spec.kopia.username: the RS name sanitised as the mover does, or, when that is
+// longer than 50 characters (so the mover would cut it, and two such names could share it), its
+// first 41 characters, "-", and the first 8 hex digits of sha256("<namespace>/<pvc>"). The
+// generated RD states the same username and hostname.
 func PolicyReplicationSource(namespace, pvc string) ReplicationSource {
-	rs := ReplicationSource{Name: pvc + "-backup", Namespace: namespace}
+	rs := ReplicationSource{Name: pvc + "-backup", Namespace: namespace, Hostname: namespace}
 
-	if full := sanitize(rs.Name, true, false); len(full) > MaxUsernameLength {
+	rs.Username = sanitize(rs.Name, true, false)
+	if len(rs.Username) > MaxUsernameLength {
 		sum := sha256.Sum256([]byte(namespace + "/" + pvc))
-		rs.Username = full[:41] + "-" + hex.EncodeToString(sum[:4])
-		rs.Hostname = namespace
+		rs.Username = rs.Username[:41] + "-" + hex.EncodeToString(sum[:4])
 	}
 
 	return rs
