@@ -165,7 +165,7 @@ func TestVerificationInBackgroundAndIncremental(t *testing.T) {
 
 	_, err = idx.Find(context.Background(), backedUp)
 	require.ErrorIs(t, err, repo.ErrUnverifiable)
-	assert.Contains(t, err.Error(), "not verified yet")
+	assert.Contains(t, err.Error(), ": 1 of 1 snapshots not verified yet", "the reason counts the pending snapshots")
 
 	requireSnapshots(t, idx, pvc("team-a", "never-backed-up"), 0)
 
