@@ -99,9 +99,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	assert.Equal(t, "backup-oracle", title)
 	assert.Contains(t, inventory, "postgres-backup@shop:/data")
 	assert.Contains(t, inventory, "redis-backup@shop:/var/lib/redis")
-	assert.Contains(t, inventory, "analytics-warehouse-clickhouse-data-volume-claim-r@analytics:/data")
-	assert.Equal(t, 5, rows, "the demo's five sources, all fresh")
-	assert.Contains(t, counts, "5 backups")
+	assert.Contains(t, inventory, "analytics-warehouse-clickhouse-data-volum-5be1bac6@analytics:/data", "a long name's collision-free username")
+	assert.Equal(t, 6, rows, "the demo's six sources, all recent")
+	assert.Contains(t, counts, "6 backups")
 	assert.Contains(t, counts, "0 older than 26h0m0s")
 	assert.Contains(t, backends, "kopia-fs")
 	assert.Contains(t, backends, "ready")
@@ -132,8 +132,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	screenshot(t, ctx, "search-restore")
 
 	decision, _, page = search("shop/redis")
-	assert.Equal(t, "fresh", decision)
+	assert.Equal(t, "unknown", decision, "a near miss is refused")
 	assert.Contains(t, page, "redis-backup@shop:/var/lib/redis", "the explanation shows the near miss")
+	assert.Contains(t, page, "near miss")
+	screenshot(t, ctx, "search-near-miss")
+
+	decision, _, page = search("shop/cache")
+	assert.Equal(t, "fresh", decision)
 	assert.Contains(t, page, "No snapshot under this identity.")
 	screenshot(t, ctx, "search-fresh")
 

@@ -20,11 +20,13 @@ var cliLimits = map[string]map[string]string{
 	"v1.17.2": {
 		// apiCallResponses (the mocked oracle) and results[].operation (UPDATE) are 1.19 CLI fields.
 		"clusterpolicy/admission":      `unknown field "apiCallResponses"`,
+		"clusterpolicy/near-miss":      `unknown field "apiCallResponses"`,
 		"clusterpolicy/not-ready":      `unknown field "apiCallResponses"`,
 		"clusterpolicy/stale-rd":       `unknown field "apiCallResponses"`,
 		"clusterpolicy/verify":         `unknown field "apiCallResponses"`,
 		"clusterpolicy/generate-bound": `unknown field "operation"`,
 		"cel/admission":                `unknown field "apiCallResponses"`,
+		"cel/near-miss":                `unknown field "apiCallResponses"`,
 		"cel/not-ready":                `unknown field "apiCallResponses"`,
 		"cel/verify":                   `unknown field "apiCallResponses"`,
 		"cel/generate-bound":           `unknown field "operation"`,
@@ -35,16 +37,19 @@ var cliLimits = map[string]map[string]string{
 	},
 	"v1.18.2": {
 		"clusterpolicy/admission":      `unknown field "apiCallResponses"`,
+		"clusterpolicy/near-miss":      `unknown field "apiCallResponses"`,
 		"clusterpolicy/not-ready":      `unknown field "apiCallResponses"`,
 		"clusterpolicy/stale-rd":       `unknown field "apiCallResponses"`,
 		"clusterpolicy/verify":         `unknown field "apiCallResponses"`,
 		"clusterpolicy/generate-bound": `unknown field "operation"`,
 		"cel/admission":                `unknown field "apiCallResponses"`,
+		"cel/near-miss":                `unknown field "apiCallResponses"`,
 		"cel/not-ready":                `unknown field "apiCallResponses"`,
 		"cel/verify":                   `unknown field "apiCallResponses"`,
 		"cel/generate-bound":           `unknown field "operation"`,
 		"restic/generate-bound":        `unknown field "operation"`,
-		"cel/cleanup":                  `no matches for kind "ReplicationSource" in version "volsync.backube/v1alpha1"`,
+		// The 1.18 CLI does not list PVCs from the suite's resources for a DeletingPolicy.
+		"cel/cleanup": `failed to list resource: persistentvolumeclaims resource not found`,
 	},
 	"v1.19.1": {},
 }

@@ -99,12 +99,21 @@ exclude:
 {"exists": false, "decision": "unknown", "authoritative": false, "error": "backup-oracle unreachable, timed out or answered non-2xx"}
 {{- end -}}
 
+{{/*
+The PVC annotation with which an operator acknowledges a near miss (README, "What the oracle
+refuses to guess"): its value is the reason, required; the oracle is then asked with
+?accept=near-miss and answers fresh (with the near misses as warnings) instead of unknown.
+*/}}
+{{- define "bo.acceptNearMissAnnotation" -}}backup-oracle.io/accept-near-miss{{- end -}}
+
 {{- define "bo.existsContext" -}}
+# The path asked: /exists/<namespace>/<pvc>, with ?accept=near-miss when the PVC carries a reason.
 - name: oracle
   apiCall:
     method: GET
     service:
-      url: {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}
+      url: >-
+        {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}{{ "{{" }} (request.object.metadata.annotations."{{ include "bo.acceptNearMissAnnotation" . }}" && '?accept=near-miss') || '' }}
     default: {{ include "bo.unknownPayload" . }}
 {{- end -}}
 
@@ -210,7 +219,9 @@ unreachable, which fails the policy closed. The kyverno CLI's apiCallResponses m
 {{- define "bo.celOracle" -}}
 - name: oracleResponse
   expression: >-
-    http.Get({{ include "bo.oracleURL" . | quote }} + '/exists/' + object.metadata.namespace + '/' + object.metadata.name)
+    http.Get({{ include "bo.oracleURL" . | quote }} + '/exists/' + object.metadata.namespace + '/' + object.metadata.name +
+    (has(object.metadata.annotations) && {{ include "bo.acceptNearMissAnnotation" . | quote }} in object.metadata.annotations &&
+    object.metadata.annotations[{{ include "bo.acceptNearMissAnnotation" . | quote }}] != '' ? '?accept=near-miss' : ''))
 - name: oracle
   expression: >-
     variables.oracleResponse != null && 'body' in variables.oracleResponse ? variables.oracleResponse.body : variables.oracleResponse
