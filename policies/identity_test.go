@@ -143,3 +143,95 @@ func TestGeneratedReplicationDestinationsRestoreTheirSource(t *testing.T) {
 		})
 	}
 }
+
+// layouts are the identity settings of the chart's other values files (testdata/values/<set>.yaml,
+// rendered into policies/<set>/) as the oracle reads them, with the sources VolSync's Kopia mover
+// uses for each generated RS and RD fixture, written by hand from the mover's rules.
+var layouts = map[string]struct {
+	identity repo.KopiaIdentity
+	sources  map[string]string // fixture file -> mover's source
+}{
+	"custom-identity": {
+		identity: repo.KopiaIdentity{SourceName: "{pvc}-src", UserName: "{pvc}", HostName: "{namespace}.prod", Path: "/data"},
+		sources: map[string]string{
+			"rs-my.app.data.yaml": "my.app.data@web.prod:/data", "rd-my.app.data.yaml": "my.app.data@web.prod:/data",
+			"rs-long60.yaml": "postgres-primary-data-for-the-billing-service-in-productionx@web.prod:/data",
+			"rd-long60.yaml": "postgres-primary-data-for-the-billing-service-in-productionx@web.prod:/data",
+		},
+	},
+	"custom-path": {
+		identity: repo.KopiaIdentity{SourceName: "{pvc}-backup", Path: "/var/lib/postgresql"},
+		sources: map[string]string{
+			"rs-my.app.data.yaml": "myappdata-backup@web:/var/lib/postgresql", "rd-my.app.data.yaml": "myappdata-backup@web:/var/lib/postgresql",
+			"rs-long60.yaml": "postgres-primary-data-for-the-billing-ser-8fc9c94c@web:/var/lib/postgresql",
+			"rd-long60.yaml": "postgres-primary-data-for-the-billing-ser-8fc9c94c@web:/var/lib/postgresql",
+		},
+	},
+}
+
+var (
+	rdSourceName = regexp.MustCompile(`(?m)^      sourceName: (.+)$`)
+	rdSourcePath = regexp.MustCompile(`(?m)^      sourcePathOverride: (.+)$`)
+	rsSourcePath = regexp.MustCompile(`(?m)^    sourcePathOverride: (.+)$`)
+)
+
+// optional returns re's match in data, or "".
+func optional(re *regexp.Regexp, data []byte) string {
+	if m := re.FindSubmatch(data); m != nil {
+		return string(m[1])
+	}
+
+	return ""
+}
+
+// TestEveryLayoutStatesTheOraclesIdentity checks, for the chart's other identity settings, that
+// every RS and RD the kyverno suites expect makes VolSync's Kopia mover write and restore exactly
+// the source the oracle looks up for its PVC, and that this is the hand-written source.
+func TestEveryLayoutStatesTheOraclesIdentity(t *testing.T) {
+	for set, layout := range layouts {
+		files, err := filepath.Glob(filepath.Join("tests/fixtures/generated", set, "r[sd]-*.yaml"))
+		if err != nil || len(files) != len(layout.sources) {
+			t.Fatalf("%s: fixtures %v (%v), want one per hand-written source", set, files, err)
+		}
+
+		for _, file := range files {
+			t.Run(set+"/"+filepath.Base(file), func(t *testing.T) {
+				data, err := os.ReadFile(file)
+				if err != nil {
+					t.Fatal(err)
+				}
+
+				name, ns := field(t, rsName, data), field(t, rsNamespace, data)
+				pvc := repo.PVC{Namespace: ns, Name: field(t, regexp.MustCompile(`(?m)^    backup-oracle.io/pvc: (.+)$`), data)}
+
+				var mover string
+				if strings.HasPrefix(filepath.Base(file), "rs-") {
+					mover = kopiamover.ReplicationSource{Name: name, Namespace: ns, Username: optional(rsUsername, data),
+						Hostname: optional(rsHostname, data), SourcePathOverride: optional(rsSourcePath, data)}.Source()
+				} else {
+					mover = kopiamover.ReplicationDestination{Name: name, Namespace: ns, Username: optional(rsUsername, data),
+						Hostname: optional(rsHostname, data), SourceName: optional(rdSourceName, data),
+						SourcePathOverride: optional(rdSourcePath, data)}.Source()
+				}
+
+				if want := layout.sources[filepath.Base(file)]; mover != want {
+					t.Errorf("the mover's rules give %s, hand-written %s", mover, want)
+				}
+
+				if oracle := layout.identity.Source(pvc).String(); mover != oracle {
+					t.Errorf("mover uses %s, oracle looks up %s", mover, oracle)
+				}
+			})
+		}
+	}
+
+	// The ${APP}/${APP}-dst layout (gate mode): the user's own RS <app> and RD <app>-dst with
+	// sourceIdentity.sourceName <app>, as in their Git repository.
+	app := repo.KopiaIdentity{SourceName: "{pvc}", Path: "/data"}.Source(repo.PVC{Namespace: "dev", Name: "gitea"}).String()
+	rs := kopiamover.ReplicationSource{Name: "gitea", Namespace: "dev"}.Source()
+	rd := kopiamover.ReplicationDestination{Name: "gitea-dst", Namespace: "dev", SourceName: "gitea"}.Source()
+
+	if app != "gitea@dev:/data" || rs != app || rd != app {
+		t.Errorf("app layout: oracle %s, the user's RS %s, RD %s; want gitea@dev:/data for all", app, rs, rd)
+	}
+}

@@ -129,32 +129,50 @@ storageClassName: {{ . | quote }}
 {{- end }}
 moverSecurityContext:
   {{- toYaml .Values.policies.moverSecurityContext | nindent 2 }}
-{{- if .Values.policies.nfs.server }}
+{{- $nfs := include "bo.moverNFS" . | fromJson }}
+{{- if $nfs.server }}
 moverVolumes:
-  - mountPath: {{ .Values.policies.nfs.mountPath | quote }}
+  - mountPath: {{ $nfs.mountPath | quote }}
     volumeSource:
       nfs:
-        server: {{ .Values.policies.nfs.server | quote }}
-        path: {{ .Values.policies.nfs.path | quote }}
+        server: {{ $nfs.server | quote }}
+        path: {{ $nfs.path | quote }}
 {{- end }}
 {{- end -}}
 
+{{/* The ReplicationSource's and the ReplicationDestination's name templates. */}}
+{{- define "bo.rsTemplate" -}}{{ .Values.config.kopia.sourceNameTemplate }}{{- end -}}
+{{- define "bo.rdTemplate" -}}{{ .Values.config.kopia.destinationNameTemplate | default .Values.config.kopia.sourceNameTemplate }}{{- end -}}
+
 {{/*
-The Kopia identity the generated ReplicationSource and ReplicationDestination state explicitly
-(spec.kopia.username and .hostname), so the mover writes and restores exactly the source the
-oracle looks up (repo.KopiaIdentity): the username is the RS name as the mover sanitises it (a
-PVC name's dots dropped); when that is longer than the mover's 50 characters, which the mover
-would cut (two long names sharing their first 50 characters would then share one identity), its
-first 41 characters, "-" and the first 8 hex digits of sha256("<namespace>/<pvc>")
-(repo.KopiaCollisionFreeUsername). The hostname is the namespace (a DNS label: the mover keeps
-it as it is).
+The Kopia identity the generated ReplicationSource and ReplicationDestination state explicitly, so
+that the mover writes and restores exactly the source the oracle looks up (repo.KopiaIdentity,
+from the same values):
+- username: config.kopia.usernameTemplate expanded, used verbatim by both; else the RS name as
+  the mover sanitises it (a PVC name's dots dropped) and, when that is longer than the mover's 50
+  characters (the mover would cut it, and two long names sharing their first 50 characters would
+  share one identity), its first 41 characters, "-" and the first 8 hex digits of
+  sha256("<namespace>/<pvc>") (repo.KopiaCollisionFreeUsername);
+- hostname: config.kopia.hostnameTemplate expanded; else the namespace (a DNS label, which the
+  mover keeps as it is);
+- path: config.kopia.path; the RS sets sourcePathOverride when it is not /data. The RD can only
+  restore another path through sourceIdentity, and only without an explicit hostname (VolSync's
+  Kopia mover, builder.go: an RD with an explicit hostname restores /data), so such an RD states
+  the username and sourceIdentity {sourceName, sourcePathOverride} and its hostname is derived from
+  its namespace. A hostname template with another path cannot be restored: the chart refuses it.
 bo.kopiaIdentityContext: Kyverno context entries kopiaUsername and kopiaHostname (JMESPath);
-the argument is the RS name as a Kyverno string with {{request...}} variables.
+the argument is the chart's root context.
 */}}
 {{- define "bo.kopiaIdentityContext" -}}
+{{- $k := .Values.config.kopia -}}
+{{- if $k.usernameTemplate }}
+- name: kopiaUsername
+  variable:
+    value: "{{ include "bo.kyvernoName" $k.usernameTemplate }}"
+{{- else }}
 - name: kopiaRSName
   variable:
-    value: "{{ . }}"
+    value: "{{ include "bo.kyvernoName" (include "bo.rsTemplate" .) }}"
 - name: kopiaSanitized
   variable:
     jmesPath: replace_all(kopiaRSName, '.', '')
@@ -163,19 +181,86 @@ the argument is the RS name as a Kyverno string with {{request...}} variables.
     jmesPath: >-
       (length(kopiaSanitized) > `50` && join('-', [truncate(kopiaSanitized, `41`),
       truncate(sha256(join('/', [request.object.metadata.namespace, request.object.metadata.name])), `8`)])) || kopiaSanitized
+{{- end }}
 - name: kopiaHostname
   variable:
-    jmesPath: request.object.metadata.namespace
+    value: "{{ include "bo.kyvernoName" ($k.hostnameTemplate | default "{namespace}") }}"
 {{- end -}}
 
-{{/* bo.kopiaIdentityCEL: the same as CEL variables; the argument is the RS name's CEL expression. */}}
+{{/* The identity fields of a generated RS (.rd false) or RD (.rd true), Kyverno generate data. */}}
+{{- define "bo.kopiaIdentityFields" -}}
+{{- $k := .Values.config.kopia -}}
+username: "{{ "{{kopiaUsername}}" }}"
+{{- if or (not .rd) (eq $k.path "/data") }}
+hostname: "{{ "{{kopiaHostname}}" }}"
+{{- end }}
+{{- if ne $k.path "/data" }}
+{{- if .rd }}
+sourceIdentity:
+  sourceName: "{{ include "bo.kyvernoName" (include "bo.rsTemplate" .) }}"
+  sourcePathOverride: {{ $k.path | quote }}
+{{- else }}
+sourcePathOverride: {{ $k.path | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* bo.kopiaIdentityCEL: the same as CEL variables kopiaUsername and kopiaHostname. */}}
 {{- define "bo.kopiaIdentityCEL" -}}
+{{- $k := .Values.config.kopia -}}
+{{- if $k.usernameTemplate }}
+- name: kopiaUsername
+  expression: {{ include "bo.celName" $k.usernameTemplate }}
+{{- else }}
 - name: kopiaSanitized
-  expression: ({{ . }}).replace('.', '')
+  expression: ({{ include "bo.celName" (include "bo.rsTemplate" .) }}).replace('.', '')
 - name: kopiaUsername
   expression: >-
     size(variables.kopiaSanitized) > 50 ? variables.kopiaSanitized.substring(0, 41) + '-' +
     sha256(object.metadata.namespace + '/' + object.metadata.name).substring(0, 8) : variables.kopiaSanitized
+{{- end }}
+- name: kopiaHostname
+  expression: {{ include "bo.celName" ($k.hostnameTemplate | default "{namespace}") }}
+{{- end -}}
+
+{{/* bo.kopiaIdentityFields as entries of a CEL map (a leading ", "), for .rd true or false. */}}
+{{- define "bo.kopiaIdentityCELFields" -}}
+{{- $k := .Values.config.kopia -}}
+, 'username': dyn(variables.kopiaUsername)
+{{- if or (not .rd) (eq $k.path "/data") }}, 'hostname': dyn(variables.kopiaHostname){{ end }}
+{{- if ne $k.path "/data" }}
+{{- if .rd }}, 'sourceIdentity': dyn({'sourceName': dyn({{ include "bo.celName" (include "bo.rsTemplate" .) }}), 'sourcePathOverride': dyn({{ $k.path | toJson }})})
+{{- else }}, 'sourcePathOverride': dyn({{ $k.path | toJson }})
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+Values the chart refuses with a sentence (a schema error names a path, not the problem).
+Included by every template that depends on them.
+*/}}
+{{- define "bo.validate" -}}
+{{- $p := .Values.policies -}}
+{{- $k := .Values.config.kopia -}}
+{{- if and (ne $p.engine "none") (eq $p.mover "kopia") $k.hostnameTemplate (ne $k.path "/data") -}}
+{{- fail "config.kopia.hostnameTemplate with a path other than /data cannot be restored: VolSync's Kopia ReplicationDestination restores /data when it states a hostname, and without one its hostname is its namespace. Drop hostnameTemplate or use path /data." -}}
+{{- end -}}
+{{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.mover "kopia") (eq .Values.backend.type "kopia-fs") (not (include "bo.moverNFS" . | fromJson).server) -}}
+{{- fail "policies.nfs: the generated ReplicationSources and ReplicationDestinations need the Kopia repository too. With backend.repository.nfs set they mount that export; with backend.repository.existingClaim (a PVC the movers in other namespaces cannot use) set policies.nfs.server and policies.nfs.path to the NFS export behind it." -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The NFS export the movers mount (JSON): policies.nfs, else the oracle's own repository export. */}}
+{{- define "bo.moverNFS" -}}
+{{- $n := .Values.policies.nfs -}}
+{{- $r := .Values.backend.repository.nfs -}}
+{{- if $n.server -}}
+{{- dict "server" $n.server "path" $n.path "mountPath" $n.mountPath | toJson -}}
+{{- else if and (eq .Values.policies.mover "kopia") (eq .Values.backend.type "kopia-fs") $r.server -}}
+{{- dict "server" $r.server "path" $r.path "mountPath" $n.mountPath | toJson -}}
+{{- else -}}
+{{- dict "server" "" "path" "" "mountPath" $n.mountPath | toJson -}}
+{{- end -}}
 {{- end -}}
 
 {{/* A JMESPath literal mapping the first two hex digits of a sha256 to numbers. */}}
@@ -281,7 +366,8 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 {{- with .Values.policies.volumeSnapshotClassName }}, 'volumeSnapshotClassName': dyn({{ . | toJson }}){{ end }}
 {{- with .Values.policies.storageClassName }}, 'storageClassName': dyn({{ . | toJson }}){{ end -}}
 , 'moverSecurityContext': dyn({{ include "bo.celLiteral" .Values.policies.moverSecurityContext }})
-{{- if .Values.policies.nfs.server }}, 'moverVolumes': dyn({{ include "bo.celLiteral" (list (dict "mountPath" .Values.policies.nfs.mountPath "volumeSource" (dict "nfs" (dict "server" .Values.policies.nfs.server "path" .Values.policies.nfs.path)))) }})
+{{- $nfs := include "bo.moverNFS" . | fromJson }}
+{{- if $nfs.server }}, 'moverVolumes': dyn({{ include "bo.celLiteral" (list (dict "mountPath" $nfs.mountPath "volumeSource" (dict "nfs" (dict "server" $nfs.server "path" $nfs.path)))) }})
 {{- end }}
 {{- end -}}
 

@@ -175,6 +175,11 @@ var policySets = map[string][]string{
 	"clusterpolicy": {"-f", "../testdata/values/default.yaml"},
 	"cel":           {"-f", "../testdata/values/default.yaml", "--set", "policies.engine=cel"},
 	"restic":        {"-f", "../testdata/values/restic.yaml"},
+	// Fitting existing setups (README, "Fitting an existing setup"): the ${APP}/${APP}-dst layout in
+	// gate mode, every identity setting, another snapshot path.
+	"app-layout":      {"-f", "../testdata/values/app-layout.yaml"},
+	"custom-identity": {"-f", "../testdata/values/custom-identity.yaml"},
+	"custom-path":     {"-f", "../testdata/values/custom-path.yaml"},
 }
 
 // TestPoliciesMatchRender checks that policies/<set>/ holds exactly the chart's policy templates
