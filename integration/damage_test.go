@@ -45,7 +45,7 @@ func TestKopiaUnverifiableSources(t *testing.T) {
 		assert.Equal(t, "unknown", r.Body["decision"], "%s: %s", pvc, ruleUnloadable)
 		assert.Equal(t, false, r.Body["authoritative"])
 		assert.Equal(t, kopiamover.PolicySource("web", pvc), r.Body["source"])
-		assert.Contains(t, r.Body["error"], "load snapshot manifest", "the reason names what failed")
+		assert.Contains(t, r.Body["error"], "decode snapshot manifest", "the reason names what failed")
 	}
 
 	r := o.Get(t, "/exists/web/interrupted")
@@ -70,7 +70,7 @@ func TestKopiaCorruptManifestBlob(t *testing.T) {
 		t.Run(map[bool]string{true: "default", false: "kopia told to ignore malformed manifests"}[env == nil], func(t *testing.T) {
 			o := w.start(t, append(env, "KOPIA_PASSWORD="+kopiaPassword)...)
 
-			want := "unable to load manifest contents"
+			want := "manifest content unreadable"
 			if env != nil {
 				want = "KOPIA_IGNORE_MALFORMED_MANIFEST_CONTENTS is set"
 			}

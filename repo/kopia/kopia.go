@@ -79,6 +79,14 @@ type Options struct {
 	Now func() time.Time
 }
 
+// ignoreMalformedManifests is the environment variable with which kopia's manifest manager skips
+// manifest contents it cannot read or authenticate instead of failing the listing
+// (repo/manifest/committed_manifest_manager.go, v0.22.3). The adapter reads manifest contents
+// itself and never skips one, but refuses to load while the variable is set: an operator who set
+// it expects skipping, and any kopia code path that still honours it would drop snapshots (their
+// PVCs answering fresh).
+const ignoreMalformedManifests = "KOPIA_IGNORE_MALFORMED_MANIFEST_CONTENTS"
+
 // Repo is a read-only Kopia repository. Load may not be called concurrently with itself (the
 // cache calls it from one goroutine); the indexes it returns are immutable and safe to share.
 type Repo struct {
@@ -220,6 +228,11 @@ func (r *Repo) load(ctx context.Context) (*Index, error) {
 	case err := <-r.fatal:
 		return nil, fmt.Errorf("repository reported a fatal error: %w", err)
 	default:
+	}
+
+	// kopia reads it from the process environment, so that is what is checked.
+	if os.Getenv(ignoreMalformedManifests) != "" {
+		return nil, fmt.Errorf("%s is set: kopia would skip unreadable manifests and the index could miss snapshots; unset it", ignoreMalformedManifests)
 	}
 
 	fb, err := r.opts.Storage.ReadFormat(ctx)
