@@ -129,7 +129,7 @@ storageClassName: {{ . | quote }}
 {{- end }}
 moverSecurityContext:
   {{- toYaml .Values.policies.moverSecurityContext | nindent 2 }}
-{{- $nfs := include "bo.moverNFS" . | fromJson }}
+{{- $nfs := .nfs | default (include "bo.moverNFS" . | fromJson) }}
 {{- if $nfs.server }}
 moverVolumes:
   - mountPath: {{ $nfs.mountPath | quote }}
@@ -245,7 +245,9 @@ Included by every template that depends on them.
 {{- if and (ne $p.engine "none") (eq $p.mover "kopia") $k.hostnameTemplate (ne $k.path "/data") -}}
 {{- fail "config.kopia.hostnameTemplate with a path other than /data cannot be restored: VolSync's Kopia ReplicationDestination restores /data when it states a hostname, and without one its hostname is its namespace. Drop hostnameTemplate or use path /data." -}}
 {{- end -}}
-{{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.mover "kopia") (eq .Values.backend.type "kopia-fs") (not (include "bo.moverNFS" . | fromJson).server) -}}
+{{- $b := .Values.backend -}}
+{{- if .Values.backends }}{{ $b = include "bo.ownBackend" . | fromJson }}{{ end -}}
+{{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.mover "kopia") (eq $b.type "kopia-fs") (not (include "bo.moverNFS" . | fromJson).server) -}}
 {{- fail "policies.nfs: the generated ReplicationSources and ReplicationDestinations need the Kopia repository too. With backend.repository.nfs set they mount that export; with backend.repository.existingClaim (a PVC the movers in other namespaces cannot use) set policies.nfs.server and policies.nfs.path to the NFS export behind it." -}}
 {{- end -}}
 {{- end -}}
@@ -253,10 +255,12 @@ Included by every template that depends on them.
 {{/* The NFS export the movers mount (JSON): policies.nfs, else the oracle's own repository export. */}}
 {{- define "bo.moverNFS" -}}
 {{- $n := .Values.policies.nfs -}}
-{{- $r := .Values.backend.repository.nfs -}}
+{{- $b := .Values.backend -}}
+{{- if .Values.backends }}{{ $b = include "bo.ownBackend" . | fromJson }}{{ end -}}
+{{- $r := (($b.repository).nfs) | default dict -}}
 {{- if $n.server -}}
 {{- dict "server" $n.server "path" $n.path "mountPath" $n.mountPath | toJson -}}
-{{- else if and (eq .Values.policies.mover "kopia") (eq .Values.backend.type "kopia-fs") $r.server -}}
+{{- else if and (eq .Values.policies.mover "kopia") (eq $b.type "kopia-fs") $r.server -}}
 {{- dict "server" $r.server "path" $r.path "mountPath" $n.mountPath | toJson -}}
 {{- else -}}
 {{- dict "server" "" "path" "" "mountPath" $n.mountPath | toJson -}}
@@ -367,7 +371,8 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 {{- with .Values.policies.storageClassName }}, 'storageClassName': dyn({{ . | toJson }}){{ end -}}
 , 'moverSecurityContext': dyn({{ include "bo.celLiteral" .Values.policies.moverSecurityContext }})
 {{- $nfs := include "bo.moverNFS" . | fromJson }}
-{{- if $nfs.server }}, 'moverVolumes': dyn({{ include "bo.celLiteral" (list (dict "mountPath" $nfs.mountPath "volumeSource" (dict "nfs" (dict "server" $nfs.server "path" $nfs.path)))) }})
+{{- if and .nfsVariable $nfs.server }}, 'moverVolumes': dyn([dyn({'mountPath': dyn({{ $nfs.mountPath | toJson }}), 'volumeSource': dyn({'nfs': dyn({'server': dyn({{ .nfsVariable }}.server), 'path': dyn({{ .nfsVariable }}.path)})})})])
+{{- else if $nfs.server }}, 'moverVolumes': dyn({{ include "bo.celLiteral" (list (dict "mountPath" $nfs.mountPath "volumeSource" (dict "nfs" (dict "server" $nfs.server "path" $nfs.path)))) }})
 {{- end }}
 {{- end -}}
 
@@ -382,3 +387,59 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 {{- end -}}
 {{- mul (atoi $n) (get $units $u) -}}
 {{- end -}}
+
+
+{{/* Refuses a backends list the policies and the oracle cannot use, with a sentence. */}}
+{{- define "bo.validateBackends" -}}
+{{- $own := 0 -}}
+{{- $names := dict -}}
+{{- range .Values.backends -}}
+{{- if hasKey $names .name -}}{{- fail (printf "backends: the name %q is used twice; names label answers, metrics and Secrets" .name) -}}{{- end -}}
+{{- $_ := set $names .name true -}}
+{{- if eq .role "own" -}}{{- $own = add1 $own -}}{{- end -}}
+{{- if and (ne $.Values.policies.engine "none") (eq $.Values.policies.mode "generate") (not .moverSecret) -}}
+{{- fail (printf "backends[%s].moverSecret: the policies clone this backend's VolSync repository Secret (sourceNamespace, sourceName) for the ReplicationDestinations that restore from it" .name) -}}
+{{- end -}}
+{{- end -}}
+{{- if ne $own 1 -}}
+{{- fail (printf "backends: exactly one entry needs role: own (this cluster's repository, where the ReplicationSources back up to); found %d" $own) -}}
+{{- end -}}
+{{- if and (ne .Values.policies.engine "none") (eq .Values.policies.mode "generate") (ne .Values.policies.secret.mode "clone") -}}
+{{- fail "backends with policies.secret.mode externalSecret: not supported yet; use mode clone with each backend's moverSecret" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The own backend of the backends list (JSON). */}}
+{{- define "bo.ownBackend" -}}
+{{- range .Values.backends }}{{ if eq .role "own" }}{{ toJson . }}{{ end }}{{ end -}}
+{{- end -}}
+
+
+{{/*
+Blue/green: the NFS export each backend's movers mount (JSON map name -> {server, path}); a
+backend on S3 maps to the own export (if any), which the RD then mounts unused.
+*/}}
+{{- define "bo.backendNFS" -}}
+{{- $own := include "bo.moverNFS" . | fromJson -}}
+{{- $m := dict -}}
+{{- range .Values.backends -}}
+{{- if and (eq .type "kopia-fs") (((.repository).nfs).server) -}}
+{{- $_ := set $m .name (dict "server" .repository.nfs.server "path" .repository.nfs.path) -}}
+{{- else -}}
+{{- $_ := set $m .name (dict "server" $own.server "path" $own.path) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $m -}}
+{{- end -}}
+
+{{/* Blue/green: the clone source (JSON map name -> {namespace, name}) of each backend's mover Secret. */}}
+{{- define "bo.backendSecrets" -}}
+{{- $m := dict -}}
+{{- range .Values.backends -}}
+{{- $_ := set $m .name (dict "namespace" .moverSecret.sourceNamespace "name" .moverSecret.sourceName) -}}
+{{- end -}}
+{{- toJson $m -}}
+{{- end -}}
+
+{{/* The PVC annotation naming the backend a restored PVC's RD restores from (blue/green). */}}
+{{- define "bo.restoreBackendAnnotation" -}}backup-oracle.io/restore-backend{{- end -}}

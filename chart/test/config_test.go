@@ -164,10 +164,46 @@ func TestRenderedConfigIsAccepted(t *testing.T) {
 				t.Fatal(err)
 			}
 
+			// Several backends: BACKENDS_FILE from the chart's ConfigMap, each entry's kind checked.
+			wantKinds := []string{"(" + typ + ")"}
+			backendsFile := ""
+
+			if cm, ok := docs["templates/backends-configmap.yaml"]; ok {
+				var m struct{ Data map[string]string }
+				if err := yaml.Unmarshal([]byte(cm), &m); err != nil {
+					t.Fatal(err)
+				}
+
+				var file struct {
+					Backends []struct{ Name, Type string }
+				}
+				if err := yaml.Unmarshal([]byte(m.Data["backends.yaml"]), &file); err != nil || len(file.Backends) == 0 {
+					t.Fatalf("the backends ConfigMap holds no backends (%v):\n%s", err, cm)
+				}
+
+				wantKinds = nil
+				for _, b := range file.Backends {
+					wantKinds = append(wantKinds, b.Name+" ("+b.Type+")")
+				}
+
+				backendsFile = filepath.Join(t.TempDir(), "backends.yaml")
+				if err := os.WriteFile(backendsFile, []byte(m.Data["backends.yaml"]), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+
 			env := []string{"PATH=" + os.Getenv("PATH")}
 			for _, e := range deployment.Spec.Template.Spec.Containers[0].Env {
 				if e.Name == "STATE_DIR" {
 					e.Value = t.TempDir()
+				}
+
+				if e.Name == "BACKENDS_FILE" {
+					if backendsFile == "" {
+						t.Fatal("the Deployment sets BACKENDS_FILE but the chart renders no backends ConfigMap")
+					}
+
+					e.Value = backendsFile
 				}
 
 				if kinds, ok := readers[e.Name]; ok && !slices.Contains(kinds, typ) {
@@ -181,8 +217,14 @@ func TestRenderedConfigIsAccepted(t *testing.T) {
 			cmd.Env = env
 
 			out, err := cmd.CombinedOutput()
-			if err != nil || !strings.Contains(string(out), "configuration ok") || !strings.Contains(string(out), "("+typ+")") {
+			if err != nil || !strings.Contains(string(out), "configuration ok") {
 				t.Errorf("--check-config with the chart's environment: %v\n%s\nenv: %v", err, out, env)
+			}
+
+			for _, k := range wantKinds {
+				if !strings.Contains(string(out), k) {
+					t.Errorf("--check-config does not report backend %s:\n%s", k, out)
+				}
 			}
 
 			if strings.Contains(string(out), "warning:") {

@@ -180,6 +180,10 @@ var policySets = map[string][]string{
 	"app-layout":      {"-f", "../testdata/values/app-layout.yaml"},
 	"custom-identity": {"-f", "../testdata/values/custom-identity.yaml"},
 	"custom-path":     {"-f", "../testdata/values/custom-path.yaml"},
+	// Blue/green (README, "Blue/green migration"): two backends, the RD restoring from the one the
+	// oracle names, the RS backing up to the own one.
+	"blue-green":     {"-f", "../testdata/values/blue-green.yaml"},
+	"blue-green-cel": {"-f", "../testdata/values/blue-green.yaml", "--set", "policies.engine=cel"},
 }
 
 // TestPoliciesMatchRender checks that policies/<set>/ holds exactly the chart's policy templates
