@@ -274,7 +274,7 @@ func (r *run) statusAloneGeneratesNothing(rsPath string) {
 
 	assert.True(t, matchesPVCs, "no admission webhook matches PVCs: the policies are not in effect, the check below would be vacuous")
 
-	res := r.create("positive control", r.ns, "status-probe-"+r.set, "daily")
+	res := r.create("positive control", r.ns, "status-probe-"+r.engine, "daily")
 	require.Equal(t, http.StatusCreated, res.Code, res.Raw)
 	r.waitFor("/api/v1/namespaces/"+r.ns+"/secrets/volsync-status-probe-"+r.set, true, 15*time.Second)
 	r.waitGenerateSettled(60 * time.Second)

@@ -29,6 +29,10 @@ func schedule(namespace, pvc, label string) string {
 const moverSecurityContext = `{"fsGroup": 568, "runAsGroup": 568, "runAsNonRoot": true, "runAsUser": 568,
   "seccompProfile": {"type": "RuntimeDefault"}}`
 
+// moverVolumes: the movers mount the oracle's own NFS export (chart testdata/values/default.yaml)
+// when policies.nfs is not set.
+const moverVolumes = `[{"mountPath": "repository", "volumeSource": {"nfs": {"path": "/volsync/kopia", "server": "nfs.example.internal"}}}]`
+
 // wantRDSpec is the ReplicationDestination spec the policies write for a restored PVC. The
 // stored spec must equal it: a field the CRD does not know would have been pruned.
 func wantRDSpec(t *testing.T, namespace, pvc, uid string) map[string]any {
@@ -37,8 +41,8 @@ func wantRDSpec(t *testing.T, namespace, pvc, uid string) map[string]any {
 	rs := kopiamover.PolicyReplicationSource(namespace, pvc)
 
 	return decode(t, fmt.Sprintf(`{"trigger": {"manual": "restore-%s"}, "kopia": {"repository": "volsync-%s",
-	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "username": %q, "hostname": %q, "capacity": "1Gi", "accessModes": ["ReadWriteOnce"]}}`,
-		uid, pvc, moverSecurityContext, rs.Username, rs.Hostname))
+	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "moverVolumes": %s, "username": %q, "hostname": %q, "capacity": "1Gi", "accessModes": ["ReadWriteOnce"]}}`,
+		uid, pvc, moverSecurityContext, moverVolumes, rs.Username, rs.Hostname))
 }
 
 // wantRSSpec is the ReplicationSource spec the policies write for a bound PVC.
@@ -48,8 +52,8 @@ func wantRSSpec(t *testing.T, namespace, pvc, label string) map[string]any {
 	rs := kopiamover.PolicyReplicationSource(namespace, pvc)
 
 	return decode(t, fmt.Sprintf(`{"sourcePVC": %q, "trigger": {"schedule": %q}, "kopia": {"repository": "volsync-%s",
-	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "username": %q, "hostname": %q, "retain": {"daily": 7, "hourly": 24, "monthly": 2, "weekly": 4}}}`,
-		pvc, schedule(namespace, pvc, label), pvc, moverSecurityContext, rs.Username, rs.Hostname))
+	  "copyMethod": "Snapshot", "moverSecurityContext": %s, "moverVolumes": %s, "username": %q, "hostname": %q, "retain": {"daily": 7, "hourly": 24, "monthly": 2, "weekly": 4}}}`,
+		pvc, schedule(namespace, pvc, label), pvc, moverSecurityContext, moverVolumes, rs.Username, rs.Hostname))
 }
 
 func decode(t *testing.T, s string) map[string]any {
