@@ -192,10 +192,33 @@ func TestRenderedConfigIsAccepted(t *testing.T) {
 				}
 			}
 
+			// The expected-backups ledger, from the chart's ConfigMap.
+			ledgerFile := ""
+
+			if cm, ok := docs["templates/expected-backups-configmap.yaml"]; ok {
+				var m struct{ Data map[string]string }
+				if err := yaml.Unmarshal([]byte(cm), &m); err != nil {
+					t.Fatal(err)
+				}
+
+				ledgerFile = filepath.Join(t.TempDir(), "pvcs.yaml")
+				if err := os.WriteFile(ledgerFile, []byte(m.Data["pvcs.yaml"]), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+
 			env := []string{"PATH=" + os.Getenv("PATH")}
 			for _, e := range deployment.Spec.Template.Spec.Containers[0].Env {
 				if e.Name == "STATE_DIR" {
 					e.Value = t.TempDir()
+				}
+
+				if e.Name == "EXPECTED_BACKUPS_FILE" {
+					if ledgerFile == "" {
+						t.Fatal("the Deployment sets EXPECTED_BACKUPS_FILE but the chart renders no ledger ConfigMap")
+					}
+
+					e.Value = ledgerFile
 				}
 
 				if e.Name == "BACKENDS_FILE" {

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/repo/ledger"
 )
 
 // checkConfig is --check-config: print the validated configuration and its warnings; with
@@ -24,6 +25,20 @@ func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int 
 
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(stdout, "  warning: %s\n", w)
+	}
+
+	fmt.Fprintf(stdout, "  near misses: %s\n", cfg.NearMiss)
+
+	// The ledger is a file like the secrets: read it now, so a malformed one fails here and not
+	// as "unknown" for every PVC after deployment.
+	if cfg.ExpectedBackupsFile != "" {
+		l := ledger.Open(cfg.ExpectedBackupsFile)
+		if err := l.Reload(); err != nil {
+			fmt.Fprintf(stdout, "  FAILED: expected-backups ledger: %v\n", err)
+			return 1
+		}
+
+		fmt.Fprintf(stdout, "  expected-backups ledger %s: %d PVCs\n", cfg.ExpectedBackupsFile, l.Len())
 	}
 
 	if !cfg.Open {

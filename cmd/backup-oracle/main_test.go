@@ -117,6 +117,12 @@ func TestRunExitCodes(t *testing.T) {
 	}{
 		{"bad config", nil, map[string]string{"BACKEND_TYPE": "tape"}, 2, "unknown type \"tape\""},
 		{"check-config ok", []string{"--check-config"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x"}, 0, "configuration ok"},
+		{"check-config reads the ledger", []string{"--check-config"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x",
+			"EXPECTED_BACKUPS_FILE": writeTemp("pvcs: [shop/postgres, web/my.app.data]\n")}, 0, "expected-backups ledger"},
+		{"check-config refuses a malformed ledger", []string{"--check-config"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x",
+			"EXPECTED_BACKUPS_FILE": writeTemp("pvcs: [Bad_Name]\n")}, 1, `entry 1 "Bad_Name": want <namespace>/<pvc>`},
+		{"check-config refuses a missing ledger", []string{"--check-config"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x",
+			"EXPECTED_BACKUPS_FILE": "/nonexistent/pvcs.yaml"}, 1, "FAILED: expected-backups ledger"},
 		{"help", []string{"-h"}, nil, 0, "KOPIA_PASSWORD_FILE"},
 		{"cannot listen", []string{"--listen-address", "256.0.0.1:1"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x"}, 1, "listen on 256.0.0.1:1"},
 	}
@@ -130,6 +136,23 @@ func TestRunExitCodes(t *testing.T) {
 			assert.Contains(t, out.String(), tc.out)
 		})
 	}
+}
+
+// writeTemp writes content to a new file in the system's temporary directory (removed when the
+// test binary's temporary files are) and returns its path.
+func writeTemp(content string) string {
+	f, err := os.CreateTemp("", "backup-oracle-test-*.yaml")
+	if err != nil {
+		panic(err)
+	}
+
+	defer f.Close()
+
+	if _, err := f.WriteString(content); err != nil {
+		panic(err)
+	}
+
+	return f.Name()
 }
 
 type jsonResponse struct {
