@@ -139,7 +139,7 @@ func (k *KopiaCLI) AddUndecodableSnapshotManifest(source string) {
 	}
 
 	cfg := filepath.Join(k.t.TempDir(), "writer.config")
-	if err := kopiarepo.Connect(ctx, cfg, st, k.Password, &kopiarepo.ConnectOptions{
+	if err := kopiarepo.Connect(ctx, cfg, st, k.Password, &kopiarepo.ConnectOptions{ //nolint:forbidigo // the harness writes a damaged repository with kopia as a client would; the oracle never connects this way
 		ClientOptions: kopiarepo.ClientOptions{Hostname: "other-writer", Username: "other-writer"},
 	}); err != nil {
 		k.t.Fatalf("connect %s: %v", k.Path, err)
