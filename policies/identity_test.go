@@ -159,6 +159,13 @@ var layouts = map[string]struct {
 			"rd-long60.yaml": "postgres-primary-data-for-the-billing-service-in-productionx@web.prod:/data",
 		},
 	},
+	"blue-green": {
+		identity: repo.DefaultKopiaIdentity(),
+		sources: map[string]string{
+			"rs-app.yaml": "app-backup@web:/data", "rd-app.yaml": "app-backup@web:/data",
+			"rs-cache.yaml": "cache-backup@web:/data", "rd-cache.yaml": "cache-backup@web:/data",
+		},
+	},
 	"custom-path": {
 		identity: repo.KopiaIdentity{SourceName: "{pvc}-backup", Path: "/var/lib/postgresql"},
 		sources: map[string]string{
