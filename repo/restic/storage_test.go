@@ -56,8 +56,8 @@ func TestS3GetNotFound(t *testing.T) {
 	bucket := srv.CreateBucket("backups")
 	proxy := harness.StartFaultProxy(t, srv.URL)
 
-	st, err := NewS3Storage(context.Background(), S3Options{Endpoint: proxy.URL, Bucket: bucket, AccessKey: srv.AccessKey,
-		SecretKey: repo.Secret(srv.SecretKey), RequestTimeout: 2 * time.Second, MaxAttempts: 1})
+	st, err := NewS3Storage(context.Background(), S3Options{S3Config: repo.S3Config{Endpoint: proxy.URL, Bucket: bucket,
+		AccessKey: repo.Secret(srv.AccessKey), SecretKey: repo.Secret(srv.SecretKey), RequestTimeout: 2 * time.Second}, MaxAttempts: 1})
 	require.NoError(t, err)
 
 	_, err = st.Get(context.Background(), "volsync/web/app/snapshots/missing")
