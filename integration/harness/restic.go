@@ -45,15 +45,28 @@ func NewResticCLI(t testing.TB, s3 *S3Server) *ResticCLI {
 // Run runs one restic command with the password; it fails the test on error.
 func (c *ResticCLI) Run(password string, args ...string) {
 	c.t.Helper()
+	c.Output(password, args...)
+}
+
+// Output runs one restic command with the password and returns its standard output; it fails
+// the test on error.
+func (c *ResticCLI) Output(password string, args ...string) []byte {
+	c.t.Helper()
 
 	global := append([]string{"--no-cache", "-q"}, c.global...)
 	cmd := exec.Command(c.bin, append(global, args...)...) //nolint:gosec // test tool
 	cmd.Env = append(slices.Clone(c.env), "RESTIC_PASSWORD="+password)
 	cmd.Dir = c.Src
 
-	if out, err := cmd.CombinedOutput(); err != nil {
-		c.t.Fatalf("restic %s: %v\n%s", strings.Join(args, " "), err, out)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+
+	out, err := cmd.Output()
+	if err != nil {
+		c.t.Fatalf("restic %s: %v\n%s%s", strings.Join(args, " "), err, out, stderr.String())
 	}
+
+	return out
 }
 
 // Init creates a repository of the given format version ("1" or "2").

@@ -245,7 +245,7 @@ func (r *Repo) load(ctx context.Context) (*Index, error) {
 		return nil, err
 	}
 
-	if err := r.opts.Pin.check(id, r.opts.Logger, r.opts.Storage.String()); err != nil {
+	if err := r.opts.Pin.Check(id, r.opts.Logger, r.opts.Storage.String()); err != nil {
 		return nil, err
 	}
 

@@ -57,6 +57,8 @@ type Settings struct {
 	PasswordFile       string      `yaml:"passwordFile"`
 	// FleetRefreshInterval is Options.FleetRefreshInterval (0: list the fleet at every refresh).
 	FleetRefreshInterval time.Duration `yaml:"fleetRefreshInterval"`
+	// RepositoryID pins the shared repository (Options.RepositoryID).
+	RepositoryID string `yaml:"repositoryID"`
 }
 
 // PasswordRef is the password as given.
@@ -71,6 +73,7 @@ func (s *Settings) fields() []repo.Field {
 		{Flag: "restic-password", Env: []string{"RESTIC_PASSWORD"}, Usage: "restic password: every snapshot is then decrypted and authenticated (prefer the file)", Value: (*repo.SecretValue)(&s.Password)},
 		{Flag: "restic-password-file", Env: []string{"RESTIC_PASSWORD_FILE"}, YAML: "restic.passwordFile", Usage: "file holding the restic password, re-read before every refresh", Value: (*repo.StringValue)(&s.PasswordFile)},
 		{Flag: "restic-fleet-refresh-interval", Env: []string{"RESTIC_FLEET_REFRESH_INTERVAL"}, YAML: "restic.fleetRefreshInterval", Usage: "per-pvc layout: how often every repository's snapshots/ is listed (0: at every refresh); in between, each lookup lists its own PVC's. Default 10m for restic-s3, 0 for restic-fs", Value: (*repo.DurationValue)(&s.FleetRefreshInterval)},
+		{Flag: "restic-repository-id", Env: []string{"RESTIC_REPOSITORY_ID"}, YAML: "restic.repositoryID", Usage: "shared layout: the shared repository's id (\"id\" of `restic cat config`, or /status); another repository at the location is refused. Needs the password", Value: (*repo.StringValue)(&s.RepositoryID)},
 	}
 }
 
@@ -82,6 +85,7 @@ func (s *Settings) validate(o Options) []error {
 	}
 
 	o.Layout, o.RepositoryTemplate, o.FleetRefreshInterval = s.Layout, s.RepositoryTemplate, s.FleetRefreshInterval
+	o.RepositoryID = s.RepositoryID
 	if s.PasswordRef().Set() {
 		o.Password = "set"
 	}
@@ -104,7 +108,16 @@ func (s *Settings) describe() string {
 		fleet = "every " + s.FleetRefreshInterval.String() + ", lookups confirm their PVC"
 	}
 
-	return fmt.Sprintf("layout %s, verify snapshots %t, fleet listed %s", layout, s.PasswordRef().Set(), fleet)
+	out := fmt.Sprintf("layout %s, verify snapshots %t, fleet listed %s", layout, s.PasswordRef().Set(), fleet)
+
+	switch {
+	case s.RepositoryID != "":
+		out += ", repository pinned to " + s.RepositoryID
+	case layout == LayoutShared:
+		out += ", repository not pinned (RESTIC_REPOSITORY_ID)"
+	}
+
+	return out
 }
 
 // secrets are what a restic backend reads before every load.
@@ -138,9 +151,12 @@ func (s Settings) open(env repo.OpenEnv, base Options, readKeys func() (repo.Sec
 		return out, nil
 	}
 
+	pin := newPin(s.RepositoryID) // shared by the Repos a secret rotation replaces
+
 	return repo.Reloading(env.Name, env.Logger, read, func(sec secrets) (repo.Backend, error) {
 		o := base
 		o.Layout, o.RepositoryTemplate, o.Password = s.Layout, s.RepositoryTemplate, sec.password
+		o.RepositoryID, o.Pin, o.Logger = s.RepositoryID, pin, env.Logger
 		o.FleetRefreshInterval, o.LookupWait = s.FleetRefreshInterval, DefaultLookupWait
 		o.S3.AccessKey, o.S3.SecretKey, o.S3.AccessKeyFile, o.S3.SecretKeyFile = sec.accessKey, sec.secretKey, "", ""
 

@@ -13,19 +13,21 @@ import (
 
 // discover lists, level by level, the directories the layout's placeholders can expand to, then
 // the snapshots/ of each repository found: 1 request per placeholder directory plus 1 per
-// repository (more only when a listing pages), never a listing of data/. It returns each
-// repository directory with its snapshot objects; a directory absent from the result holds no
-// repository. Any listing error fails the whole discovery with an error wrapping
-// repo.ErrUnavailable: an incomplete view must never be taken for "no snapshots".
-func (r *Repo) discover(ctx context.Context) (map[string][]Object, error) {
-	repos, _, err := r.discoverTop(ctx)
-	return repos, err
+// repository (more only when a listing pages), never a listing of data/, plus what looking for
+// stray repositories costs (nearmiss.go: usually nothing). It returns each repository directory
+// with its snapshot objects; a directory absent from the result holds no repository. Any listing
+// error fails the whole discovery with an error wrapping repo.ErrUnavailable: an incomplete view
+// must never be taken for "no snapshots".
+func (r *Repo) discover(ctx context.Context) (fleet, error) {
+	f, _, err := r.discoverTop(ctx)
+	return f, err
 }
 
 // discoverTop is discover that also returns the directories the first placeholder expanded to
 // (the namespaces, with the default template), sorted.
-func (r *Repo) discoverTop(ctx context.Context) (map[string][]Object, []string, error) {
+func (r *Repo) discoverTop(ctx context.Context) (fleet, []string, error) {
 	dirs := []string{""}
+	seen := map[string]Listing{} // the directories listed above the repositories, for strays
 
 	var (
 		top     []string
@@ -43,12 +45,14 @@ func (r *Repo) discoverTop(ctx context.Context) (map[string][]Object, []string, 
 
 		listings, err := r.listAll(ctx, dirs)
 		if err != nil {
-			return nil, nil, err
+			return fleet{}, nil, err
 		}
 
 		var next []string
 
 		for j, l := range listings {
+			seen[dirs[j]] = l
+
 			for _, child := range l.Dirs {
 				name := strings.TrimSuffix(strings.TrimPrefix(child, dirs[j]), "/")
 				if r.layout.matches(i, name) {
@@ -71,7 +75,7 @@ func (r *Repo) discoverTop(ctx context.Context) (map[string][]Object, []string, 
 
 	listings, err := r.listAll(ctx, snapDirs)
 	if err != nil {
-		return nil, nil, err
+		return fleet{}, nil, err
 	}
 
 	repos := make(map[string][]Object, len(dirs))
@@ -80,7 +84,12 @@ func (r *Repo) discoverTop(ctx context.Context) (map[string][]Object, []string, 
 		repos[dirs[i]] = snapshotObjects(snapDirs[i], l)
 	}
 
-	return repos, top, nil
+	strays, err := r.discoverStrays(ctx, seen, repos)
+	if err != nil {
+		return fleet{}, nil, err
+	}
+
+	return fleet{repos: repos, strays: strays}, top, nil
 }
 
 // snapshotObjects keeps the snapshot files of a listing of snapDir ("<repository>/snapshots/").

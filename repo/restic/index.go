@@ -31,6 +31,8 @@ type Index struct {
 	store  Storage
 	layout layout
 	repos  map[string]repoView // repository dir → view
+	// strays: repositories outside the layout, by dir, with their snapshot objects (nearmiss.go).
+	strays map[string][]Object
 	stats  repo.IndexStats
 
 	storedOnce sync.Once
@@ -45,10 +47,11 @@ const (
 	bytesPerSnapshot   = 300
 )
 
-func (r *Repo) newIndex(objs map[string][]Object) *Index {
-	idx := &Index{repo: r, store: r.store.Storage, layout: r.layout, repos: make(map[string]repoView, len(objs)), confirm: r.confirms()}
+func (r *Repo) newIndex(f fleet) *Index {
+	idx := &Index{repo: r, store: r.store.Storage, layout: r.layout, repos: make(map[string]repoView, len(f.repos)), confirm: r.confirms(),
+		strays: f.strays}
 
-	for dir, list := range objs {
+	for dir, list := range f.repos {
 		v := repoView{}
 
 		switch {
@@ -278,11 +281,15 @@ func (x *Index) Nearby(pvc repo.PVC) []string {
 	return out
 }
 
-// NearMisses implements repo.Index. Shared layout: verified snapshots tagged with the bare PVC
-// name instead of "<namespace>/<pvc>". (Per-PVC layout: none yet.)
+// NearMisses implements repo.Index. Per-PVC layout: the repositories that hold snapshots at
+// another level of the bucket (strayNearMisses). Shared layout: verified snapshots tagged with
+// the bare PVC name instead of "<namespace>/<pvc>". No I/O.
 func (x *Index) NearMisses(pvc repo.PVC) []repo.NearMiss {
-	if !x.layout.shared || pvc.Validate() != nil {
+	switch {
+	case pvc.Validate() != nil:
 		return nil
+	case !x.layout.shared:
+		return x.strayNearMisses(pvc)
 	}
 
 	dir := x.layout.dir(pvc)

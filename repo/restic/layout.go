@@ -23,10 +23,14 @@ type layout struct {
 const nameChars = `[a-z0-9][a-z0-9.-]*`
 
 func newLayout(o Options) layout {
-	t := strings.ReplaceAll(o.RepositoryTemplate, "{prefix}", o.Prefix)
+	return templateLayout(strings.ReplaceAll(o.RepositoryTemplate, "{prefix}", o.Prefix), o.Layout == LayoutShared)
+}
+
+// templateLayout is the layout of template t, {prefix} expanded.
+func templateLayout(t string, shared bool) layout {
 	segs := splitPath(t)
 
-	l := layout{shared: o.Layout == LayoutShared, template: strings.Join(segs, "/"), segments: segs,
+	l := layout{shared: shared, template: strings.Join(segs, "/"), segments: segs,
 		patterns: make([]*regexp.Regexp, len(segs))}
 
 	for i, s := range segs {

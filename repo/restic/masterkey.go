@@ -8,20 +8,21 @@ import (
 	"strings"
 )
 
-// masterKey returns dir's master key: from the cache when it still opens the repository's config
-// (same repository id), else derived from the password with scrypt under the derive semaphore.
-// The config is always read and authenticated, so a re-initialised repository gets a new key.
-func (v *verifier) masterKey(ctx context.Context, dir string) (*key, error) {
+// masterKey returns dir's master key and the repository's id (its config's): the key from the
+// cache when it still opens the repository's config (same repository id), else derived from the
+// password with scrypt under the derive semaphore. The config is always read and authenticated,
+// so a re-initialised repository gets a new key. A missing config wraps ErrObjectNotFound.
+func (v *verifier) masterKey(ctx context.Context, dir string) (*key, string, error) {
 	cfgName := dir + "config"
 
 	cfgBlob, err := v.store.Get(ctx, cfgName)
 	if err != nil {
-		return nil, fmt.Errorf("restic: get %q: %w", v.store.Location(cfgName), err)
+		return nil, "", fmt.Errorf("restic: get %q: %w", v.store.Location(cfgName), err)
 	}
 
 	if ck, ok := v.keys.Get(dir); ok {
 		if cfg, err := v.openConfig(ck.key, cfgBlob); err == nil && cfg.ID == ck.configID {
-			return ck.key, nil
+			return ck.key, ck.configID, nil
 		}
 
 		v.keys.Remove(dir)
@@ -31,7 +32,7 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, error) {
 
 	l, err := v.store.List(ctx, keysDir)
 	if err != nil {
-		return nil, fmt.Errorf("restic: list %q: %w", v.store.Location(keysDir), err)
+		return nil, "", fmt.Errorf("restic: list %q: %w", v.store.Location(keysDir), err)
 	}
 
 	names := make([]string, 0, len(l.Objects))
@@ -42,7 +43,7 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, error) {
 	sort.Strings(names)
 
 	if len(names) == 0 {
-		return nil, fmt.Errorf("restic: list %q: no key file", v.store.Location(keysDir))
+		return nil, "", fmt.Errorf("restic: list %q: no key file", v.store.Location(keysDir))
 	}
 
 	if len(names) > maxKeyFiles {
@@ -56,7 +57,7 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, error) {
 	v.mu.Unlock()
 
 	if denied {
-		return nil, fmt.Errorf("%w (%d key files, unchanged since the last attempt)", errWrongPassword, len(names))
+		return nil, "", fmt.Errorf("%w (%d key files, unchanged since the last attempt)", errWrongPassword, len(names))
 	}
 
 	k, cfg, err := v.deriveKey(ctx, dir, cfgBlob, names)
@@ -67,12 +68,12 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, error) {
 			v.mu.Unlock()
 		}
 
-		return nil, err
+		return nil, "", err
 	}
 
 	v.keys.Add(dir, cachedKey{key: k, configID: cfg.ID})
 
-	return k, nil
+	return k, cfg.ID, nil
 }
 
 // deriveKey tries each key file until one opens with the password and its master key opens the

@@ -3,6 +3,7 @@ package restic
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -81,6 +82,16 @@ type Options struct {
 	// snapshots are not verified yet) before answering "not verified yet"; always within the
 	// lookup's own deadline. Zero (the default here) does not wait.
 	LookupWait time.Duration
+	// RepositoryID (RESTIC_REPOSITORY_ID), for the shared layout: the id of the shared
+	// repository (the "id" of its decrypted config, as `restic cat config` prints it; /status
+	// shows it). Another id at the location fails every load (see repo.Pin). Empty: the first
+	// id seen is remembered. Needs the password: the config is encrypted.
+	RepositoryID string
+	// Pin, when not nil, is used instead of a new one made from RepositoryID: share it between
+	// the Repos that replace each other (repo.Reloading) so a changed id is noticed across them.
+	Pin *repo.Pin `json:"-"`
+	// Logger receives the line saying how to pin the shared repository (default: discarded).
+	Logger *slog.Logger `json:"-"`
 	// Now is the clock of the fleet refresh (default time.Now).
 	Now func() time.Time `json:"-"`
 }
@@ -117,6 +128,14 @@ func (o Options) withDefaults() Options {
 
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	if o.Pin == nil {
+		o.Pin = newPin(o.RepositoryID)
 	}
 
 	if o.S3.Bucket != "" {
@@ -176,6 +195,10 @@ func (o Options) validate(location bool) error {
 		}
 	default:
 		add("layout %q is neither %q nor %q", o.Layout, LayoutPerPVC, LayoutShared)
+	}
+
+	if o.RepositoryID != "" {
+		errs = append(errs, o.pinProblems()...)
 	}
 
 	if rest := strings.NewReplacer("{prefix}", "", "{namespace}", "", "{pvc}", "").Replace(o.RepositoryTemplate); strings.ContainsAny(rest, "{}") {

@@ -16,12 +16,13 @@ type Repo struct {
 	opts     Options
 	store    *countingStorage
 	layout   layout
+	variants []variant // per-PVC layout: where else a PVC's repository is found (nearmiss.go)
 	verifier *verifier // nil without a password
 	cancel   context.CancelFunc
 	lookups  chan struct{} // bounds the listings lookups send at once
 
 	mu       sync.Mutex // guards the fleet listing
-	fleet    map[string][]Object
+	fleet    *fleet
 	fleetTop []string
 	fleetAt  time.Time
 }
@@ -62,6 +63,9 @@ func NewWithStorage(opts Options, store Storage) (*Repo, error) {
 	base, cancel := context.WithCancel(context.Background())
 	r := &Repo{opts: opts, store: &countingStorage{Storage: store}, layout: newLayout(opts), cancel: cancel,
 		lookups: make(chan struct{}, opts.LookupConcurrency)}
+	if !r.layout.shared {
+		r.variants = variants(r.layout.template)
+	}
 
 	if opts.Password != "" {
 		dec, err := newDecoder()
@@ -90,21 +94,36 @@ func NewWithStorage(opts Options, store Storage) (*Repo, error) {
 // storage answers, and when the namespaces it shows changed, the fleet is listed at once) and
 // reuse the last fleet listing, and the index's lookups confirm each PVC with a listing of its
 // own (Index.Find).
+//
+// Shared layout: the repository's id is read first (Options.RepositoryID, repo.Pin); another
+// repository than the pinned or first seen one fails the load with repo.ErrRepositoryMismatch.
 func (r *Repo) Load(ctx context.Context) (repo.Index, error) {
-	repos, err := r.fleetListing(ctx)
+	var id string
+
+	if r.layout.shared {
+		var err error
+		if id, err = r.checkPin(ctx); err != nil {
+			return nil, err
+		}
+	}
+
+	f, err := r.fleetListing(ctx)
 	if err != nil {
 		return nil, err
 	}
 
 	if r.verifier != nil {
-		r.waitVerified(ctx, r.verifier.refresh(repos))
+		r.waitVerified(ctx, r.verifier.refresh(f.repos))
 	}
 
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("restic: load %q: %w: %w", r.store.Location(r.layout.template), repo.ErrUnavailable, err)
 	}
 
-	return r.newIndex(repos), nil
+	idx := r.newIndex(f)
+	idx.stats.RepositoryID = id
+
+	return idx, nil
 }
 
 // confirms reports whether lookups confirm their PVC with a listing of its own.
@@ -113,38 +132,38 @@ func (r *Repo) confirms() bool { return r.opts.FleetRefreshInterval > 0 && !r.la
 // fleetListing returns every repository with its snapshot objects: listed now, or, between two
 // fleet listings (see Load), the last one once one request showed the storage unchanged at its
 // top level.
-func (r *Repo) fleetListing(ctx context.Context) (map[string][]Object, error) {
+func (r *Repo) fleetListing(ctx context.Context) (fleet, error) {
 	if !r.confirms() {
 		return r.discover(ctx)
 	}
 
 	r.mu.Lock()
-	fleet, top, at := r.fleet, r.fleetTop, r.fleetAt
+	last, top, at := r.fleet, r.fleetTop, r.fleetAt
 	r.mu.Unlock()
 
 	now := r.opts.Now()
 
-	if fleet != nil && now.Sub(at) < r.opts.FleetRefreshInterval {
+	if last != nil && now.Sub(at) < r.opts.FleetRefreshInterval {
 		current, err := r.topLevel(ctx)
 		if err != nil {
-			return nil, err
+			return fleet{}, err
 		}
 
 		if slices.Equal(current, top) {
-			return fleet, nil
+			return *last, nil
 		}
 	}
 
-	repos, top, err := r.discoverTop(ctx)
+	f, top, err := r.discoverTop(ctx)
 	if err != nil {
-		return nil, err
+		return fleet{}, err
 	}
 
 	r.mu.Lock()
-	r.fleet, r.fleetTop, r.fleetAt = repos, top, now
+	r.fleet, r.fleetTop, r.fleetAt = &f, top, now
 	r.mu.Unlock()
 
-	return repos, nil
+	return f, nil
 }
 
 // listSnapshots lists one repository's snapshots/ for a lookup, at most LookupConcurrency at once.

@@ -220,7 +220,7 @@ func (v *verifier) run(dir string, ids []string, done chan struct{}) {
 
 // verify decrypts each of ids, recording the ones that verify; it returns every failure joined.
 func (v *verifier) verify(ctx context.Context, dir string, ids []string) error {
-	k, err := v.masterKey(ctx, dir)
+	k, _, err := v.masterKey(ctx, dir)
 	if err != nil {
 		return err
 	}
