@@ -215,7 +215,8 @@ e2e: $(E2E_TOOLS) $(GOLANGCI_LINT) ## restore-as-code end to end: etcd, kube-api
 # FUZZTIME and then copies the inputs that widened coverage into <package>/testdata/fuzz/<target>/
 # (the committed corpus, which every plain `go test` replays): review them and commit.
 FUZZ_TARGETS   := ./repo:FuzzDNS1123 ./repo:FuzzKopiaIdentity ./repo:FuzzKopiaNames \
-  ./server:FuzzExistsPath ./repo/restic:FuzzDecodeSnapshot
+  ./repo:FuzzKopiaPVCOfRoundTrip ./server:FuzzExistsPath ./repo/restic:FuzzDecodeSnapshot \
+  ./repo/kopia:FuzzParseRFC3339 ./repo/kopia:FuzzParseManifestContent
 FUZZTIME       ?= 2m
 FUZZTIME_SHORT ?= 10s
 
