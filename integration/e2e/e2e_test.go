@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -29,12 +30,20 @@ func TestRestoreAsCode(t *testing.T) {
 		for _, p := range append(restoredPVCs, struct{ name, label string }{comebackPVC, "hourly"}) {
 			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), p.name))
 		}
+
+		sources = append(sources, nearMissSource(namespaceOf(set)))
 	}
 
 	dir := t.TempDir()
-	repository := newKopiaRepository(t, dir, sources)
+	repos := repositories{green: newKopiaRepository(t, dir, append(sources, greenLayoutSources()...))}
+	written := time.Now()
+
 	oracleBin, err := harness.BuildOracle(dir)
 	require.NoError(t, err)
+
+	// Blue's snapshots must be newer than green's: kopia's snapshot times have second resolution.
+	time.Sleep(time.Until(written.Add(1100 * time.Millisecond)))
+	repos.blue = newKopiaRepository(t, filepath.Join(dir, "blue"), blueLayoutSources())
 
 	var results measurements
 
@@ -44,7 +53,7 @@ func TestRestoreAsCode(t *testing.T) {
 		for _, k := range versions {
 			t.Run("kyverno-"+k.version, func(t *testing.T) {
 				t.Parallel()
-				runVersion(t, helm, k, oracleBin, repository, &results)
+				runVersion(t, helm, k, oracleBin, repos, &results)
 			})
 		}
 	})
@@ -55,14 +64,14 @@ func TestRestoreAsCode(t *testing.T) {
 // runVersion runs everything on one Kyverno version: the version's default HTTP flags, the
 // chart's server-side dry run, then both policy sets; each set's cleanup policy stays installed
 // after its set, so both cleanups are awaited together at the end (one cleanup minute, not two).
-func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, repository string, results *measurements) {
+func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin string, repos repositories, results *measurements) {
 	t.Run("controller-flags", func(t *testing.T) { controllerFlags(t, k) })
 
 	s := startStack(t)
 	s.installCRDs(t, k.bin("crds"))
 	s.kube.apply(t, render(t, helm, "default", "--show-only", "templates/policies/kyverno-rbac.yaml"))
 
-	o := newOracle(t, s, oracleBin, repository)
+	o := newOracle(t, s, oracleBin, repos.green)
 	o.start(t)
 
 	s.startKyverno(t, k, true)
@@ -82,6 +91,12 @@ func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, reposi
 			t.Cleanup(func() { set.uninstall(t, s.kube, policies) }) // also after a failure: the next set runs alone
 			cleanups = append(cleanups, runSet(t, s.kube, o, k, set, policies, cleanup, results))
 		})
+	}
+
+	// The layouts run while the sets' cleanups are pending: their own policies are installed
+	// (and removed) one after the other, the cleanup policies stay.
+	if k.layouts {
+		t.Run("layouts", func(t *testing.T) { runLayouts(t, s, helm, k, oracleBin, repos, results) })
 	}
 
 	t.Run("cleanup", func(t *testing.T) {
@@ -120,6 +135,7 @@ func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet
 		r.strictDryRun("replicationdestinations", "postgres-backup")
 		r.strictDryRun("replicationsources", "postgres-backup")
 	})
+	step("near-miss", func() { r.nearMiss(want) })
 	step("cleanup-start", func() { c = r.cleanupStart() })
 	step("oracle-unknown", func() { r.unknown(want) })
 	step("oracle-stopped", func() { r.stopped(want) })

@@ -30,6 +30,9 @@ type oracle struct {
 	port                          int
 	proc                          *harness.Oracle
 	stack                         *stack // every oracle PID joins the stack's final check
+	// env, when set, is the whole configuration (the layouts' oracles, configured from the
+	// chart's rendering); otherwise one kopia-fs backend on repository with passwordFile.
+	env []string
 }
 
 // newKopiaRepository writes a repository with the real kopia CLI holding one snapshot per
@@ -57,6 +60,13 @@ func newOracle(t *testing.T, s *stack, bin, repository string) *oracle {
 	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword+"\n"), 0o600))
 
 	return &oracle{bin: bin, repository: repository, passwordFile: pw, port: freePort(t), stack: s}
+}
+
+// newOracleEnv prepares the oracle binary bin configured by env alone, on a free loopback port.
+func newOracleEnv(t *testing.T, s *stack, bin string, env []string) *oracle {
+	t.Helper()
+
+	return &oracle{bin: bin, port: freePort(t), stack: s, env: env}
 }
 
 // URL is where the policies call the oracle.
@@ -93,10 +103,13 @@ func (o *oracle) startUnknown(t *testing.T) {
 func (o *oracle) run(t *testing.T, passwordFile string) {
 	t.Helper()
 
-	o.proc = harness.StartOracle(t, harness.OracleOptions{Bin: o.bin, Env: []string{
-		"BACKEND_TYPE=kopia-fs", "KOPIA_REPOSITORY_PATH=" + o.repository, "KOPIA_PASSWORD_FILE=" + passwordFile,
-		"REFRESH_INTERVAL=5s", "MAX_INDEX_AGE=1m",
-	}, Args: []string{"--listen-address", hostPort(o.port)}})
+	env := o.env
+	if env == nil {
+		env = []string{"BACKEND_TYPE=kopia-fs", "KOPIA_REPOSITORY_PATH=" + o.repository, "KOPIA_PASSWORD_FILE=" + passwordFile,
+			"REFRESH_INTERVAL=5s", "MAX_INDEX_AGE=1m"}
+	}
+
+	o.proc = harness.StartOracle(t, harness.OracleOptions{Bin: o.bin, Env: env, Args: []string{"--listen-address", hostPort(o.port)}})
 	o.stack.all = append(o.stack.all, o.proc.PID())
 }
 
@@ -109,27 +122,49 @@ func (o *oracle) stop(t *testing.T) {
 func (o *oracle) calls(t *testing.T) int {
 	t.Helper()
 
+	return int(o.metric(t, "backup_oracle_http_requests_total{", `route="/exists/:namespace/:pvc"`) +
+		o.metric(t, "backup_oracle_http_requests_total{", `route="/readyz"`))
+}
+
+// guards returns the oracle's backup_oracle_guard_total of the near-miss guard with outcome
+// (denied, warned, accepted) since it started.
+func (o *oracle) guards(t *testing.T, outcome string) int {
+	t.Helper()
+
+	return int(o.metric(t, "backup_oracle_guard_total{", `guard="near-miss"`, `outcome="`+outcome+`"`))
+}
+
+// metric sums the samples of /metrics whose line starts with prefix and contains every label.
+func (o *oracle) metric(t *testing.T, prefix string, labels ...string) float64 {
+	t.Helper()
+
 	r, err := http.Get(o.URL() + "/metrics") //nolint:noctx // local metrics scrape
 	require.NoError(t, err)
 
 	defer r.Body.Close()
 
-	n := 0
+	n := 0.0
 	sc := bufio.NewScanner(r.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 
+lines:
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "backup_oracle_http_requests_total{") ||
-			(!strings.Contains(line, `route="/exists/:namespace/:pvc"`) && !strings.Contains(line, `route="/readyz"`)) {
+		if !strings.HasPrefix(line, prefix) {
 			continue
+		}
+
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
 		}
 
 		f := strings.Fields(line)
 		v, err := strconv.ParseFloat(f[len(f)-1], 64)
 		require.NoError(t, err, line)
 
-		n += int(v)
+		n += v
 	}
 
 	return n

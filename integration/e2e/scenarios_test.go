@@ -82,6 +82,13 @@ func volsyncPath(ns, kind, name string) string {
 func (r *run) create(scenario, ns, name, label string) apiResult {
 	r.t.Helper()
 
+	return r.createAnnotated(scenario, ns, name, label, nil)
+}
+
+// createAnnotated is create with metadata.annotations (nil: none).
+func (r *run) createAnnotated(scenario, ns, name, label string, annotations map[string]string) apiResult {
+	r.t.Helper()
+
 	pvc := map[string]any{
 		"apiVersion": "v1", "kind": "PersistentVolumeClaim",
 		"metadata": map[string]any{"name": name, "namespace": ns},
@@ -92,6 +99,10 @@ func (r *run) create(scenario, ns, name, label string) apiResult {
 	}
 	if label != "" {
 		pvc["metadata"].(map[string]any)["labels"] = map[string]string{"backup": label} //nolint:forcetypeassert // built above
+	}
+
+	if annotations != nil {
+		pvc["metadata"].(map[string]any)["annotations"] = annotations //nolint:forcetypeassert // built above
 	}
 
 	before := -1
@@ -276,7 +287,7 @@ func (r *run) statusAloneGeneratesNothing(rsPath string) {
 
 	res := r.create("positive control", r.ns, "status-probe-"+r.engine, "daily")
 	require.Equal(t, http.StatusCreated, res.Code, res.Raw)
-	r.waitFor("/api/v1/namespaces/"+r.ns+"/secrets/volsync-status-probe-"+r.set, true, 15*time.Second)
+	r.waitFor("/api/v1/namespaces/"+r.ns+"/secrets/volsync-status-probe-"+r.engine, true, 15*time.Second)
 	r.waitGenerateSettled(60 * time.Second)
 	assert.False(t, r.k.exists(t, rsPath), "the RS was generated on the status update alone (README: the status subresource alone generates nothing)")
 }
@@ -405,6 +416,67 @@ func (r *run) back() {
 	res = r.create("oracle back, restore", r.ns, comebackPVC, "hourly")
 	assert.Equal(t, http.StatusCreated, res.Code, res.Raw)
 	assert.Equal(t, comebackPVC+"-backup", str(res.Body, "spec", "dataSourceRef", "name"))
+}
+
+// nearMissPVC has no snapshot under its own identity, but one under the same username and
+// hostname with another path (nearMissSource) in every test namespace: a near miss.
+const nearMissPVC = "redis"
+
+// nearMissSource is the near miss of nearMissPVC in namespace: what an RS redis-backup with
+// sourcePathOverride /var/lib/redis writes (the mover's rules).
+func nearMissSource(namespace string) string {
+	return kopiamover.ReplicationSource{Name: nearMissPVC + "-backup", Namespace: namespace, SourcePathOverride: "/var/lib/redis"}.Source()
+}
+
+// acceptNearMiss is the annotation with which an operator acknowledges a near miss.
+const acceptNearMiss = "backup-oracle.io/accept-near-miss"
+
+// nearMiss: a labelled PVC whose only snapshots are a near miss is denied (with the oracle's
+// reason where the version and set carry it); acknowledged without a reason (empty or blank)
+// it is still denied; with a reason it is admitted unchanged, and the oracle counts the
+// acceptance and echoes it.
+func (r *run) nearMiss(want setExpectations) {
+	t := r.t
+	path := pvcPath(r.ns, nearMissPVC)
+
+	looked := r.o.lookup(t, r.ns, nearMissPVC)
+	require.Equal(t, http.StatusServiceUnavailable, looked.Code, "the oracle must see the near miss: %v", looked.Body)
+	require.Equal(t, "unknown", looked.Body["decision"], "%v", looked.Body)
+
+	denied := r.o.guards(t, "denied")
+	res := r.create("near miss", r.ns, nearMissPVC, "daily")
+	assert.Contains(t, []int{http.StatusBadRequest, http.StatusForbidden}, res.Code, res.Raw)
+	assert.False(t, r.k.exists(t, path), "near miss: the PVC was created")
+	assert.Greater(t, r.o.guards(t, "denied"), denied, "near miss: backup_oracle_guard_total{outcome=denied}")
+
+	if want.nearMissReason {
+		assert.Contains(t, res.Message(), "near miss: no snapshot under "+kopiamover.PolicySource(r.ns, nearMissPVC), "near miss: the oracle's reason")
+		assert.Contains(t, res.Message(), nearMissSource(r.ns), "near miss: the near miss named")
+	} else {
+		// A known limit (see kyvernoReleases): the denial does not carry the oracle's reason. If
+		// this starts failing, the version now carries it: switch it to nearMissReason.
+		assert.Contains(t, res.Message(), want.unknownMessage, "near miss: the policy's message")
+		assert.NotContains(t, res.Message(), "near miss", "near miss: the reason reached the denial")
+	}
+
+	for _, reason := range []string{"", "  "} {
+		res = r.createAnnotated("near miss, no reason", r.ns, nearMissPVC, "daily", map[string]string{acceptNearMiss: reason})
+		assert.Contains(t, []int{http.StatusBadRequest, http.StatusForbidden}, res.Code, res.Raw)
+		assert.Contains(t, res.Message(), "its value must say why", "near miss acknowledged with %q: the policy's message", reason)
+		assert.False(t, r.k.exists(t, path), "near miss acknowledged with %q: the PVC was created", reason)
+	}
+
+	accepted := r.o.guards(t, "accepted")
+	res = r.createAnnotated("near miss, acknowledged", r.ns, nearMissPVC, "daily",
+		map[string]string{acceptNearMiss: "e2e: redis starts empty, its old snapshots are kept for audit"})
+	require.Equal(t, http.StatusCreated, res.Code, res.Raw)
+	assert.Nil(t, nested(res.Body, "spec", "dataSourceRef"), "acknowledged near miss: dataSourceRef")
+	assert.Nil(t, nested(res.Body, "spec", "dataSource"), "acknowledged near miss: dataSource")
+	assert.Greater(t, r.o.guards(t, "accepted"), accepted, "acknowledged near miss: backup_oracle_guard_total{outcome=accepted}")
+
+	acc := r.o.proc.Get(t, "/exists/"+r.ns+"/"+nearMissPVC+"?accept=near-miss")
+	assert.Equal(t, "fresh", acc.Body["decision"], "%v", acc.Body)
+	assert.Equal(t, "near-miss", acc.Body["accepted"], "%v", acc.Body)
 }
 
 // summary prints the numbers: create latency per case and service calls per PVC.

@@ -60,11 +60,21 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 	{"Fresh, unlabelled, excluded namespace: unchanged (0 calls for the last two)", "{set}/untouched", always(ok)},
 	{"RS generated once the PVC is bound (not on `/status` alone)", "{set}/bound", always(ok)},
 	{"Oracle answers `unknown` (503): denied", "{set}/oracle-unknown", func(r kyvernoRelease, engine string) string {
-		if m := r.sets[engine].unknownMessage; m == cpUnknownMessage || m == celUnknownMessage {
+		switch r.sets[engine].unknownMessage {
+		case celUnknownMessage:
 			return ok + " with the oracle's reason"
+		case cpUnknownMessage:
+			return ok + " with the policy's message (the apiCall default: no reason)"
 		}
 
 		return ok + " with Kyverno's error (no reason)"
+	}},
+	{"Near miss: denied; acknowledged without a reason: denied; with one: admitted, counted", "{set}/near-miss", func(r kyvernoRelease, engine string) string {
+		if r.sets[engine].nearMissReason {
+			return ok + " denial names the near miss"
+		}
+
+		return "⚠️ denial without the oracle's reason (see `/explain`)"
 	}},
 	{"Oracle stopped: denied", "{set}/oracle-stopped", func(r kyvernoRelease, engine string) string {
 		if r.sets[engine].downMessage == cpDownMessage {
@@ -81,7 +91,18 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 		return "⚠️ HTTP 500 at the 10 s webhook deadline"
 	}},
 	{"Oracle back: creates and restores pass", "{set}/oracle-back", always(ok)},
+	{"`${APP}`/`${APP}-dst` layout, gate mode: `dataSourceRef` to the user's RD, nothing generated", "layouts/app-layout/{set}", layouts},
+	{"Blue/green: RD restores from the newest snapshot's backend, RS backs up to the own one; a backend gone: denied", "layouts/blue-green/{set}", layouts},
 	{"Cleanup by the real cleanup controller (every minute in the test)", "cleanup/{set}", always(ok)},
+}
+
+// layouts: the layout scenarios run on the versions marked so (the newest).
+func layouts(r kyvernoRelease, _ string) string {
+	if r.layouts {
+		return ok
+	}
+
+	return "not run (newest only)"
 }
 
 func always(s string) func(kyvernoRelease, string) string {
