@@ -47,7 +47,8 @@ func TestOpenAPIMatchesLiveResponses(t *testing.T) {
 		path   string
 		code   int
 	}{
-		{demo, "/exists/shop/postgres", 200}, {demo, "/exists/shop/redis", 503}, {demo, "/exists/shop/redis?accept=near-miss", 200},
+		{demo, "/exists/shop/postgres", 200}, {demo, "/exists/shop/redis", 503}, {demo, "/exists/shop/redis?accept=near-miss", 200}, {demo, "/exists/shop/redis?unknownStatus=200", 200},
+		{demo, "/exists/shop/redis?unknownStatus=418", 400},
 		{demo, "/exists/shop/cache", 200}, {demo, "/exists/shop/redis?accept=all", 400}, {demo, "/exists/shop/Bad_Name", 400},
 		{demo, "/exists/shop/postgres?previous=1", 200}, {demo, "/exists/shop/postgres?previous=9", 503},
 		{demo, "/exists/shop/postgres?asOf=2026-11-20", 400}, {broken, "/exists/shop/postgres", 503},

@@ -82,7 +82,7 @@ func TestGeneratedReplicationSourcesMatchOracleIdentity(t *testing.T) {
 				t.Errorf("the mover's rules give %s for RS %s/%s, hand-written %s", mover, ns, name, want)
 			}
 
-			mocked := regexp.MustCompile(`(?s)/exists/` + regexp.QuoteMeta(ns+"/"+pvcName) + `\n.*?source: (\S+)`).FindSubmatch(mocks)
+			mocked := regexp.MustCompile(`(?s)/exists/` + regexp.QuoteMeta(ns+"/"+pvcName+"?unknownStatus=200") + `\n.*?source: (\S+)`).FindSubmatch(mocks)
 			if mocked == nil || string(mocked[1]) != oracle.String() {
 				t.Errorf("the admission suite's mocked answer for %s does not name %s", pvc, oracle)
 			}

@@ -93,9 +93,29 @@ func query(c *gin.Context) (repo.Query, error) {
 	return q, errors.Join(q.PVC.Validate(), perr, aerr)
 }
 
+// unknownStatus reads ?unknownStatus=: the HTTP status of an unknown answer, 503 (the default)
+// or 200 for a caller that cannot read the body of a non-2xx answer. Kyverno's apiCall replaces
+// a non-2xx answer with its default payload (pkg/engine/apicall, v1.17 to v1.19), so the
+// policies' denial would lose the reason (a near miss, the pinned repository, ...); with 200 the
+// body still says decision unknown, authoritative false, and the policies deny on that. A 400
+// stays a 400.
+func unknownStatus(c *gin.Context) (int, error) {
+	switch v := c.Query("unknownStatus"); v {
+	case "", "503":
+		return http.StatusServiceUnavailable, nil
+	case "200":
+		return http.StatusOK, nil
+	default:
+		return 0, fmt.Errorf("%w: unknownStatus=%q: 503 (the default) or 200", repo.ErrInvalidParameter, v)
+	}
+}
+
 func (h *handler) exists(c *gin.Context) {
 	q, err := query(c)
 	pvc := q.PVC
+
+	unknownCode, serr := unknownStatus(c)
+	err = errors.Join(err, serr)
 
 	var a repo.Answer
 
@@ -109,6 +129,10 @@ func (h *handler) exists(c *gin.Context) {
 	}
 
 	code := statusOf(a)
+	if code == http.StatusServiceUnavailable {
+		code = unknownCode
+	}
+
 	if code != http.StatusBadRequest {
 		h.metrics.decisions.WithLabelValues(a.Backend, string(a.Decision)).Inc()
 	}

@@ -186,6 +186,14 @@ func TestEndpoints(t *testing.T) {
 		{"near miss", oracle(), http.MethodGet, "/exists/web/nearmiss", http.StatusServiceUnavailable, "nearmiss.json"},
 		{"near miss accepted", oracle(), http.MethodGet, "/exists/web/nearmiss?accept=near-miss", http.StatusOK, "nearmiss-accepted.json"},
 		{"unknown acknowledgement", oracle(), http.MethodGet, "/exists/web/nearmiss?accept=everything", http.StatusBadRequest, "bad-accept.json"},
+		// For callers that cannot read a non-2xx body (Kyverno's apiCall): the same unknown body
+		// with 200; a 400 stays a 400, restore and fresh are unchanged.
+		{"unknown as 200", oracle(), http.MethodGet, "/exists/web/other?unknownStatus=200", http.StatusOK, "unknown.json"},
+		{"near miss as 200", oracle(), http.MethodGet, "/exists/web/nearmiss?unknownStatus=200", http.StatusOK, "nearmiss.json"},
+		{"near miss as 200, accepted", oracle(), http.MethodGet, "/exists/web/nearmiss?unknownStatus=200&accept=near-miss", http.StatusOK, "nearmiss-accepted.json"},
+		{"unknown as 503", oracle(), http.MethodGet, "/exists/web/other?unknownStatus=503", http.StatusServiceUnavailable, "unknown.json"},
+		{"invalid name, unknown as 200", oracle(), http.MethodGet, "/exists/web/Bad_Name?unknownStatus=200", http.StatusBadRequest, "invalid-pvc.json"},
+		{"bad unknownStatus", oracle(), http.MethodGet, "/exists/web/fresh?unknownStatus=404", http.StatusBadRequest, "bad-unknown-status.json"},
 		{"explain as of", oracle(), http.MethodGet, "/explain/web/restore.app?asOf=2026-11-20T12:00:00Z", http.StatusOK, "explain-asof.json"},
 		{"restore as of", oracle(), http.MethodGet, "/exists/web/restore.app?asOf=2026-11-21T10:00:00Z", http.StatusOK, "restore-asof.json"},
 		{"restore previous", oracle(), http.MethodGet, "/exists/web/restore.app?previous=1", http.StatusOK, "restore-previous.json"},

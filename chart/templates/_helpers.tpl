@@ -107,13 +107,15 @@ refuses to guess"): its value is the reason, required; the oracle is then asked 
 {{- define "bo.acceptNearMissAnnotation" -}}backup-oracle.io/accept-near-miss{{- end -}}
 
 {{- define "bo.existsContext" -}}
-# The path asked: /exists/<namespace>/<pvc>, with ?accept=near-miss when the PVC carries a reason.
+# /exists/<namespace>/<pvc>?unknownStatus=200 (Kyverno's apiCall replaces a non-2xx answer with
+# the default, losing the oracle's reason; the unknown body denies all the same), with
+# &accept=near-miss when the PVC carries a reason.
 - name: oracle
   apiCall:
     method: GET
     service:
       url: >-
-        {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}{{ "{{" }} (request.object.metadata.annotations."{{ include "bo.acceptNearMissAnnotation" . }}" && '?accept=near-miss') || '' }}
+        {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}?unknownStatus=200{{ "{{" }} (request.object.metadata.annotations."{{ include "bo.acceptNearMissAnnotation" . }}" && '&accept=near-miss') || '' }}
     default: {{ include "bo.unknownPayload" . }}
 {{- end -}}
 
@@ -300,17 +302,17 @@ matchConditions:
 {{- end -}}
 
 {{/*
-CEL variables holding the oracle's /exists answer. http.Get returns the JSON body with statusCode
-merged in for any status (a 503 "unknown" body is readable) and errors when the oracle is
-unreachable, which fails the policy closed. The kyverno CLI's apiCallResponses mock returns
+CEL variables holding the oracle's /exists answer, asked with ?unknownStatus=200 (Kyverno 1.17's
+http.Get errors on a non-2xx answer instead of returning its body). http.Get errors when the
+oracle is unreachable, which fails the policy closed. The kyverno CLI's apiCallResponses mock returns
 {body, statusCode} instead: `oracle` accepts both shapes.
 */}}
 {{- define "bo.celOracle" -}}
 - name: oracleResponse
   expression: >-
     http.Get({{ include "bo.oracleURL" . | quote }} + '/exists/' + object.metadata.namespace + '/' + object.metadata.name +
-    (has(object.metadata.annotations) && {{ include "bo.acceptNearMissAnnotation" . | quote }} in object.metadata.annotations &&
-    object.metadata.annotations[{{ include "bo.acceptNearMissAnnotation" . | quote }}] != '' ? '?accept=near-miss' : ''))
+    '?unknownStatus=200' + (has(object.metadata.annotations) && {{ include "bo.acceptNearMissAnnotation" . | quote }} in object.metadata.annotations &&
+    object.metadata.annotations[{{ include "bo.acceptNearMissAnnotation" . | quote }}] != '' ? '&accept=near-miss' : ''))
 - name: oracle
   expression: >-
     variables.oracleResponse != null && 'body' in variables.oracleResponse ? variables.oracleResponse.body : variables.oracleResponse

@@ -59,12 +59,9 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 	{"Restore: `dataSourceRef` set, RD generated with the looked-up identity", "{set}/restore", always(ok)},
 	{"Fresh, unlabelled, excluded namespace: unchanged (0 calls for the last two)", "{set}/untouched", always(ok)},
 	{"RS generated once the PVC is bound (not on `/status` alone)", "{set}/bound", always(ok)},
-	{"Oracle answers `unknown` (503): denied", "{set}/oracle-unknown", func(r kyvernoRelease, engine string) string {
-		switch r.sets[engine].unknownMessage {
-		case celUnknownMessage:
+	{"Oracle answers `unknown` (not ready: wrong password): denied", "{set}/oracle-unknown", func(r kyvernoRelease, engine string) string {
+		if r.sets[engine].unknownReason {
 			return ok + " with the oracle's reason"
-		case cpUnknownMessage:
-			return ok + " with the policy's message (the apiCall default: no reason)"
 		}
 
 		return ok + " with Kyverno's error (no reason)"

@@ -39,8 +39,11 @@ type setExpectations struct {
 	// hangDeniedCleanly: a hanging oracle gets the policy's denial; otherwise the webhook times
 	// out and the API server answers 500 "context deadline exceeded" (the PVC is still refused).
 	hangDeniedCleanly bool
-	// unknownMessage is part of the denial when the oracle answers unknown (503).
+	// unknownMessage is part of the denial when the oracle answers unknown.
 	unknownMessage string
+	// unknownReason: that denial also carries the oracle's reason (the e2e oracle's wrong
+	// password).
+	unknownReason bool
 	// downMessage is part of the denial when the oracle is stopped.
 	downMessage string
 	// nearMissReason: the denial of a PVC whose only snapshots are a near miss carries the
@@ -52,9 +55,9 @@ type setExpectations struct {
 }
 
 const (
-	// cpUnknownMessage: a non-2xx answer is an apiCall error, so the default (the unknown
-	// payload) applies and the policy denies with its message; the oracle's reason (its 503
-	// body) is lost on the way (Kyverno's apiCall replaces the failed call by the default).
+	// cpUnknownMessage: the policy's message around the oracle's answer. The policies ask with
+	// ?unknownStatus=200: a non-2xx answer would be an apiCall error, replaced by the default
+	// (the unknown payload), and the oracle's reason would be lost.
 	cpUnknownMessage = "backup-oracle cannot say whether this PVC has a backup (decision unknown"
 	// celUnknownMessage: CEL http.Get reads the 503 body of /readyz, which the CEL set checks first.
 	celUnknownMessage = "backup-oracle is not ready ("
@@ -77,26 +80,27 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 		version: "v1.17.2", layouts: true,
 		sets: map[string]setExpectations{
 			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
-			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, downMessage: cpDownMessage, maxCalls: 2},
-			// CEL http.Get errors on a 503 (the oracle's reason is lost), and a MutatingPolicy
-			// error does not deny: the ValidatingPolicy does, with Kyverno's error.
-			"cel": {hangDeniedCleanly: false, unknownMessage: celContextError + " HTTP 503", downMessage: celContextError, maxCalls: 3},
+			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
+			// CEL http.Get errors on a non-2xx answer (the /readyz of a not-ready oracle: its reason
+			// is lost), and a MutatingPolicy error does not deny: the ValidatingPolicy does, with
+			// Kyverno's error. /exists is asked with ?unknownStatus=200, so a near miss is named.
+			"cel": {hangDeniedCleanly: false, unknownMessage: celContextError + " HTTP 503", downMessage: celContextError, nearMissReason: true, maxCalls: 3},
 		},
 	},
 	{
 		version: "v1.18.2", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
 		sets: map[string]setExpectations{
-			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, downMessage: cpDownMessage, maxCalls: 2},
-			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
+			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
+			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
 		},
 	},
 	{
 		version: "v1.19.1", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
 		sets: map[string]setExpectations{
-			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, downMessage: cpDownMessage, maxCalls: 2},
+			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			// Kyverno 1.19.1's CEL http.Get has no timeout (--apiCallTimeout does not apply to
 			// it): with a hanging oracle the webhook times out.
-			"cel": {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
+			"cel": {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
 		},
 	},
 }
