@@ -388,10 +388,13 @@ func (c *Cache) logDecision(idx repo.Index, a repo.Answer) {
 	}
 
 	if len(a.NearMisses) > 0 {
-		attrs = append(attrs, "nearMisses", len(a.NearMisses))
+		// The guards (NEAR_MISS, the ledger) decide after this backend: the answer sent is logged
+		// as "unknown answer" when they refuse it.
+		attrs = append(attrs, "nearMisses", len(a.NearMisses), "guards", "a near miss: NEAR_MISS decides the answer")
 	}
 
-	c.opts.Logger.Info("decision", attrs...)
+	// This backend's decision; the answer sent also passes the other backends and the guards.
+	c.opts.Logger.Info("backend decision", attrs...)
 }
 
 // Explain reports everything the current index knows of pvc, for operators: the identity, every

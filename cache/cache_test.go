@@ -625,8 +625,8 @@ func TestDecisionsAreLogged(t *testing.T) {
 	c.Lookup(context.Background(), none)
 
 	out := logs.String()
-	assert.Contains(t, out, `msg=decision pvc=web/data backend=fake decision=restore source=data-backup snapshots=1`)
-	assert.Contains(t, out, `msg=decision pvc=web/none backend=fake decision=fresh source=none-backup snapshots=0 nearby="[data-backup other-backup]" nearbyCount=2`)
+	assert.Contains(t, out, `msg="backend decision" pvc=web/data backend=fake decision=restore source=data-backup snapshots=1`)
+	assert.Contains(t, out, `msg="backend decision" pvc=web/none backend=fake decision=fresh source=none-backup snapshots=0 nearby="[data-backup other-backup]" nearbyCount=2`)
 	assert.Equal(t, 1, strings.Count(out, "pvc=web/none"), "a memoised answer is not logged again")
 }
 

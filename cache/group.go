@@ -62,9 +62,9 @@ func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
 
 		switch e.Outcome {
 		case "accepted":
-			g.logger.Info("near miss accepted: answering as if none existed", "pvc", q.PVC.String(), "nearMisses", a.NearMisses)
+			g.logger.Info("near miss accepted: answering as if none existed", "pvc", q.PVC.String(), "nearMisses", nearMissSources(a.NearMisses))
 		case "warned":
-			g.logger.Warn("near miss (NEAR_MISS=warn): answering fresh", "pvc", q.PVC.String(), "nearMisses", a.NearMisses)
+			g.logger.Warn("near miss (NEAR_MISS=warn): answering fresh", "pvc", q.PVC.String(), "nearMisses", nearMissSources(a.NearMisses))
 		}
 	}
 
@@ -113,6 +113,16 @@ func (g *Group) Status() []repo.IndexStatus {
 	out := make([]repo.IndexStatus, len(g.caches))
 	for i, c := range g.caches {
 		out[i] = c.Status()
+	}
+
+	return out
+}
+
+// nearMissSources names near misses for a log line as the API does: "<backend> <source>: <rule>".
+func nearMissSources(ns []repo.NearMiss) []string {
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, n.Backend+" "+n.Source+": "+n.Rule)
 	}
 
 	return out

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -73,8 +74,17 @@ func runKinds(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("kinds", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	output := fs.String("o", "text", "output format: text or json")
+	fs.Usage = func() {
+		fmt.Fprintln(stdout, "Usage: backup-oracle kinds [-o json]\n\nThe backend kinds and, for each, its settings: environment variable, flag and BACKENDS_FILE key.")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+	}
 
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+
 		return 2
 	}
 

@@ -58,6 +58,18 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 		}
 	}
 
+	// --version needs no configuration.
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+
+		if a == "--version" || a == "-version" {
+			fmt.Fprintf(stdout, "backup-oracle %s (revision %s, %s)\n", version, revision, runtime.Version())
+			return 0
+		}
+	}
+
 	cfg, err := parseConfig(args, environ, stdout)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

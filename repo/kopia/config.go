@@ -76,7 +76,7 @@ func (s *Settings) fields() []repo.Field {
 		{Flag: "kopia-username-template", Env: []string{"KOPIA_USERNAME_TEMPLATE"}, YAML: "kopia.usernameTemplate", Usage: "explicit Kopia username (spec.kopia.username); empty: derived from the source name", Value: (*repo.StringValue)(&s.UsernameTemplate)},
 		{Flag: "kopia-hostname-template", Env: []string{"KOPIA_HOSTNAME_TEMPLATE"}, YAML: "kopia.hostnameTemplate", Usage: "explicit Kopia hostname (spec.kopia.hostname); empty: the namespace", Value: (*repo.StringValue)(&s.HostnameTemplate)},
 		{Flag: "kopia-path", Env: []string{"KOPIA_PATH"}, YAML: "kopia.path", Usage: "Kopia source path (spec.kopia.sourcePathOverride)", Value: (*repo.StringValue)(&s.Path)},
-		{Flag: "kopia-repository-id", Env: []string{"KOPIA_REPOSITORY_ID"}, YAML: "kopia.repositoryID", Usage: "the repository's unique id (uniqueIDHex of `kopia repository status --json`, or /status): another repository at the location is refused", Value: (*repo.StringValue)(&s.RepositoryID)},
+		{Flag: "kopia-repository-id", Env: []string{"KOPIA_REPOSITORY_ID"}, YAML: "kopia.repositoryID", Usage: "the repository's unique id (uniqueIDHex of kopia repository status --json, or /status): another repository at the location is refused", Value: (*repo.StringValue)(&s.RepositoryID)},
 	}
 }
 

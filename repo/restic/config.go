@@ -73,7 +73,7 @@ func (s *Settings) fields() []repo.Field {
 		{Flag: "restic-password", Env: []string{"RESTIC_PASSWORD"}, Usage: "restic password: every snapshot is then decrypted and authenticated (prefer the file)", Value: (*repo.SecretValue)(&s.Password)},
 		{Flag: "restic-password-file", Env: []string{"RESTIC_PASSWORD_FILE"}, YAML: "restic.passwordFile", Usage: "file holding the restic password, re-read before every refresh", Value: (*repo.StringValue)(&s.PasswordFile)},
 		{Flag: "restic-fleet-refresh-interval", Env: []string{"RESTIC_FLEET_REFRESH_INTERVAL"}, YAML: "restic.fleetRefreshInterval", Usage: "per-pvc layout: how often every repository's snapshots/ is listed (0: at every refresh); in between, each lookup lists its own PVC's. Default 10m for restic-s3, 0 for restic-fs", Value: (*repo.DurationValue)(&s.FleetRefreshInterval)},
-		{Flag: "restic-repository-id", Env: []string{"RESTIC_REPOSITORY_ID"}, YAML: "restic.repositoryID", Usage: "shared layout: the shared repository's id (\"id\" of `restic cat config`, or /status); another repository at the location is refused. Needs the password", Value: (*repo.StringValue)(&s.RepositoryID)},
+		{Flag: "restic-repository-id", Env: []string{"RESTIC_REPOSITORY_ID"}, YAML: "restic.repositoryID", Usage: "shared layout: the shared repository's id (\"id\" of restic cat config, or /status); another repository at the location is refused. Needs the password", Value: (*repo.StringValue)(&s.RepositoryID)},
 	}
 }
 
@@ -225,7 +225,7 @@ func (c *FSConfig) options() Options { return Options{Dir: c.Restic.Path, Prefix
 // Fields implements repo.BackendConfig.
 func (c *FSConfig) Fields() []repo.Field {
 	return append([]repo.Field{
-		{Flag: "restic-repository-path", Env: []string{"RESTIC_REPOSITORY_PATH"}, YAML: "restic.path", Usage: "directory holding the restic repositories (restic-fs)", Value: (*repo.StringValue)(&c.Restic.Path)},
+		{Flag: "restic-repository-path", Env: []string{"RESTIC_REPOSITORY_PATH"}, YAML: "restic.path", Usage: "directory holding the restic repositories", Value: (*repo.StringValue)(&c.Restic.Path)},
 		{Flag: "restic-prefix", Env: []string{"RESTIC_PREFIX"}, YAML: "restic.prefix", Usage: "{prefix} of the restic template for restic-fs: a sub-directory of the repository path", Value: (*repo.StringValue)(&c.Restic.Prefix)},
 	}, c.Restic.fields()...)
 }
