@@ -243,6 +243,7 @@ Included by every template that depends on them.
 */}}
 {{- define "bo.validate" -}}
 {{- $p := .Values.policies -}}
+{{- if .Values.backends }}{{ include "bo.validateBackends" . }}{{ end -}}
 {{- $k := .Values.config.kopia -}}
 {{- if and (ne $p.engine "none") (eq $p.mover "kopia") $k.hostnameTemplate (ne $k.path "/data") -}}
 {{- fail "config.kopia.hostnameTemplate with a path other than /data cannot be restored: VolSync's Kopia ReplicationDestination restores /data when it states a hostname, and without one its hostname is its namespace. Drop hostnameTemplate or use path /data." -}}
@@ -373,7 +374,7 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 {{- with .Values.policies.storageClassName }}, 'storageClassName': dyn({{ . | toJson }}){{ end -}}
 , 'moverSecurityContext': dyn({{ include "bo.celLiteral" .Values.policies.moverSecurityContext }})
 {{- $nfs := include "bo.moverNFS" . | fromJson }}
-{{- if and .nfsVariable $nfs.server }}, 'moverVolumes': dyn([dyn({'mountPath': dyn({{ $nfs.mountPath | toJson }}), 'volumeSource': dyn({'nfs': dyn({'server': dyn({{ .nfsVariable }}.server), 'path': dyn({{ .nfsVariable }}.path)})})})])
+{{- if and .nfsVariable (include "bo.anyBackendNFS" .) }}, 'moverVolumes': dyn([dyn({'mountPath': dyn({{ $nfs.mountPath | toJson }}), 'volumeSource': dyn({'nfs': dyn({'server': dyn({{ .nfsVariable }}.server), 'path': dyn({{ .nfsVariable }}.path)})})})])
 {{- else if $nfs.server }}, 'moverVolumes': dyn({{ include "bo.celLiteral" (list (dict "mountPath" $nfs.mountPath "volumeSource" (dict "nfs" (dict "server" $nfs.server "path" $nfs.path)))) }})
 {{- end }}
 {{- end -}}
@@ -406,6 +407,16 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 {{- if ne $own 1 -}}
 {{- fail (printf "backends: exactly one entry needs role: own (this cluster's repository, where the ReplicationSources back up to); found %d" $own) -}}
 {{- end -}}
+{{- if ne .Values.policies.engine "none" -}}
+{{- range .Values.backends -}}
+{{- if not (hasPrefix (printf "%s-" $.Values.policies.mover) .type) -}}
+{{- fail (printf "backends[%s]: type %s cannot be restored by the %s mover of policies.mover; every backend the policies restore from must be a %s repository" .name .type $.Values.policies.mover $.Values.policies.mover) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq .Values.policies.mode "gate" -}}
+{{- fail "backends with policies.mode gate: your own ReplicationDestinations name one repository, so a PVC whose newest snapshot is in another backend would restore from the wrong one (or nothing); use policies.mode generate, or a single backend" -}}
+{{- end -}}
+{{- end -}}
 {{- if and (ne .Values.policies.engine "none") (eq .Values.policies.mode "generate") (ne .Values.policies.secret.mode "clone") -}}
 {{- fail "backends with policies.secret.mode externalSecret: not supported yet; use mode clone with each backend's moverSecret" -}}
 {{- end -}}
@@ -418,11 +429,23 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 
 
 {{/*
-Blue/green: the NFS export each backend's movers mount (JSON map name -> {server, path}); a
-backend on S3 maps to the own export (if any), which the RD then mounts unused.
+Blue/green: the NFS export each backend's movers mount (JSON map name -> {server, path}). A
+generate rule cannot leave a field out for some PVCs only, so when any backend is on NFS every RD
+mounts one: a backend on S3 maps to the own export, else to the first NFS export listed, mounted
+unused.
 */}}
+{{- define "bo.anyBackendNFS" -}}
+{{- range .Values.backends }}{{ if and (eq .type "kopia-fs") (((.repository).nfs).server) }}yes{{ end }}{{ end -}}
+{{- end -}}
 {{- define "bo.backendNFS" -}}
 {{- $own := include "bo.moverNFS" . | fromJson -}}
+{{- if not $own.server -}}
+{{- range .Values.backends -}}
+{{- if and (not $own.server) (eq .type "kopia-fs") (((.repository).nfs).server) -}}
+{{- $own = dict "server" .repository.nfs.server "path" .repository.nfs.path "mountPath" $own.mountPath -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- $m := dict -}}
 {{- range .Values.backends -}}
 {{- if and (eq .type "kopia-fs") (((.repository).nfs).server) -}}

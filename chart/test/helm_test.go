@@ -170,6 +170,41 @@ func TestSchemaRejects(t *testing.T) {
 	}
 }
 
+// TestTemplateRefuses: values the schema cannot judge (they depend on each other) are refused by
+// the templates with a sentence saying what to do (chart/testdata/refused/*.yaml, each with a
+// '# want: <substring of the sentence>' line), for both policy sets.
+func TestTemplateRefuses(t *testing.T) {
+	files, err := filepath.Glob("../testdata/refused/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no refused value sets: %v", err)
+	}
+
+	for _, values := range files {
+		for _, engine := range []string{"clusterpolicy", "cel"} {
+			t.Run(filepath.Base(values)+"/"+engine, func(t *testing.T) {
+				content, err := os.ReadFile(values)
+				if err != nil {
+					t.Fatal(err)
+				}
+
+				m := wantRe.FindSubmatch(content)
+				if m == nil {
+					t.Fatal("missing a '# want: <substring of the error>' line")
+				}
+
+				out, err := render(t, "-f", values, "--set", "policies.engine="+engine)
+				if err == nil {
+					t.Fatal("helm template accepted values the chart must refuse")
+				}
+
+				if strings.Contains(out, "nil pointer") || !strings.Contains(out, string(m[1])) {
+					t.Errorf("the refusal does not say %q:\n%s", m[1], out)
+				}
+			})
+		}
+	}
+}
+
 // policySets are the directories of policies/ and the chart values each is rendered from.
 var policySets = map[string][]string{
 	"clusterpolicy": {"-f", "../testdata/values/default.yaml"},
