@@ -41,6 +41,11 @@ func (f fakeOracle) Explain(_ context.Context, pvc repo.PVC) []repo.Explanation 
 			e.Err = errors.Join(repo.ErrNotLoaded, errors.New("the first refresh of kopia-fs has not finished"))
 		}
 
+		if strings.HasPrefix(pvc.Name, "nearmiss") { // as in lookup
+			e.Finding.NearMisses = []repo.NearMiss{{Backend: "kopia-fs", Source: pvc.Name + "-backup@" + pvc.Namespace + ":/var/lib/app",
+				Rule: "same username and hostname, another path", Snapshots: 2, Latest: now.Add(-time.Hour)}}
+		}
+
 		return []repo.Explanation{e}
 	}
 
@@ -207,6 +212,7 @@ func TestEndpoints(t *testing.T) {
 		{"snapshots previous", oracle(), http.MethodGet, "/snapshots/web/restore.app?previous=1", http.StatusOK, "snapshots-previous.json"},
 		{"snapshots as of before all", oracle(), http.MethodGet, "/snapshots/web/restore.app?asOf=2026-11-01T00:00:00Z", http.StatusNotFound, "snapshots-asof-none.json"},
 		{"snapshots none", oracle(), http.MethodGet, "/snapshots/web/fresh", http.StatusNotFound, "snapshots-none.json"},
+		{"snapshots of a near miss name it", oracle(), http.MethodGet, "/snapshots/web/nearmiss", http.StatusNotFound, "snapshots-nearmiss.json"},
 		{"snapshots unknown", oracle(), http.MethodGet, "/snapshots/web/other", http.StatusServiceUnavailable, "snapshots-unknown.json"},
 		{"snapshots invalid", oracle(), http.MethodGet, "/snapshots/web/Bad_Name", http.StatusBadRequest, "snapshots-invalid.json"},
 		{"snapshots bad asOf", oracle(), http.MethodGet, "/snapshots/web/x?asOf=now", http.StatusBadRequest, "snapshots-bad-asof.json"},

@@ -68,11 +68,16 @@ func listSnapshots(pvc repo.PVC, p repo.PointInTime, es []repo.Explanation) (int
 	entries := []snapshotEntry{}
 
 	var (
-		unknown []error
-		total   int
+		unknown    []error
+		total      int
+		nearMisses []string
 	)
 
 	for _, e := range es {
+		for _, n := range e.Finding.NearMisses {
+			nearMisses = append(nearMisses, fmt.Sprintf("%s (%s, %s)", n.Source, e.Backend, n.Rule))
+		}
+
 		a := repo.DecideAt(pvc, e.Backend, e.Finding, p, e.IndexTime, e.Err)
 		if a.Decision == repo.Unknown && !errors.Is(a.Reason, repo.ErrNotSelected) {
 			unknown = append(unknown, fmt.Errorf("%s: %w", e.Backend, a.Reason))
@@ -101,6 +106,11 @@ func listSnapshots(pvc repo.PVC, p repo.PointInTime, es []repo.Explanation) (int
 	case len(entries) == 0 && total > 0:
 		return http.StatusNotFound, entries, fmt.Errorf("%w: %d snapshot(s) of %s exist, none at or before %s",
 			repo.ErrNotSelected, total, pvc, p)
+	case len(entries) == 0 && len(nearMisses) > 0:
+		// Not its snapshots, but an operator looking for them must not conclude there is nothing:
+		// /exists refuses to answer fresh for them.
+		return http.StatusNotFound, entries, fmt.Errorf("no snapshot of %s on any backend; near misses (probably its data under another identity, see /explain): %s",
+			pvc, strings.Join(nearMisses, "; "))
 	case len(entries) == 0:
 		return http.StatusNotFound, entries, fmt.Errorf("no snapshot of %s on any backend", pvc)
 	}
