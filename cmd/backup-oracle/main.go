@@ -87,6 +87,16 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	}
 
 	if cfg.CheckConfig {
+		if cfg.Demo { // check the demo repository, created as the server would
+			cleanup := cleanups{}
+			defer cleanup.run()
+
+			if cfg, _, err = prepare(ctx, cfg, &cleanup); err != nil {
+				fmt.Fprintf(stderr, "backup-oracle: demo repository: %v\n", err)
+				return 1
+			}
+		}
+
 		return checkConfig(ctx, cfg, stdout, stderr)
 	}
 

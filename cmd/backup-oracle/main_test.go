@@ -123,6 +123,8 @@ func TestRunExitCodes(t *testing.T) {
 			"EXPECTED_BACKUPS_FILE": writeTemp("pvcs: [Bad_Name]\n")}, 1, `entry 1 "Bad_Name": want <namespace>/<pvc>`},
 		{"check-config refuses a missing ledger", []string{"--check-config"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x",
 			"EXPECTED_BACKUPS_FILE": "/nonexistent/pvcs.yaml"}, 1, "FAILED: expected-backups ledger"},
+		{"check-config opens the demo", []string{"--check-config", "--demo", "--open"}, nil, 0, "backend 1: opened: 6 sources"},
+		{"version without configuration", []string{"--version"}, nil, 0, "backup-oracle dev"},
 		{"help", []string{"-h"}, nil, 0, "KOPIA_PASSWORD_FILE"},
 		{"cannot listen", []string{"--listen-address", "256.0.0.1:1"}, map[string]string{"KOPIA_REPOSITORY_PATH": "/r", "KOPIA_PASSWORD": "x"}, 1, "listen on 256.0.0.1:1"},
 	}
