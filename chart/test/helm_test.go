@@ -141,30 +141,11 @@ var wantRe = regexp.MustCompile(`(?m)^# want: (.+)$`)
 // TestSchemaRejects checks that values.schema.json rejects every file in testdata/bad, for the
 // reason its "# want:" line names.
 func TestSchemaRejects(t *testing.T) {
-	files, err := filepath.Glob("../testdata/bad/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no bad value sets: %v", err)
-	}
-
-	for _, values := range files {
+	for _, values := range globValues(t, "../testdata/bad/*.yaml") {
 		t.Run(filepath.Base(values), func(t *testing.T) {
-			content, err := os.ReadFile(values)
-			if err != nil {
-				t.Fatal(err)
-			}
-
-			m := wantRe.FindSubmatch(content)
-			if m == nil {
-				t.Fatal("missing a '# want: <substring of the error>' line")
-			}
-
-			out, err := render(t, "-f", values)
-			if err == nil {
-				t.Fatal("helm template accepted values the schema must reject")
-			}
-
-			if !strings.Contains(out, "schema") || !strings.Contains(out, string(m[1])) {
-				t.Errorf("error does not mention the schema and %q:\n%s", m[1], out)
+			want, out := renderRefused(t, values)
+			if !strings.Contains(out, "schema") || !strings.Contains(out, want) {
+				t.Errorf("error does not mention the schema and %q:\n%s", want, out)
 			}
 		})
 	}
@@ -174,35 +155,50 @@ func TestSchemaRejects(t *testing.T) {
 // the templates with a sentence saying what to do (chart/testdata/refused/*.yaml, each with a
 // '# want: <substring of the sentence>' line), for both policy sets.
 func TestTemplateRefuses(t *testing.T) {
-	files, err := filepath.Glob("../testdata/refused/*.yaml")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no refused value sets: %v", err)
-	}
-
-	for _, values := range files {
+	for _, values := range globValues(t, "../testdata/refused/*.yaml") {
 		for _, engine := range []string{"clusterpolicy", "cel"} {
 			t.Run(filepath.Base(values)+"/"+engine, func(t *testing.T) {
-				content, err := os.ReadFile(values)
-				if err != nil {
-					t.Fatal(err)
-				}
-
-				m := wantRe.FindSubmatch(content)
-				if m == nil {
-					t.Fatal("missing a '# want: <substring of the error>' line")
-				}
-
-				out, err := render(t, "-f", values, "--set", "policies.engine="+engine)
-				if err == nil {
-					t.Fatal("helm template accepted values the chart must refuse")
-				}
-
-				if strings.Contains(out, "nil pointer") || !strings.Contains(out, string(m[1])) {
-					t.Errorf("the refusal does not say %q:\n%s", m[1], out)
+				want, out := renderRefused(t, values, "--set", "policies.engine="+engine)
+				if strings.Contains(out, "nil pointer") || !strings.Contains(out, want) {
+					t.Errorf("the refusal does not say %q:\n%s", want, out)
 				}
 			})
 		}
 	}
+}
+
+func globValues(t *testing.T, pattern string) []string {
+	t.Helper()
+
+	files, err := filepath.Glob(pattern)
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no value sets %s: %v", pattern, err)
+	}
+
+	return files
+}
+
+// renderRefused renders the chart with values (and args), which must fail; it returns the
+// substring the file's "# want:" line expects in the error, and the output.
+func renderRefused(t *testing.T, values string, args ...string) (want, out string) {
+	t.Helper()
+
+	content, err := os.ReadFile(values)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m := wantRe.FindSubmatch(content)
+	if m == nil {
+		t.Fatal("missing a '# want: <substring of the error>' line")
+	}
+
+	out, err = render(t, append([]string{"-f", values}, args...)...)
+	if err == nil {
+		t.Fatal("helm template accepted values the chart must refuse")
+	}
+
+	return string(m[1]), out
 }
 
 // policySets are the directories of policies/ and the chart values each is rendered from.
