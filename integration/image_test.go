@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -193,7 +192,7 @@ func TestImageRuns(t *testing.T) {
 	stdout, err := cmd.StdoutPipe()
 	require.NoError(t, err)
 
-	stderr := &lockedBuffer{}
+	stderr := &harness.SyncBuffer{}
 	cmd.Stderr = stderr
 
 	require.NoError(t, cmd.Start())
@@ -319,24 +318,4 @@ func readFile(t *testing.T, path string) string {
 	require.NoError(t, err)
 
 	return string(b)
-}
-
-// lockedBuffer collects a process's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-
-	return l.b.String()
 }

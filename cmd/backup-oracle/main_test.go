@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,29 +10,20 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"gopkg.in/yaml.v3"
+
+	"github.com/backup-oracle/backup-oracle/integration/harness"
 )
 
 func fmtAll(c Config) string { return fmt.Sprintf("%v %+v %#v", c, c, c) }
 
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of run's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+// syncBuffer collects the concurrent writes of run's goroutines.
+type syncBuffer = harness.SyncBuffer
 
 // TestRunDemo is `make run`: the real program, in-process, on 127.0.0.1:0.
 func TestRunDemo(t *testing.T) {

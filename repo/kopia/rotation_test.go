@@ -6,28 +6,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/backup-oracle/backup-oracle/integration/harness"
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/kopia"
 )
-
-// syncBuffer is a log sink safe for the adapter's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // TestPasswordChangedWhileConnected: the password file is read before every load; when it
 // changes, the backend reconnects with it instead of keeping the connection opened with the old
@@ -45,7 +32,7 @@ func TestPasswordChangedWhileConnected(t *testing.T) {
 	require.True(t, ok)
 	cfg.Kopia.RepositoryPath, cfg.Kopia.PasswordFile = w.cli.Path, pwFile
 
-	logs := &syncBuffer{}
+	logs := &harness.SyncBuffer{}
 	r, err := cfg.Open(repo.OpenEnv{Name: kopia.KindFS, StateDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = r.Close(context.Background()) })
