@@ -57,11 +57,7 @@ func (r *Repo) newIndex(f fleet) *Index {
 		switch {
 		case len(list) == 0:
 		case r.verifier == nil:
-			for _, o := range list {
-				v.snapshots = append(v.snapshots, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime, ApproxTime: true})
-			}
-
-			repo.SortSnapshots(v.snapshots)
+			v.snapshots = unverified(list)
 		default:
 			var (
 				pending int
@@ -95,6 +91,21 @@ func (r *Repo) newIndex(f fleet) *Index {
 	return idx
 }
 
+// unverified is what a repository's snapshot objects say without the password: one snapshot
+// per object, dated by the object's modification time (ApproxTime: not the time restic
+// recorded, so no point in time can be placed on it), oldest first. The fleet listing and a
+// lookup's own listing both use it: they must agree.
+func unverified(objs []Object) []repo.Snapshot {
+	out := make([]repo.Snapshot, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime, ApproxTime: true})
+	}
+
+	repo.SortSnapshots(out)
+
+	return out
+}
+
 // verdict is what keeps a repository with pending unverified snapshots out of n from answering:
 // nil when all are verified (an older failure concerned snapshots since removed), the last
 // failure, or "not verified yet" (wrapping repo.ErrPending: it changes within seconds).
@@ -120,11 +131,7 @@ func (x *Index) decide(ctx context.Context, f repo.Finding, dir string, objs []O
 	case len(objs) == 0:
 		return f, nil
 	case r.verifier == nil:
-		for _, o := range objs {
-			f.Snapshots = append(f.Snapshots, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime})
-		}
-
-		repo.SortSnapshots(f.Snapshots)
+		f.Snapshots = unverified(objs)
 
 		return f, nil
 	}

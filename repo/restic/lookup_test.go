@@ -182,3 +182,34 @@ func TestLookupPutsItsRepositoryFirst(t *testing.T) {
 	t.Logf("when %s was answered, %d of the %d other repositories were verified", asked, verified, n-1)
 	assert.LessOrEqual(t, verified, 3, "the asked repository went first, not after the fleet")
 }
+
+// TestPointInTimeWithoutPassword: without the password a snapshot's time is its object's
+// modification time, not the time restic recorded and VolSync's restoreAsOf compares, so a
+// point in time is unknown, whether the snapshots come from the fleet listing or from a lookup's
+// own listing (both must mark the times approximate); a plain restore is still restore.
+func TestPointInTimeWithoutPassword(t *testing.T) {
+	for name, interval := range map[string]time.Duration{"fleet listing": 0, "lookup's own listing": time.Hour} {
+		t.Run(name, func(t *testing.T) {
+			_, opts := oneRepository(t)
+			opts.FleetRefreshInterval = interval
+			r := newRepo(t, opts)
+
+			idx, err := r.Load(context.Background())
+			require.NoError(t, err)
+
+			f, err := idx.Find(context.Background(), backedUp)
+			require.NoError(t, err)
+			require.Len(t, f.Snapshots, 1)
+			assert.True(t, f.Snapshots[0].ApproxTime, "an object's modification time is not restic's time")
+
+			for _, p := range []repo.PointInTime{{AsOf: time.Now().Add(time.Hour)}, {Previous: 0, AsOf: time.Now().Add(-time.Hour)}, {Previous: 1}} {
+				a := repo.DecideAt(backedUp, "restic", f, p, time.Now(), nil)
+				assert.Equal(t, repo.Unknown, a.Decision, "%s", p)
+				require.ErrorIs(t, a.Reason, repo.ErrUnverifiable, "%s", p)
+				assert.Contains(t, a.Reason.Error(), "needs the password")
+			}
+
+			assert.Equal(t, repo.Restore, repo.DecideAt(backedUp, "restic", f, repo.PointInTime{}, time.Now(), nil).Decision)
+		})
+	}
+}
