@@ -350,6 +350,9 @@ func (m *SourceMatcher) Fits(src KopiaSource) bool {
 	return err == nil && strings.ToLower(digits) == digits
 }
 
+// HostFits reports whether the settings give some namespace the hostname host.
+func (m *SourceMatcher) HostFits(host string) bool { return m.host.MatchString(host) }
+
 // sanitizePart keeps what the mover keeps of a derived username: [A-Za-z0-9_-].
 func sanitizePart(s string) string {
 	return strings.Map(func(r rune) rune {

@@ -79,6 +79,9 @@ type IndexStats struct {
 	// them). A repository holding sources but none fitting is what identity settings that
 	// differ from the movers' look like.
 	Fitting int
+	// Layout is how well the settings fit the sources, and the schemes the others follow
+	// (Kopia; the zero value elsewhere).
+	Layout LayoutFit
 	// RepositoryID is the unique id of the repository the index was read from (Kopia's
 	// uniqueID, hex), empty when the backend has none (a fleet of restic repositories).
 	RepositoryID string

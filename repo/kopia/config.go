@@ -40,6 +40,8 @@ type Settings struct {
 	Path               string      `yaml:"path"`
 	// RepositoryID pins the repository (see Pin).
 	RepositoryID string `yaml:"repositoryID"`
+	// OtherSchemes declares the layouts the repository holds on purpose (repo.ParseSchemes).
+	OtherSchemes string `yaml:"otherSchemes"`
 }
 
 func defaultSettings() Settings {
@@ -76,6 +78,7 @@ func (s *Settings) fields() []repo.Field {
 		{Flag: "kopia-username-template", Env: []string{"KOPIA_USERNAME_TEMPLATE"}, YAML: "kopia.usernameTemplate", Usage: "explicit Kopia username (spec.kopia.username); empty: derived from the source name", Value: (*repo.StringValue)(&s.UsernameTemplate)},
 		{Flag: "kopia-hostname-template", Env: []string{"KOPIA_HOSTNAME_TEMPLATE"}, YAML: "kopia.hostnameTemplate", Usage: "explicit Kopia hostname (spec.kopia.hostname); empty: the namespace", Value: (*repo.StringValue)(&s.HostnameTemplate)},
 		{Flag: "kopia-path", Env: []string{"KOPIA_PATH"}, YAML: "kopia.path", Usage: "Kopia source path (spec.kopia.sourcePathOverride)", Value: (*repo.StringValue)(&s.Path)},
+		{Flag: "kopia-other-schemes", Env: []string{"KOPIA_OTHER_SCHEMES"}, YAML: "kopia.otherSchemes", Usage: "source-name templates of other layouts the repository holds on purpose, comma-separated (e.g. {pvc}-volsync): they count as fitting and remain near-miss schemes", Value: (*repo.StringValue)(&s.OtherSchemes)},
 		{Flag: "kopia-repository-id", Env: []string{"KOPIA_REPOSITORY_ID"}, YAML: "kopia.repositoryID", Usage: "the repository's unique id (uniqueIDHex of kopia repository status --json, or /status): another repository at the location is refused", Value: (*repo.StringValue)(&s.RepositoryID)},
 	}
 }
@@ -101,6 +104,10 @@ func (s *Settings) validate() []error {
 		}
 	}
 
+	if _, err := repo.ParseSchemes(s.OtherSchemes); err != nil {
+		errs = append(errs, err)
+	}
+
 	return errs
 }
 
@@ -112,10 +119,18 @@ func (s *Settings) describe() string {
 
 	id := s.Identity()
 	if id.UserName != "" || id.HostName != "" {
-		return fmt.Sprintf("username %q hostname %q path %q; %s", id.UserName, id.HostName, id.Path, pin)
+		return fmt.Sprintf("username %q hostname %q path %q; %s%s", id.UserName, id.HostName, id.Path, pin, s.describeOthers())
 	}
 
-	return fmt.Sprintf("source name %q (username derived from it, hostname = namespace), path %q; %s", id.SourceName, id.Path, pin)
+	return fmt.Sprintf("source name %q (username derived from it, hostname = namespace), path %q; %s%s", id.SourceName, id.Path, pin, s.describeOthers())
+}
+
+func (s *Settings) describeOthers() string {
+	if s.OtherSchemes == "" {
+		return ""
+	}
+
+	return "; other layouts held on purpose: " + s.OtherSchemes
 }
 
 // secrets are what a Kopia backend reads before every load.
@@ -143,12 +158,13 @@ func (s Settings) open(env repo.OpenEnv, readKeys func() (repo.Secret, repo.Secr
 		return out, nil
 	}
 
-	pin := NewPin(s.RepositoryID) // shared by the Repos a secret rotation replaces
+	pin := NewPin(s.RepositoryID)                  // shared by the Repos a secret rotation replaces
+	others, _ := repo.ParseSchemes(s.OtherSchemes) // validated
 
 	return repo.Reloading(env.Name, env.Logger, read, func(sec secrets) (repo.Backend, error) {
 		r, err := New(Options{
 			Storage: storage(sec), Password: sec.password, StateDir: env.StateDir,
-			Identity: s.Identity(), Pin: pin, Logger: env.Logger,
+			Identity: s.Identity(), OtherSchemes: others, Pin: pin, Logger: env.Logger,
 		})
 		if err != nil {
 			return nil, err

@@ -23,6 +23,8 @@ type Index struct {
 	oddIDs   map[manifestKey]string // manifest ids that are not 32 hex digits
 	stats    repo.IndexStats
 	hosts    hostIndex // built on first use by NearMisses
+	match    *repo.SourceMatcher
+	schemes  repo.Schemes // the naming schemes the sources show (learn)
 
 	storedOnce sync.Once
 	stored     []repo.Stored
@@ -53,7 +55,7 @@ type winner struct {
 // entry with the latest modification time wins, and an id whose latest entry is a deletion marker
 // is gone. contents must be ordered (by content id) so that equal times resolve the same way on
 // every load.
-func newIndex(identity repo.KopiaIdentity, contents []*manifestContent) *Index {
+func newIndex(identity repo.KopiaIdentity, declared []repo.NamingScheme, contents []*manifestContent) *Index {
 	total := 0
 	for _, c := range contents {
 		total += len(c.entries)
@@ -123,6 +125,7 @@ func newIndex(identity repo.KopiaIdentity, contents []*manifestContent) *Index {
 	}
 
 	idx.stats.Sources = len(idx.sources)
+	idx.learn(declared)
 	idx.stats.Bytes = int64(total)*bytesPerEntry + int64(idx.stats.Snapshots)*bytesPerSnapshot + int64(idx.stats.Sources)*bytesPerSource
 
 	return idx

@@ -16,7 +16,7 @@ func (i *Index) Stored() []repo.Stored {
 		out := make([]repo.Stored, 0, len(i.sources))
 
 		for src, e := range i.sources {
-			s := repo.Stored{Source: src.String(), PVC: i.matcher().PVCOf(src), Snapshots: len(e.snapshots)}
+			s := repo.Stored{Source: src.String(), PVC: i.match.PVCOf(src), Snapshots: len(e.snapshots)}
 			if n := len(e.snapshots); n > 0 {
 				newest := i.snapshot(e.snapshots[n-1])
 				s.Newest = &newest

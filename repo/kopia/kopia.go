@@ -67,6 +67,9 @@ type Options struct {
 	// StateDir holds kopia's config file and cache; it must be private and writable.
 	StateDir string
 	Identity repo.KopiaIdentity
+	// OtherSchemes are the naming schemes of layouts the repository holds on purpose
+	// (KOPIA_OTHER_SCHEMES): they count as fitting, and are near-miss schemes.
+	OtherSchemes []repo.NamingScheme
 	// Pin holds the repository id the storage must hold (KOPIA_REPOSITORY_ID), or the one this
 	// process first saw; nil makes a new one from RepositoryID. Share one Pin between the Repos
 	// that replace each other (repo.Reloading) so a changed id is noticed across reconnects.
@@ -438,10 +441,9 @@ func (r *Repo) index(ctx context.Context) (*Index, error) {
 		}
 	}
 
-	idx := newIndex(r.opts.Identity, contents)
+	idx := newIndex(r.opts.Identity, r.opts.OtherSchemes, contents)
 
 	idx.stats.RepositoryID = r.repID
-	idx.stats.Fitting = idx.fitting()
 	r.last, r.lastIDs = idx, ids
 	r.sources = make(interner, len(idx.sources))
 

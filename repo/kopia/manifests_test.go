@@ -264,7 +264,7 @@ func TestIndexMergesAsKopia(t *testing.T) {
 				contents = append(contents, c)
 			}
 
-			idx := newIndex(id, contents)
+			idx := newIndex(id, nil, contents)
 
 			for name, ids := range tc.want {
 				f, err := idx.Find(context.Background(), pvc(name))

@@ -59,10 +59,10 @@ func TestNearMisses(t *testing.T) {
 		{repo.PVC{Namespace: "shop", Name: "redis"}, []string{"redis-backup@shop:/var/lib/redis | same username and hostname, another path"}},
 		{repo.PVC{Namespace: "web", Name: "redis"}, []string{}},
 		{repo.PVC{Namespace: "dev", Name: "gitea"}, []string{
-			"gitea-dst@dev:/data | the PVC's username under another naming scheme",
-			"gitea@dev:/data | the PVC's username under another naming scheme",
+			"gitea-dst@dev:/data | the PVC's name under the scheme {pvc}-dst (a known naming scheme; KOPIA_SOURCE_NAME_TEMPLATE={pvc}-dst would look it up)",
+			"gitea@dev:/data | the PVC's name under the scheme {pvc} (a known naming scheme; KOPIA_SOURCE_NAME_TEMPLATE={pvc} would look it up)",
 		}},
-		{repo.PVC{Namespace: "media", Name: "jellyfin"}, []string{"daily@media.cluster-b:/pvc/jellyfin | a path naming the PVC"}},
+		{repo.PVC{Namespace: "media", Name: "jellyfin"}, []string{"daily@media.cluster-b:/pvc/jellyfin | a path naming the PVC (its directory holds one PVC per path)"}},
 		{repo.PVC{Namespace: "monitoring", Name: replica + "0"}, []string{
 			"prometheus-kube-prometheus-stack-prometheus-db-pro@monitoring:/data | the username the mover derives by itself, cut at 50 characters and possibly shared with another PVC",
 		}},
