@@ -101,6 +101,11 @@ type state struct {
 	loadedAt    time.Time  // when the last successful load started: its data is at most that old
 	lastAttempt time.Time
 	lastErr     error // error of the last attempt, nil when it succeeded
+	// refused: the counts of the index the last attempt read and a guard refused, nil otherwise
+	refused *repo.IndexStats
+	// layoutWarning: the last index's minority-fit warning (repo.LayoutFit.Warning), logged when
+	// it changes
+	layoutWarning string
 }
 
 // memoKey: an answer depends on the PVC, the index and the point in time asked. A point in time
@@ -227,14 +232,25 @@ func (c *Cache) Refresh(ctx context.Context) error {
 
 	prev := c.state.Load()
 	next := *prev
-	next.lastAttempt, next.lastErr = end, err
+	next.lastAttempt, next.lastErr, next.refused = end, err, nil
+
+	if err != nil && idx != nil { // read, then refused by a guard: /status shows what was read
+		st := idx.Stats()
+		next.refused = &st
+	}
 
 	if err == nil {
 		next.index, next.loadedAt, next.generation = idx, start, prev.generation+1
 	}
 
+	if idx != nil {
+		next.layoutWarning = idx.Stats().Layout.Warning()
+	}
+
 	c.state.Store(&next)
 	c.opts.Metrics.observeRefresh(c.opts.Backend, end.Sub(start), idx, end, err)
+
+	c.logLayout(prev, &next, idx)
 
 	if err != nil {
 		c.opts.Logger.Warn("index refresh failed", "backend", c.opts.Backend, "err", err)
@@ -248,6 +264,23 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	}
 
 	return nil
+}
+
+// logLayout logs a minority fit of the identity settings (repo.LayoutFit) at the first load
+// and whenever it changes; /status and backup_oracle_index_layout_fit_ratio show it on every
+// refresh. A minority fit is a warning, not a refusal: the near-miss rule answers unknown for each
+// PVC whose data is under another scheme, while the PVCs the settings fit answer right.
+func (c *Cache) logLayout(prev, next *state, idx repo.Index) {
+	if idx == nil || next.layoutWarning == prev.layoutWarning {
+		return
+	}
+
+	if next.layoutWarning == "" {
+		c.opts.Logger.Info("the identity settings fit the repository's sources again", "backend", c.opts.Backend)
+		return
+	}
+
+	c.opts.Logger.Warn("identity settings fit a minority of the sources", "backend", c.opts.Backend, "warning", next.layoutWarning)
 }
 
 // load runs one Loader.Load bounded by RefreshTimeout (see Refresh). Called with mu held.
@@ -467,6 +500,7 @@ func (c *Cache) Status() repo.IndexStatus {
 		s.Stats = st.index.Stats()
 	}
 
+	s.Refused = st.refused
 	_, s.NotReady = c.usable(st)
 
 	return s

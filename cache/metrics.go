@@ -20,6 +20,7 @@ type Metrics struct {
 	sources         *prometheus.GaugeVec
 	snapshots       *prometheus.GaugeVec
 	fitting         *prometheus.GaugeVec
+	layoutFit       *prometheus.GaugeVec
 	bytes           *prometheus.GaugeVec
 	refreshes       *prometheus.CounterVec
 	guards          *prometheus.CounterVec
@@ -68,6 +69,10 @@ func NewMetricsWith(reg prometheus.Registerer, opts MetricsOptions) *Metrics {
 			Name: "backup_oracle_index_fitting_sources",
 			Help: "Sources in the last successfully loaded index that the identity settings could have produced; 0 with sources stored means the settings differ from the movers'.",
 		}, []string{"backend"}),
+		layoutFit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "backup_oracle_index_layout_fit_ratio",
+			Help: "Share (0 to 1) of the sources under the namespaces' hostnames that the identity settings (and KOPIA_OTHER_SCHEMES) produce, in the last index read, refused or not; below 0.5 /status names the scheme the others follow. 1 when there is none.",
+		}, []string{"backend"}),
 		bytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "backup_oracle_index_bytes",
 			Help: "Estimated memory held by the last successfully loaded index, in bytes (0: the backend does not estimate it).",
@@ -82,7 +87,7 @@ func NewMetricsWith(reg prometheus.Registerer, opts MetricsOptions) *Metrics {
 		}, []string{"guard", "outcome"}),
 	}
 	reg.MustRegister(m.live, newBackupsCollector(opts.BackupSeriesLimit, m.live), m.refreshDuration, m.lastSuccess, m.sources, m.snapshots,
-		m.fitting, m.bytes, m.refreshes, m.guards)
+		m.fitting, m.layoutFit, m.bytes, m.refreshes, m.guards)
 
 	return m
 }
@@ -93,6 +98,15 @@ func (m *Metrics) observeRefresh(backend string, d time.Duration, idx repo.Index
 	}
 
 	m.refreshDuration.WithLabelValues(backend).Observe(d.Seconds())
+
+	if idx != nil { // also an index a guard refused: the fit is what the operator must fix
+		lf, ratio := idx.Stats().Layout, 1.0
+		if lf.Considered > 0 {
+			ratio = float64(lf.Expected) / float64(lf.Considered)
+		}
+
+		m.layoutFit.WithLabelValues(backend).Set(ratio)
+	}
 
 	if err != nil {
 		m.refreshes.WithLabelValues(backend, "error").Inc()

@@ -36,16 +36,7 @@ type kopiaWorld struct {
 func newKopiaWorld(t *testing.T) *kopiaWorld {
 	t.Helper()
 
-	base, err := os.MkdirTemp("", "backup-oracle-kopia-")
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = os.RemoveAll(base) })
-	require.NoError(t, os.Chmod(base, 0o755)) // another user may traverse it; kopia's files stay 0600
-
-	w := &kopiaWorld{base: base, data: filepath.Join(base, "data")}
-	require.NoError(t, os.MkdirAll(w.data, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(w.data, "db.sqlite"), []byte("precious"), 0o644))
-
-	w.cli = harness.NewKopiaRepository(t, filepath.Join(base, "repository"), kopiaPassword)
+	w := newEmptyKopiaWorld(t)
 
 	// Written under the sources VolSync's Kopia mover uses (kopiamover: its rules, not the
 	// oracle's function under test).
@@ -60,6 +51,24 @@ func newKopiaWorld(t *testing.T) *kopiaWorld {
 	} {
 		w.cli.Snapshot(w.data, src)
 	}
+
+	return w
+}
+
+// newEmptyKopiaWorld is a repository created by the real kopia CLI, without snapshots.
+func newEmptyKopiaWorld(t *testing.T) *kopiaWorld {
+	t.Helper()
+
+	base, err := os.MkdirTemp("", "backup-oracle-kopia-")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	require.NoError(t, os.Chmod(base, 0o755)) // another user may traverse it; kopia's files stay 0600
+
+	w := &kopiaWorld{base: base, data: filepath.Join(base, "data")}
+	require.NoError(t, os.MkdirAll(w.data, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(w.data, "db.sqlite"), []byte("precious"), 0o644))
+
+	w.cli = harness.NewKopiaRepository(t, filepath.Join(base, "repository"), kopiaPassword)
 
 	return w
 }
@@ -294,7 +303,8 @@ func TestCheckConfigOpens(t *testing.T) {
 		{"missing password file", []string{"KOPIA_PASSWORD_FILE=" + filepath.Join(w.base, "absent")}, 1, "kopia password: read secret file"},
 		{"wrong password", []string{"KOPIA_PASSWORD_FILE=" + w.passwordFile(t, "wrong")}, 1, "invalid repository password"},
 		{"identity settings that fit nothing", []string{"KOPIA_PATH=/mnt/data"}, 1, "none of them one the identity settings could have produced"},
-		{"the explicit override", []string{"KOPIA_PATH=/mnt/data", "ALLOW_EMPTY_INDEX=true"}, 0, "opened: 6 sources (0 fit the identity settings)"},
+		{"the explicit override opens, the layout fit still fails", []string{"KOPIA_PATH=/mnt/data", "ALLOW_EMPTY_INDEX=true"}, 1,
+			"opened: 6 sources (0 fit the identity settings)"},
 		{"wrong pin", []string{"KOPIA_REPOSITORY_ID=" + strings.Repeat("00", 32)}, 1, "but KOPIA_REPOSITORY_ID pins 0000"},
 	}
 

@@ -443,6 +443,8 @@ type SchemeCount struct {
 	// "path <path>" for sources on another path.
 	Scheme  string
 	Sources int
+	// Examples are up to three of those sources, sorted.
+	Examples []string
 }
 
 // Minority reports whether the settings fit fewer than half of the considered sources.
@@ -462,7 +464,12 @@ func (f LayoutFit) Warning() string {
 			break
 		}
 
-		parts = append(parts, fmt.Sprintf("%s (%d)", o.Scheme, o.Sources))
+		ex := ""
+		if len(o.Examples) > 0 {
+			ex = ", e.g. " + strings.Join(o.Examples, ", ")
+		}
+
+		parts = append(parts, fmt.Sprintf("%s (%d%s)", o.Scheme, o.Sources, ex))
 	}
 
 	msg := fmt.Sprintf("the identity settings fit %d of the %d sources of the namespaces' hostnames; the others follow %s",

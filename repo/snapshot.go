@@ -101,6 +101,10 @@ type IndexStatus struct {
 	LastError error
 	// NotReady is why lookups are not authoritative now, nil when they are.
 	NotReady error
+	// Refused holds the counts of the last index a guard refused (no source, or none fitting
+	// the identity settings), so the operator the refusal sends to /status finds the sources it
+	// talks about; nil when the last load was not refused.
+	Refused *IndexStats
 }
 
 // Explanation is everything one backend knows of one PVC, for operators.

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/backup-oracle/backup-oracle/repo"
 )
 
 type readyResponse struct {
@@ -42,6 +44,47 @@ type backendStatus struct {
 	FittingSources int      `json:"fittingSources"`
 	RepositoryID   string   `json:"repositoryID,omitempty"`
 	IndexAgeSecond *float64 `json:"indexAgeSeconds,omitempty"`
+	// Layout is how well the identity settings fit the sources (Kopia).
+	Layout *layoutStatus `json:"layout,omitempty"`
+	// Refused is what the last load read before a guard refused it (no source fits the settings).
+	Refused *refusedStatus `json:"refused,omitempty"`
+}
+
+type layoutStatus struct {
+	// Considered: sources under hostnames the settings give a namespace.
+	Considered int `json:"considered"`
+	// Fitting: those the settings (or KOPIA_OTHER_SCHEMES) produce.
+	Fitting int           `json:"fitting"`
+	Others  []schemeCount `json:"otherSchemes,omitempty"`
+	// Warning is set when the settings fit fewer than half of them.
+	Warning string `json:"warning,omitempty"`
+}
+
+type schemeCount struct {
+	// Scheme: a source-name template ("{pvc}-volsync"), "path <dir>/{pvc}" or "path <path>".
+	Scheme   string   `json:"scheme"`
+	Sources  int      `json:"sources"`
+	Examples []string `json:"examples,omitempty"`
+}
+
+type refusedStatus struct {
+	Sources        int           `json:"sources"`
+	Snapshots      int           `json:"snapshots"`
+	FittingSources int           `json:"fittingSources"`
+	Layout         *layoutStatus `json:"layout,omitempty"`
+}
+
+func newLayoutStatus(f repo.LayoutFit) *layoutStatus {
+	if f.Considered == 0 {
+		return nil
+	}
+
+	out := &layoutStatus{Considered: f.Considered, Fitting: f.Expected, Warning: f.Warning()}
+	for _, o := range f.Others {
+		out.Others = append(out.Others, schemeCount{Scheme: o.Scheme, Sources: o.Sources, Examples: o.Examples})
+	}
+
+	return out
 }
 
 // status shows every backend's index for an operator debugging a restore.
@@ -58,6 +101,11 @@ func (h *handler) statuses() []backendStatus {
 		b := backendStatus{
 			Backend: s.Backend, Ready: s.NotReady == nil, Generation: s.Generation,
 			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots, FittingSources: s.Stats.Fitting, RepositoryID: s.Stats.RepositoryID,
+			Layout: newLayoutStatus(s.Stats.Layout),
+		}
+
+		if r := s.Refused; r != nil {
+			b.Refused = &refusedStatus{Sources: r.Sources, Snapshots: r.Snapshots, FittingSources: r.Fitting, Layout: newLayoutStatus(r.Layout)}
 		}
 
 		if s.NotReady != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/backup-oracle/backup-oracle/cache"
+	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/ledger"
 )
 
@@ -85,6 +86,12 @@ func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int 
 
 		if err := c.Refresh(ctx); err != nil {
 			fmt.Fprintf(stdout, "  backend %d: FAILED: %v\n", i+1, err)
+
+			if r := c.Status().Refused; r != nil {
+				fmt.Fprintf(stdout, "  backend %d: read %d sources (%d fit the identity settings), %d snapshots\n", i+1, r.Sources, r.Fitting, r.Snapshots)
+				printLayout(stdout, i+1, r.Layout)
+			}
+
 			code = 1
 
 			continue
@@ -98,7 +105,23 @@ func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int 
 
 		fmt.Fprintf(stdout, "  backend %d: opened: %d sources (%d fit the identity settings), %d snapshots%s\n",
 			i+1, st.Sources, st.Fitting, st.Snapshots, id)
+
+		if printLayout(stdout, i+1, st.Layout) {
+			code = 1
+		}
 	}
 
 	return code
+}
+
+// printLayout prints a minority fit of the identity settings (repo.LayoutFit) and reports
+// whether there was one: --check-config --open fails on it, although the server only warns,
+// because a configuration check is the moment to fix the settings or declare the other layouts.
+func printLayout(w io.Writer, n int, f repo.LayoutFit) bool {
+	if warning := f.Warning(); warning != "" {
+		fmt.Fprintf(w, "  backend %d: FAILED: %s\n", n, warning)
+		return true
+	}
+
+	return false
 }

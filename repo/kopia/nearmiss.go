@@ -87,7 +87,22 @@ func sortedKeys[K comparable](m map[K]bool, less func(a, b K) int) []K {
 func (i *Index) layoutFit(fits map[repo.KopiaSource]bool, ownAffix bool) repo.LayoutFit {
 	var f repo.LayoutFit
 
-	others := map[string]int{}
+	others := map[string]*repo.SchemeCount{}
+	note := func(scheme string, src repo.KopiaSource) {
+		o := others[scheme]
+		if o == nil {
+			o = &repo.SchemeCount{Scheme: scheme}
+			others[scheme] = o
+		}
+
+		o.Sources++
+		o.Examples = append(o.Examples, src.String())
+		slices.Sort(o.Examples) // the three smallest: the same on every load
+
+		if len(o.Examples) > 3 {
+			o.Examples = o.Examples[:3]
+		}
+	}
 
 	for src, fit := range fits {
 		if !i.match.HostFits(src.Host) {
@@ -106,19 +121,19 @@ func (i *Index) layoutFit(fits map[repo.KopiaSource]bool, ownAffix bool) repo.La
 			f.Expected++
 		case src.Path != i.identity.Path:
 			if dir := path.Dir(src.Path); i.schemes.PathParents[dir] {
-				others["path "+dir+"/{pvc}"]++
+				note("path "+dir+"/{pvc}", src)
 			} else {
-				others["path "+src.Path]++
+				note("path "+src.Path, src)
 			}
 		case carries:
-			others[carrier.Template()]++
+			note(carrier.Template(), src)
 		default:
-			others["{pvc}"]++
+			note("{pvc}", src)
 		}
 	}
 
-	for s, n := range others {
-		f.Others = append(f.Others, repo.SchemeCount{Scheme: s, Sources: n})
+	for _, o := range others {
+		f.Others = append(f.Others, *o)
 	}
 
 	slices.SortFunc(f.Others, func(a, b repo.SchemeCount) int {
