@@ -162,6 +162,18 @@ func TestEndpoints(t *testing.T) {
 		return append(oracle().Inventory(), repo.Inventory{Backend: "restic-s3", Err: fmt.Errorf("%w: the first refresh of restic-s3 has not finished", repo.ErrNotLoaded)})
 	}
 
+	layout := oracle()
+	layout.status = func() []repo.IndexStatus {
+		lf := repo.LayoutFit{Considered: 5, Expected: 1, Others: []repo.SchemeCount{
+			{Scheme: "{pvc}-volsync", Sources: 4, Examples: []string{"data-volsync@media:/data", "radarr-volsync@media:/data"}}}}
+
+		return []repo.IndexStatus{
+			{Backend: "kopia-fs", LoadedAt: indexTime, LastAttempt: indexTime, Generation: 3, Stats: repo.IndexStats{Sources: 5, Snapshots: 5, Fitting: 1, Layout: lf}},
+			{Backend: "kopia-s3", LastAttempt: indexTime, LastError: errors.New("no fitting source"), NotReady: errors.New("no fitting source"),
+				Refused: &repo.IndexStats{Sources: 4, Snapshots: 4, Layout: repo.LayoutFit{Considered: 4, Others: lf.Others}}},
+		}
+	}
+
 	cases := []struct {
 		name   string
 		oracle server.Oracle
@@ -170,6 +182,7 @@ func TestEndpoints(t *testing.T) {
 		code   int
 		golden string
 	}{
+		{"status: a minority fit and a refused load", layout, http.MethodGet, "/status", http.StatusOK, "status-layout.json"},
 		{"restore", oracle(), http.MethodGet, "/exists/web/restore.app", http.StatusOK, "restore.json"},
 		{"fresh", oracle(), http.MethodGet, "/exists/web/fresh", http.StatusOK, "fresh.json"},
 		{"unknown", oracle(), http.MethodGet, "/exists/web/other", http.StatusServiceUnavailable, "unknown.json"},
