@@ -53,8 +53,10 @@ func (s NamingScheme) Template() string {
 // ("", the ${APP} layouts), this chart's "-backup", RDs named "-dst"/"-dest", "-src"/"-restore"
 // pairs (DOMAIN.md 8).
 func KnownSchemes() []NamingScheme {
-	out := []NamingScheme{}
-	for _, s := range []string{"", "-backup", "-dst", "-src", "-restore", "-dest"} {
+	suffixes := []string{"", "-backup", "-dst", "-src", "-restore", "-dest"}
+	out := make([]NamingScheme, 0, len(suffixes))
+
+	for _, s := range suffixes {
 		out = append(out, NamingScheme{Affix: s, Origin: SchemeKnown})
 	}
 

@@ -52,7 +52,7 @@ func TestLearnNamingSchemes(t *testing.T) {
 		{"every username ends in -volsync", users("media", "data-volsync", "jellyfin-config-volsync", "sonarr-volsync", "radarr-volsync"), byPVC,
 			[]string{"{pvc}-volsync:4"}},
 		{"a word of PVC names, a minority", append(users("media", "jellyfin-config", "sonarr", "radarr", "lidarr", "bazarr", "prowlarr", "readarr", "overseerr"),
-			users("home", "hass", "zigbee", "mosquitto", "node-red")...), byPVC, []string{}},
+			users("home", "hass", "zigbee", "mqtt", "node-red")...), byPVC, []string{}},
 		{"one username is no scheme", users("media", "data-volsync", "sonarr", "radarr"), byPVC, []string{}},
 		{"two of three is a quarter of the repository", users("media", "data-volsync", "sonarr-volsync", "radarr"), byPVC, []string{"{pvc}-volsync:2"}},
 		{"the settings' own word is never another scheme", users("web", "a-backup", "b-backup", "c-backup"), repo.DefaultKopiaIdentity(), []string{}},

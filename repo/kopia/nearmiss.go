@@ -176,7 +176,10 @@ func (i *Index) NearMisses(pvc repo.PVC) []repo.NearMiss {
 				continue
 			}
 
-			rule, overrides := "", false
+			var (
+				rule      string
+				overrides bool
+			)
 
 			switch m, named := names[src.UserName]; {
 			case isCut && src == cut:

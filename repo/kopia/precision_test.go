@@ -51,7 +51,7 @@ func stored(l layout, pvc repo.PVC) repo.KopiaSource {
 var (
 	apps = []string{"jellyfin", "sonarr", "radarr", "lidarr", "prowlarr", "immich", "paperless", "nextcloud", "gitea", "forgejo",
 		"vaultwarden", "grafana", "loki", "prometheus", "postgres", "redis", "minio", "mealie", "home-assistant", "zigbee2mqtt",
-		"mosquitto", "node-red", "plex", "tautulli", "overseerr", "syncthing", "photoprism", "bookstack", "wikijs", "n8n"}
+		"mqtt", "node-red", "plex", "tautulli", "overseerr", "syncthing", "photoprism", "bookstack", "wikijs", "n8n"}
 	kinds = []string{"", "-config", "-data", "-cache", "-db", "-media", "-0", "-1"}
 	words = []string{"data", "config", "cache", "db", "media"}
 )
@@ -81,12 +81,12 @@ func mixedWorld() []mixedNamespace {
 		for len(pvcs) < 20 {
 			var p string
 
-			switch r := rng.IntN(20); {
-			case r == 0:
+			switch rng.IntN(20) {
+			case 0:
 				p = words[rng.IntN(len(words))] // a bare common word
-			case r == 1:
+			case 1:
 				p = "my." + apps[rng.IntN(len(apps))] + ".data" // dotted
-			case r == 2:
+			case 2:
 				p = apps[rng.IntN(len(apps))] + "-" + strings.Repeat("volume-claim-", 4) + fmt.Sprint(rng.IntN(3)) // long
 			default:
 				p = apps[rng.IntN(len(apps))] + kinds[rng.IntN(len(kinds))]
