@@ -302,18 +302,16 @@ func parseConfigWith(setup flagSetup, args, environ []string) (Config, []string,
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
 	}
 
-	if err := errors.Join(errs...); err != nil {
-		return cfg, pos, err
-	}
-
+	// A value that did not parse keeps its default: go on, so every problem is reported at once
+	// (a malformed duration and a bad template together), not one per attempt.
 	if setup.skipBackends != nil && setup.skipBackends() {
-		return cfg, pos, nil
+		return cfg, pos, errors.Join(errs...)
 	}
 
 	if cfg.BackendsFile != "" {
 		bs, err := loadBackendsFile(cfg.BackendsFile, kinds)
 		if err != nil {
-			return cfg, pos, err
+			return cfg, pos, errors.Join(append(errs, err)...)
 		}
 
 		cfg.Backends = bs
