@@ -32,8 +32,10 @@ func consoleTemplate() *template.Template {
 
 			return humanAge(time.Duration(*s * float64(time.Second)))
 		},
-		"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-		"bytes": humanBytes,
+		"when":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"bytes":       humanBytes,
+		"newestFirst": newestFirst,
+		"restores":    restores,
 	}).ParseFS(consoleFS, "console.html"))
 }
 
@@ -50,6 +52,31 @@ func humanBytes(n int64) string {
 	}
 
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[unit])
+}
+
+// newestFirst returns the snapshots (oldest first, as explained) newest first: the one a plain
+// restore gets is on top.
+func newestFirst(s []snapshotDetail) []snapshotDetail {
+	out := make([]snapshotDetail, len(s))
+	for i := range s {
+		out[len(s)-1-i] = s[i]
+	}
+
+	return out
+}
+
+// restores reports whether snapshot id of backend is the one VolSync would restore for answer a:
+// the selected one (a point in time) or the newest, of the backend that decided restore.
+func restores(a existsResponse, backend, id string) bool {
+	if a.Decision != repo.Restore || a.Backend != backend {
+		return false
+	}
+
+	if a.SelectedSnapshot != nil {
+		return a.SelectedSnapshot.ID == id
+	}
+
+	return a.LatestSnapshot != nil && a.LatestSnapshot.ID == id
 }
 
 // consoleData is what the page shows.
