@@ -468,3 +468,27 @@ unused.
 
 {{/* The PVC annotation naming the backend a restored PVC's RD restores from (blue/green). */}}
 {{- define "bo.restoreBackendAnnotation" -}}backup-oracle.io/restore-backend{{- end -}}
+
+{{/*
+bo.s3CA: the volume source of an S3 settings block's private CA (s3.ca: secretName or
+configMapName, key), as YAML; empty without one. Both names set is refused with a sentence.
+*/}}
+{{- define "bo.s3CA" -}}
+{{- $ca := .ca | default dict -}}
+{{- if and $ca.secretName $ca.configMapName -}}
+{{- fail "s3.ca: set secretName or configMapName, not both (the PEM of the S3 endpoint's private CA)" -}}
+{{- end -}}
+{{- if $ca.secretName }}
+secret:
+  secretName: {{ $ca.secretName | quote }}
+  items:
+    - key: {{ $ca.key | default "ca.crt" | quote }}
+      path: {{ $ca.key | default "ca.crt" | quote }}
+{{- else if $ca.configMapName }}
+configMap:
+  name: {{ $ca.configMapName | quote }}
+  items:
+    - key: {{ $ca.key | default "ca.crt" | quote }}
+      path: {{ $ca.key | default "ca.crt" | quote }}
+{{- end -}}
+{{- end -}}
