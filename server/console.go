@@ -87,6 +87,7 @@ type consoleData struct {
 	Result     *explainResponse
 	StaleFor   string
 	Backends   []backendStatus
+	Cutover    *cutoverStatus
 	Inventory  backupsResponse
 	Rows       []consoleRow
 	Stale      int
@@ -129,6 +130,7 @@ func (h *handler) consolePage(c *gin.Context) {
 	}
 
 	d.Backends = h.statuses()
+	d.Cutover = h.cutoverStatus()
 	d.Inventory = h.inventory("", 0)
 
 	for _, b := range d.Inventory.Backups {

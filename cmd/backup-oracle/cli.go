@@ -382,7 +382,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	wg.Wait()
 
-	h, err := newHandler(cfg, oracle, reg, logger)
+	h, err := newHandler(cfg, oracle, oracle.Cutover, reg, logger)
 
 	return h, cleanup.run, err
 }
