@@ -492,3 +492,18 @@ configMap:
       path: {{ $ca.key | default "ca.crt" | quote }}
 {{- end -}}
 {{- end -}}
+
+{{/*
+bo.validateCutover: cutover.at is an RFC 3339 instant and cutover.from names a backends[] entry.
+*/}}
+{{- define "bo.validateCutover" -}}
+{{- $c := .Values.cutover -}}
+{{- if not (regexMatch "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$" ($c.at | default "")) -}}
+{{- fail (printf "cutover.at %q: the instant of the cutover as RFC 3339 with the T and a zone, e.g. 2026-12-06T18:00:00Z" ($c.at | default "")) -}}
+{{- end -}}
+{{- $names := list -}}
+{{- range .Values.backends }}{{ $names = append $names .name }}{{ end -}}
+{{- if not (has $c.from $names) -}}
+{{- fail (printf "cutover.from %q: name the backends[] entry of the colour being left (one of %s)" ($c.from | default "") (join ", " $names)) -}}
+{{- end -}}
+{{- end -}}
