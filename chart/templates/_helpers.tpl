@@ -478,13 +478,13 @@ configMapName, key), as YAML; empty without one. Both names set is refused with 
 {{- if and $ca.secretName $ca.configMapName -}}
 {{- fail "s3.ca: set secretName or configMapName, not both (the PEM of the S3 endpoint's private CA)" -}}
 {{- end -}}
-{{- if $ca.secretName }}
+{{- if $ca.secretName -}}
 secret:
   secretName: {{ $ca.secretName | quote }}
   items:
     - key: {{ $ca.key | default "ca.crt" | quote }}
       path: {{ $ca.key | default "ca.crt" | quote }}
-{{- else if $ca.configMapName }}
+{{- else if $ca.configMapName -}}
 configMap:
   name: {{ $ca.configMapName | quote }}
   items:
