@@ -135,6 +135,11 @@ func TestCommandsReadTheRepository(t *testing.T) {
 		{[]string{"check", "--demo", "shop/redis"}, 4, "UNKNOWN"},
 		{[]string{"check", "--demo", "shop/cache"}, 3, "FRESH"},
 		{[]string{"list", "--demo"}, 0, "postgres-backup@shop:/data"},
+		// The RD's name comes from the destination template (the chart's destinationNameTemplate),
+		// not from the RS's.
+		{[]string{"identity", "--demo", "--destination-name-template", "{pvc}-dst", "shop/gitea"}, 0,
+			"ReplicationSource       gitea-backup\nReplicationDestination  gitea-dst\n"},
+		{[]string{"identity", "--demo", "shop/gitea"}, 0, "ReplicationSource       gitea-backup\nReplicationDestination  gitea-backup\n"},
 	}
 
 	for _, tc := range cases {

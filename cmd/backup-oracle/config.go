@@ -35,6 +35,10 @@ type Config struct {
 	AllowEmpty      bool
 	// NearMiss is what a near miss does to a would-be fresh answer (NEAR_MISS: deny, warn, off).
 	NearMiss string
+	// DestinationNameTemplate is the name the policies give a PVC's ReplicationDestination
+	// (DESTINATION_NAME_TEMPLATE, the chart's config.kopia.destinationNameTemplate); empty: the
+	// ReplicationSource's name. Only GET /identity reads it.
+	DestinationNameTemplate string
 	// ExpectedBackupsFile is the expected-backups ledger (EXPECTED_BACKUPS_FILE), re-read on
 	// every refresh interval.
 	ExpectedBackupsFile string
@@ -113,6 +117,7 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*repo.StringValue)(&c.LogFormat)},
 		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*repo.BoolValue)(&c.AllowEmpty)},
 		{"near-miss", []string{"NEAR_MISS"}, "what snapshots of the PVC under a slightly different identity do to a would-be fresh answer: deny (unknown), warn (fresh, reported) or off", (*repo.StringValue)(&c.NearMiss)},
+		{"destination-name-template", []string{"DESTINATION_NAME_TEMPLATE"}, "the name the policies give a PVC's ReplicationDestination (its dataSourceRef; {namespace}, {pvc}), reported by GET /identity; empty: the ReplicationSource's (kopia-source-name-template)", (*repo.StringValue)(&c.DestinationNameTemplate)},
 		{"expected-backups-file", []string{"EXPECTED_BACKUPS_FILE"}, "YAML ledger of PVCs known to have had a backup (pvcs: [<namespace>/<pvc>, ...]); a listed PVC is never fresh; re-read every refresh interval", (*repo.StringValue)(&c.ExpectedBackupsFile)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*repo.StringValue)(&c.StateDir)},
 		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in the state directory", (*repo.BoolValue)(&c.Demo)},
@@ -407,6 +412,12 @@ func (c *Config) Validate() error {
 
 	if _, err := repo.ParseNearMissMode(c.NearMiss); err != nil {
 		errs = append(errs, err)
+	}
+
+	if c.DestinationNameTemplate != "" {
+		if err := repo.CheckNameTemplate("DESTINATION_NAME_TEMPLATE", c.DestinationNameTemplate); err != nil {
+			errs = append(errs, err)
+		}
 	}
 
 	if c.LogFormat != "json" && c.LogFormat != "text" {
