@@ -105,8 +105,8 @@ func New(opts Options) (http.Handler, error) {
 	h := &handler{
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
 		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
-		destinationName: opts.DestinationName,
 		staleFor: opts.DefaultStaleFor, console: consoleTemplate(), renders: newRenderCache(opts.RenderCacheSize),
+		destinationName: opts.DestinationName,
 	}
 
 	r := gin.New()
