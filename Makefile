@@ -216,7 +216,7 @@ e2e: $(E2E_TOOLS) $(GOLANGCI_LINT) ## restore-as-code end to end: etcd, kube-api
 # (the committed corpus, which every plain `go test` replays): review them and commit.
 FUZZ_TARGETS   := ./repo:FuzzDNS1123 ./repo:FuzzKopiaIdentity ./repo:FuzzKopiaNames \
   ./repo:FuzzKopiaPVCOfRoundTrip ./server:FuzzExistsPath ./repo/restic:FuzzDecodeSnapshot \
-  ./repo/kopia:FuzzParseRFC3339 ./repo/kopia:FuzzParseManifestContent
+  ./repo/kopia:FuzzParseRFC3339 ./repo/kopia:FuzzParseManifestContent ./repo:FuzzKopiaDestinationOf
 FUZZTIME       ?= 2m
 FUZZTIME_SHORT ?= 100000x
 

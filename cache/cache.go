@@ -117,10 +117,13 @@ type memoKey struct {
 	asOf       int64 // Unix seconds of PointInTime.AsOf, 0 when unset
 	hasAsOf    bool
 	previous   int
+	source     repo.KopiaSource // the source the PVC names, zero when none
 }
 
-func newMemoKey(pvc repo.PVC, generation uint64, p repo.PointInTime) memoKey {
-	k := memoKey{pvc: pvc, generation: generation, previous: p.Previous, hasAsOf: !p.AsOf.IsZero()}
+func newMemoKey(q repo.Query, generation uint64) memoKey {
+	p := q.PointInTime
+
+	k := memoKey{pvc: q.PVC, generation: generation, previous: p.Previous, hasAsOf: !p.AsOf.IsZero(), source: q.Source}
 	if k.hasAsOf {
 		k.asOf = p.AsOf.Unix()
 	}
@@ -129,7 +132,7 @@ func newMemoKey(pvc repo.PVC, generation uint64, p repo.PointInTime) memoKey {
 }
 
 func (k memoKey) String() string {
-	return fmt.Sprintf("%s\x00%d\x00%t%d\x00%d", k.pvc, k.generation, k.hasAsOf, k.asOf, k.previous)
+	return fmt.Sprintf("%s\x00%d\x00%t%d\x00%d\x00%s", k.pvc, k.generation, k.hasAsOf, k.asOf, k.previous, k.source)
 }
 
 // New validates opts and returns a cache with no index: lookups answer Unknown until the first
@@ -359,14 +362,29 @@ func (c *Cache) Lookup(ctx context.Context, pvc repo.PVC) repo.Answer {
 // backend's index does (then bounded by LookupTimeout). If ctx ends first, the answer is
 // Unknown for this caller only: the shared lookup goes on for the others.
 func (c *Cache) LookupAt(ctx context.Context, pvc repo.PVC, p repo.PointInTime) repo.Answer {
+	return c.LookupQuery(ctx, repo.Query{PVC: pvc, PointInTime: p})
+}
+
+// LookupQuery is LookupAt for q's PVC and point in time, looking up the source q names
+// (repo.Index.FindSource) when it names one, else the PVC's own. A named source is never
+// searched for near misses: its answer is never Fresh (repo.SettleRestoreSource, in the Group).
+// The acknowledgements of q are the guards' business, not the cache's.
+func (c *Cache) LookupQuery(ctx context.Context, q repo.Query) repo.Answer {
+	pvc, p := q.PVC, q.PointInTime
+	named := q.Source != repo.KopiaSource{}
 	st := c.state.Load()
 
 	idx, err := c.usable(st)
 	if err != nil {
-		return repo.DecideAt(pvc, c.opts.Backend, repo.Finding{}, p, st.loadedAt, err)
+		f := repo.Finding{}
+		if named {
+			f.Source = q.Source.String()
+		}
+
+		return repo.DecideAt(pvc, c.opts.Backend, f, p, st.loadedAt, err)
 	}
 
-	key := newMemoKey(pvc, st.generation, p)
+	key := newMemoKey(q, st.generation)
 	if a, ok := c.memo.Get(key); ok {
 		return a
 	}
@@ -375,8 +393,18 @@ func (c *Cache) LookupAt(ctx context.Context, pvc repo.PVC, p repo.PointInTime) 
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.opts.LookupTimeout)
 		defer cancel()
 
-		f, ferr := idx.Find(lctx, pvc)
-		if ferr == nil && len(f.Snapshots) == 0 && c.opts.NearMisses {
+		var (
+			f    repo.Finding
+			ferr error
+		)
+
+		if named {
+			f, ferr = idx.FindSource(lctx, pvc, q.Source)
+		} else {
+			f, ferr = idx.Find(lctx, pvc)
+		}
+
+		if !named && ferr == nil && len(f.Snapshots) == 0 && c.opts.NearMisses {
 			f.NearMisses = idx.NearMisses(pvc)
 			for i := range f.NearMisses {
 				f.NearMisses[i].Backend = c.opts.Backend

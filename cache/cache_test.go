@@ -37,6 +37,10 @@ type fakeIndex struct {
 	// unfit: none of the sources fits the identity settings.
 	unfit  bool
 	stored []repo.Stored
+	// named maps a named source to its snapshot count (FindSource); namedErr, when set, is
+	// FindSource's error.
+	named    map[repo.KopiaSource]int
+	namedErr error
 }
 
 func (f *fakeIndex) NearMisses(pvc repo.PVC) []repo.NearMiss {

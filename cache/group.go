@@ -57,13 +57,14 @@ func (g *Group) Caches() []*Cache { return g.caches }
 func (g *Group) Ledger() repo.Ledger { return g.guards.Ledger }
 
 // Lookup asks every cache for q's PVC restored at q's point in time (a backend whose snapshots
-// the point in time does not select is Unknown: repo.DecideAt), combines the answers and applies
-// the guards. Every guard event is
+// the point in time does not select is Unknown: repo.DecideAt), from the source q names if it
+// names one, combines the answers (a named source none holds is Unknown:
+// repo.SettleRestoreSource) and applies the guards. Every guard event is
 // counted, and logged when it lets a near miss through (warned, accepted).
 func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
 	answers := make([]repo.Answer, len(g.caches))
 	for i, c := range g.caches {
-		answers[i] = c.LookupAt(ctx, q.PVC, q.PointInTime)
+		answers[i] = c.LookupQuery(ctx, q)
 	}
 
 	if held, w, ok := g.cutover.Hold(q.PVC, answers, q.PointInTime, g.now()); ok {
@@ -79,6 +80,11 @@ func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
 
 	combined := repo.Combine(q.PVC, answers)
 	combined.PointInTime = q.PointInTime
+	combined = repo.SettleRestoreSource(combined, q)
+
+	if combined.RestoreSource != "" {
+		g.metrics.observeRestoreSource(combined.Decision)
+	}
 
 	a, events := g.guards.Apply(combined, q)
 

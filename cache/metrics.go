@@ -24,6 +24,7 @@ type Metrics struct {
 	bytes           *prometheus.GaugeVec
 	refreshes       *prometheus.CounterVec
 	guards          *prometheus.CounterVec
+	restoreSources  *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics with default options and registers them on reg (a private
@@ -85,9 +86,13 @@ func NewMetricsWith(reg prometheus.Registerer, opts MetricsOptions) *Metrics {
 			Name: "backup_oracle_guard_total",
 			Help: "Would-be fresh answers a guard acted on: guard expected-backup or near-miss; outcome denied (answered unknown), warned (NEAR_MISS=warn) or accepted (acknowledged on the PVC).",
 		}, []string{"guard", "outcome"}),
+		restoreSources: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "backup_oracle_restore_source_lookups_total",
+			Help: "Lookups of PVCs naming their source (annotation " + repo.RestoreSourceAnnotation + ", ?source=), by decision: restore or unknown (never fresh).",
+		}, []string{"decision"}),
 	}
 	reg.MustRegister(m.live, newBackupsCollector(opts.BackupSeriesLimit, m.live), m.refreshDuration, m.lastSuccess, m.sources, m.snapshots,
-		m.fitting, m.layoutFit, m.bytes, m.refreshes, m.guards)
+		m.fitting, m.layoutFit, m.bytes, m.refreshes, m.guards, m.restoreSources)
 
 	return m
 }
@@ -121,6 +126,15 @@ func (m *Metrics) observeRefresh(backend string, d time.Duration, idx repo.Index
 	m.snapshots.WithLabelValues(backend).Set(float64(st.Snapshots))
 	m.fitting.WithLabelValues(backend).Set(float64(st.Fitting))
 	m.bytes.WithLabelValues(backend).Set(float64(st.Bytes))
+}
+
+// observeRestoreSource counts a lookup naming its source by its decision.
+func (m *Metrics) observeRestoreSource(d repo.Decision) {
+	if m == nil {
+		return
+	}
+
+	m.restoreSources.WithLabelValues(string(d)).Inc()
 }
 
 func (m *Metrics) observeGuard(e repo.GuardEvent) {

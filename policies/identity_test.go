@@ -137,8 +137,8 @@ func TestGeneratedReplicationDestinationsRestoreTheirSource(t *testing.T) {
 				t.Fatalf("no ReplicationSource fixture for %s", file)
 			}
 
-			if got := rd.Source(); got != want {
-				t.Errorf("the RD restores from %s, its RS writes %s", got, want)
+			if got, err := rd.Source(); err != nil || got != want {
+				t.Errorf("the RD restores from %s (%v), its RS writes %s", got, err, want)
 			}
 		})
 	}
@@ -179,7 +179,9 @@ var layouts = map[string]struct {
 var (
 	rdSourceName = regexp.MustCompile(`(?m)^      sourceName: (.+)$`)
 	rdSourcePath = regexp.MustCompile(`(?m)^      sourcePathOverride: (.+)$`)
-	rsSourcePath = regexp.MustCompile(`(?m)^    sourcePathOverride: (.+)$`)
+	// rdSourceNamespace: sourceIdentity.sourceNamespace.
+	rdSourceNamespace = regexp.MustCompile(`(?m)^      sourceNamespace: (.+)$`)
+	rsSourcePath      = regexp.MustCompile(`(?m)^    sourcePathOverride: (.+)$`)
 )
 
 // optional returns re's match in data, or "".
@@ -216,9 +218,18 @@ func TestEveryLayoutStatesTheOraclesIdentity(t *testing.T) {
 					mover = kopiamover.ReplicationSource{Name: name, Namespace: ns, Username: optional(rsUsername, data),
 						Hostname: optional(rsHostname, data), SourcePathOverride: optional(rsSourcePath, data)}.Source()
 				} else {
-					mover = kopiamover.ReplicationDestination{Name: name, Namespace: ns, Username: optional(rsUsername, data),
+					rd := kopiamover.ReplicationDestination{Name: name, Namespace: ns, Username: optional(rsUsername, data),
 						Hostname: optional(rsHostname, data), SourceName: optional(rdSourceName, data),
-						SourcePathOverride: optional(rdSourcePath, data)}.Source()
+						SourceNamespace: optional(rdSourceNamespace, data), SourcePathOverride: optional(rdSourcePath, data)}
+
+					var err error
+					if mover, err = rd.Source(); err != nil {
+						t.Fatalf("the mover refuses the generated RD: %v", err)
+					}
+
+					if err := rd.CRDValid(); err != nil {
+						t.Error(err)
+					}
 				}
 
 				if want := layout.sources[filepath.Base(file)]; mover != want {
@@ -236,9 +247,9 @@ func TestEveryLayoutStatesTheOraclesIdentity(t *testing.T) {
 	// sourceIdentity.sourceName <app>, as in their Git repository.
 	app := repo.KopiaIdentity{SourceName: "{pvc}", Path: "/data"}.Source(repo.PVC{Namespace: "dev", Name: "gitea"}).String()
 	rs := kopiamover.ReplicationSource{Name: "gitea", Namespace: "dev"}.Source()
-	rd := kopiamover.ReplicationDestination{Name: "gitea-dst", Namespace: "dev", SourceName: "gitea"}.Source()
+	rd, err := kopiamover.ReplicationDestination{Name: "gitea-dst", Namespace: "dev", SourceName: "gitea"}.Source()
 
-	if app != "gitea@dev:/data" || rs != app || rd != app {
-		t.Errorf("app layout: oracle %s, the user's RS %s, RD %s; want gitea@dev:/data for all", app, rs, rd)
+	if app != "gitea@dev:/data" || rs != app || rd != app || err != nil {
+		t.Errorf("app layout: oracle %s, the user's RS %s, RD %s (%v); want gitea@dev:/data for all", app, rs, rd, err)
 	}
 }

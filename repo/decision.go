@@ -24,7 +24,9 @@ type Answer struct {
 	// Backend names the backend that decided ("kopia-fs", "restic-s3", ...).
 	Backend string
 	// Source is the identity looked up in that backend.
-	Source        string
+	Source string
+	// RestoreSource echoes the source the PVC named (Query.Source), empty when it named none.
+	RestoreSource string
 	SnapshotCount int
 	Latest        *Snapshot
 	// Selected is the snapshot a restore would get: the newest, or the one PointInTime selects.

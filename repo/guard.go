@@ -76,6 +76,9 @@ type Query struct {
 	// AcceptNearMiss: an operator checked that the PVC must start empty although near misses
 	// exist; the answer is what it would be without the near-miss guard, and says so.
 	AcceptNearMiss bool
+	// Source is the Kopia source the PVC names (RestoreSourceAnnotation, ?source=) instead of
+	// the one the identity settings give; zero: none named. See SettleRestoreSource.
+	Source KopiaSource
 }
 
 // Ledger is the expected-backups ledger: the PVCs known to have had a backup.
@@ -150,7 +153,8 @@ func (g Guards) Apply(a Answer, q Query) (Answer, []GuardEvent) {
 	default:
 		a.Decision = Unknown
 		a.Reason = fmt.Errorf("%w: no snapshot under %s, but snapshots that probably hold this PVC's data exist under %s. "+
-			"Fix the identity settings (or the ReplicationSource/Destination) to restore from them; if the PVC must start empty, "+
+			"Fix the identity settings (or the ReplicationSource/Destination) to restore from them, or name the one to restore from on the PVC "+
+			"(annotation "+RestoreSourceAnnotation+": \"<username>@<hostname>:<path>\"); if the PVC must start empty, "+
 			"annotate it backup-oracle.io/accept-near-miss: \"<reason>\"", ErrNearMiss, a.Source, list)
 
 		return a, []GuardEvent{{GuardNearMiss, "denied"}}

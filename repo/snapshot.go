@@ -52,6 +52,11 @@ type Index interface {
 	// Find returns the snapshots stored under the identity pvc maps to. An error means the
 	// index cannot answer authoritatively for this PVC (wrap ErrUnverifiable, ErrInvalidConfig, ...).
 	Find(ctx context.Context, pvc PVC) (Finding, error)
+	// FindSource returns the snapshots of src, the Kopia source pvc names (Query.Source), as Find
+	// does for the source pvc maps to. It first checks that src belongs to pvc's namespace
+	// (ErrForeignSource) and that the movers can restore it (ErrNotRestorable); a backend without
+	// named sources returns an error wrapping ErrNamedSourceUnsupported.
+	FindSource(ctx context.Context, pvc PVC, src KopiaSource) (Finding, error)
 	// Stats counts what the index holds, for metrics and logs.
 	Stats() IndexStats
 	// Nearby lists, sorted, what is stored next to the identity pvc maps to (for Kopia: the

@@ -82,6 +82,9 @@ func restores(a existsResponse, backend, id string) bool {
 // consoleData is what the page shows.
 type consoleData struct {
 	Query, AsOf, Previous string
+	// Source is the named source searched for (what the annotation backup-oracle.io/restore-source
+	// would say), empty for the PVC's own.
+	Source string
 	// QueryError is why the search could not run; Result is the search's answer.
 	QueryError string
 	Result     *explainResponse
@@ -106,7 +109,8 @@ type consoleRow struct {
 // explanation, and the inventory with staleness (?staleFor=, default DefaultStaleFor).
 // Server-rendered with html/template (every value escaped), no script, no external asset.
 func (h *handler) consolePage(c *gin.Context) {
-	d := consoleData{Query: strings.TrimSpace(c.Query("pvc")), AsOf: c.Query("asOf"), Previous: c.Query("previous"), Generated: h.now().UTC()}
+	d := consoleData{Query: strings.TrimSpace(c.Query("pvc")), AsOf: c.Query("asOf"), Previous: c.Query("previous"),
+		Source: strings.TrimSpace(c.Query("source")), Generated: h.now().UTC()}
 
 	stale := h.staleFor
 	if v := c.Query("staleFor"); v != "" {
@@ -123,7 +127,7 @@ func (h *handler) consolePage(c *gin.Context) {
 	if d.Query != "" {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
 		var serr string
-		d.Result, serr = h.search(ctx, d.Query, d.AsOf, d.Previous)
+		d.Result, serr = h.search(ctx, d.Query, d.AsOf, d.Previous, d.Source)
 		d.QueryError = strings.TrimSpace(d.QueryError + "\n" + serr)
 
 		cancel()
@@ -162,8 +166,9 @@ func (h *handler) consolePage(c *gin.Context) {
 	c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
 }
 
-// search runs the console's query "namespace/pvc" like /explain does.
-func (h *handler) search(ctx context.Context, q, asOf, previous string) (*explainResponse, string) {
+// search runs the console's query "namespace/pvc" like /explain does, from the named source
+// when one is given.
+func (h *handler) search(ctx context.Context, q, asOf, previous, source string) (*explainResponse, string) {
 	ns, name, ok := strings.Cut(q, "/")
 	if !ok {
 		return nil, "search for namespace/pvc, e.g. shop/postgres"
@@ -188,11 +193,18 @@ func (h *handler) search(ctx context.Context, q, asOf, previous string) (*explai
 		p.Previous, errs = n, append(errs, err)
 	}
 
+	var src repo.KopiaSource
+
+	if source != "" {
+		s, err := repo.ParseKopiaSource(source)
+		src, errs = s, append(errs, err)
+	}
+
 	if err := errors.Join(errs...); err != nil {
 		return nil, err.Error()
 	}
 
-	r := h.explanation(ctx, repo.Query{PVC: pvc, PointInTime: p})
+	r := h.explanation(ctx, repo.Query{PVC: pvc, PointInTime: p, Source: src})
 
 	return &r, ""
 }

@@ -32,8 +32,11 @@ type existsResponse struct {
 	// NearMiss lists snapshots that probably hold this PVC's data under another identity.
 	NearMiss []nearMissJSON `json:"nearMiss,omitempty"`
 	// Accepted echoes an acknowledgement the answer was given under ("near-miss").
-	Accepted string   `json:"accepted,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Accepted string `json:"accepted,omitempty"`
+	// RestoreSource echoes the source the PVC names (?source=, the annotation
+	// backup-oracle.io/restore-source), looked up instead of its own.
+	RestoreSource string   `json:"restoreSource,omitempty"`
+	Warnings      []string `json:"warnings,omitempty"`
 	// Elsewhere names, for a restore, the other backends holding (older) snapshots of the PVC.
 	Elsewhere []elsewhereJSON `json:"elsewhere,omitempty"`
 	// Pending: unknown while a verification of the PVC's snapshots is queued or running (restic
@@ -74,13 +77,19 @@ func statusOf(a repo.Answer) int {
 	}
 }
 
-// query reads a lookup's PVC, point in time and acknowledgements; bad names and parameters are
-// errors wrapping repo.ErrInvalidName or repo.ErrInvalidParameter (400), all of them at once.
+// query reads a lookup's PVC, point in time, named source and acknowledgements; bad names and
+// parameters are errors wrapping repo.ErrInvalidName or repo.ErrInvalidParameter (400), all of
+// them at once.
 func query(c *gin.Context) (repo.Query, error) {
 	q := repo.Query{PVC: repo.PVC{Namespace: c.Param("namespace"), Name: c.Param("pvc")}}
 
 	p, perr := pointInTime(c)
 	q.PointInTime = p
+
+	var serr error
+	if v, ok := c.GetQuery("source"); ok {
+		q.Source, serr = repo.ParseKopiaSource(v)
+	}
 
 	var aerr error
 
@@ -93,7 +102,7 @@ func query(c *gin.Context) (repo.Query, error) {
 		q.AcceptNearMiss = true
 	}
 
-	return q, errors.Join(q.PVC.Validate(), perr, aerr)
+	return q, errors.Join(q.PVC.Validate(), perr, serr, aerr)
 }
 
 // unknownStatus reads ?unknownStatus=: the HTTP status of an unknown answer, 503 (the default)
@@ -182,7 +191,7 @@ func (h *handler) render(a repo.Answer) existsResponse {
 		r.Pending = a.Decision == repo.Unknown && errors.Is(a.Reason, repo.ErrPending)
 	}
 
-	r.Accepted, r.Warnings = a.Accepted, a.Warnings
+	r.Accepted, r.Warnings, r.RestoreSource = a.Accepted, a.Warnings, a.RestoreSource
 	for _, e := range a.Elsewhere {
 		j := elsewhereJSON{Backend: e.Backend, Source: e.Source, SnapshotCount: e.SnapshotCount}
 		if e.Latest != nil {

@@ -32,11 +32,11 @@ type renderedAnswer struct {
 
 // memoisable reports whether a's rendering may be memoised: an authoritative plain answer, the
 // kind Kyverno asks for again and again. An answer with a reason, a point in time, near misses,
-// an acknowledgement, warnings or other backends renders fields after the index age and is
+// an acknowledgement, warnings, other backends or a named source renders fields after the index age and is
 // rendered by encoding/json each time.
 func memoisable(a repo.Answer) bool {
 	return a.Reason == nil && a.PointInTime.IsZero() && len(a.NearMisses) == 0 && a.Accepted == "" &&
-		len(a.Warnings) == 0 && len(a.Elsewhere) == 0
+		len(a.Warnings) == 0 && len(a.Elsewhere) == 0 && a.RestoreSource == ""
 }
 
 // sameRendering reports whether a and b render to the same JSON but for their index age: every

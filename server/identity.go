@@ -15,7 +15,7 @@ type identityResponse struct {
 	Namespace string `json:"namespace"`
 	PVC       string `json:"pvc"`
 	// ReplicationSource and ReplicationDestination are the names the shipped policies give the
-	// PVC's RS and RD (one template for both, so the RD's default Kopia identity is the RS's).
+	// PVC's RS and RD (the chart's sourceNameTemplate, and destinationNameTemplate, else the same).
 	ReplicationSource      string            `json:"replicationSource,omitempty"`
 	ReplicationDestination string            `json:"replicationDestination,omitempty"`
 	Backends               []identityBackend `json:"backends"`
@@ -44,7 +44,10 @@ func (h *handler) identity(c *gin.Context) {
 
 	if h.replicationName != nil {
 		out.ReplicationSource = h.replicationName(pvc)
-		out.ReplicationDestination = out.ReplicationSource
+	}
+
+	if h.destinationName != nil {
+		out.ReplicationDestination = h.destinationName(pvc)
 	}
 
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)

@@ -30,9 +30,9 @@ func TestGoldenResponsesMatchOpenAPI(t *testing.T) {
 	goldens := map[string][]string{
 		"Exists": {"restore.json", "fresh.json", "unknown.json", "invalid-pvc.json", "invalid-namespace.json", "too-long.json",
 			"restore-asof.json", "restore-previous.json", "asof-none.json", "previous-none.json", "fresh-asof.json", "bad-asof.json", "bad-previous.json",
-			"nearmiss.json", "nearmiss-accepted.json", "bad-accept.json"},
+			"nearmiss.json", "nearmiss-accepted.json", "bad-accept.json", "restore-source.json", "restore-source-unknown.json", "bad-source.json"},
 		"Ready":   {"ready.json", "not-ready.json"},
-		"Explain": {"explain-restore.json", "explain-fresh.json", "explain-asof.json"},
+		"Explain": {"explain-restore.json", "explain-fresh.json", "explain-asof.json", "explain-restore-source.json"},
 		"Snapshots": {"snapshots.json", "snapshots-asof.json", "snapshots-previous.json", "snapshots-asof-none.json", "snapshots-none.json",
 			"snapshots-unknown.json", "snapshots-invalid.json", "snapshots-bad-asof.json"},
 		"Identity": {"identity.json", "identity-invalid.json"},

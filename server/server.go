@@ -48,9 +48,12 @@ type Options struct {
 	Now            func() time.Time
 	// OpenAPI is served at /openapi.yaml (the spec embedded in the binary); nil serves 404.
 	OpenAPI []byte
-	// ReplicationName returns the name the policies give a PVC's ReplicationSource and
-	// ReplicationDestination (GET /identity); nil leaves it out.
+	// ReplicationName returns the name the policies give a PVC's ReplicationSource (GET
+	// /identity); nil leaves it out.
 	ReplicationName func(repo.PVC) string
+	// DestinationName returns the name they give its ReplicationDestination (the chart's
+	// destinationNameTemplate); nil: ReplicationName's.
+	DestinationName func(repo.PVC) string
 	// DefaultStaleFor is the console's staleness threshold when the page does not say
 	// (default 26h: a daily backup plus two hours).
 	DefaultStaleFor time.Duration
@@ -70,6 +73,7 @@ type handler struct {
 	metrics         *httpMetrics
 	openAPI         []byte
 	replicationName func(repo.PVC) string
+	destinationName func(repo.PVC) string
 	staleFor        time.Duration
 	console         *template.Template
 	renders         *lru.Cache[repo.PVC, *renderedAnswer]
@@ -94,6 +98,10 @@ func New(opts Options) (http.Handler, error) {
 		opts.RequestTimeout = 5 * time.Second
 	}
 
+	if opts.DestinationName == nil {
+		opts.DestinationName = opts.ReplicationName
+	}
+
 	if opts.DefaultStaleFor <= 0 {
 		opts.DefaultStaleFor = DefaultStaleFor
 	}
@@ -102,7 +110,7 @@ func New(opts Options) (http.Handler, error) {
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
 		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
 		staleFor: opts.DefaultStaleFor, console: consoleTemplate(), renders: newRenderCache(opts.RenderCacheSize),
-		cutover: opts.Cutover,
+		cutover: opts.Cutover, destinationName: opts.DestinationName,
 	}
 
 	r := gin.New()

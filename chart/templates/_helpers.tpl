@@ -109,13 +109,13 @@ refuses to guess"): its value is the reason, required; the oracle is then asked 
 {{- define "bo.existsContext" -}}
 # /exists/<namespace>/<pvc>?unknownStatus=200 (Kyverno's apiCall replaces a non-2xx answer with
 # the default, losing the oracle's reason; the unknown body denies all the same), with
-# &accept=near-miss when the PVC carries a reason.
+# &accept=near-miss when the PVC carries a reason, and &source= when it names its source.
 - name: oracle
   apiCall:
     method: GET
     service:
       url: >-
-        {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}?unknownStatus=200{{ "{{" }} (request.object.metadata.annotations."{{ include "bo.acceptNearMissAnnotation" . }}" && '&accept=near-miss') || '' }}
+        {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}?unknownStatus=200{{ "{{" }} (request.object.metadata.annotations."{{ include "bo.acceptNearMissAnnotation" . }}" && '&accept=near-miss') || '' }}{{ include "bo.restoreSourceQuery" . }}
     default: {{ include "bo.unknownPayload" . }}
 {{- end -}}
 
@@ -157,11 +157,15 @@ from the same values):
   sha256("<namespace>/<pvc>") (repo.KopiaCollisionFreeUsername);
 - hostname: config.kopia.hostnameTemplate expanded; else the namespace (a DNS label, which the
   mover keeps as it is);
-- path: config.kopia.path; the RS sets sourcePathOverride when it is not /data. The RD can only
-  restore another path through sourceIdentity, and only without an explicit hostname (VolSync's
-  Kopia mover, builder.go: an RD with an explicit hostname restores /data), so such an RD states
-  the username and sourceIdentity {sourceName, sourcePathOverride} and its hostname is derived from
-  its namespace. A hostname template with another path cannot be restored: the chart refuses it.
+- path: config.kopia.path; the RS sets sourcePathOverride when it is not /data.
+The RD states username and hostname when the path is /data. Another path it can only restore
+through sourceIdentity, and only with neither username nor hostname (the Kopia fork, builder.go:
+FromDestination restores /data when the RD states a hostname, and validateDestinationIdentity
+refuses a username without a hostname; integration/harness/kopiamover, rules D1 to D3). So such
+an RD states sourceIdentity {sourceName: the username, sourcePathOverride}: the fork derives the
+username from sourceName as from an RS name, which leaves the policies' username (already
+sanitised, at most 50 characters) as it is, and the hostname from the RD's namespace. A hostname
+or username template with another path cannot be restored that way: the chart refuses both.
 bo.kopiaIdentityContext: Kyverno context entries kopiaUsername and kopiaHostname (JMESPath);
 the argument is the chart's root context.
 */}}
@@ -192,16 +196,14 @@ the argument is the chart's root context.
 {{/* The identity fields of a generated RS (.rd false) or RD (.rd true), Kyverno generate data. */}}
 {{- define "bo.kopiaIdentityFields" -}}
 {{- $k := .Values.config.kopia -}}
-username: "{{ "{{kopiaUsername}}" }}"
-{{- if or (not .rd) (eq $k.path "/data") }}
-hostname: "{{ "{{kopiaHostname}}" }}"
-{{- end }}
-{{- if ne $k.path "/data" }}
-{{- if .rd }}
+{{- if and .rd (ne $k.path "/data") -}}
 sourceIdentity:
-  sourceName: "{{ include "bo.kyvernoName" (include "bo.rsTemplate" .) }}"
+  sourceName: "{{ "{{kopiaUsername}}" }}"
   sourcePathOverride: {{ $k.path | quote }}
-{{- else }}
+{{- else -}}
+username: "{{ "{{kopiaUsername}}" }}"
+hostname: "{{ "{{kopiaHostname}}" }}"
+{{- if ne $k.path "/data" }}
 sourcePathOverride: {{ $k.path | quote }}
 {{- end }}
 {{- end }}
@@ -228,12 +230,11 @@ sourcePathOverride: {{ $k.path | quote }}
 {{/* bo.kopiaIdentityFields as entries of a CEL map (a leading ", "), for .rd true or false. */}}
 {{- define "bo.kopiaIdentityCELFields" -}}
 {{- $k := .Values.config.kopia -}}
-, 'username': dyn(variables.kopiaUsername)
-{{- if or (not .rd) (eq $k.path "/data") }}, 'hostname': dyn(variables.kopiaHostname){{ end }}
-{{- if ne $k.path "/data" }}
-{{- if .rd }}, 'sourceIdentity': dyn({'sourceName': dyn({{ include "bo.celName" (include "bo.rsTemplate" .) }}), 'sourcePathOverride': dyn({{ $k.path | toJson }})})
-{{- else }}, 'sourcePathOverride': dyn({{ $k.path | toJson }})
-{{- end }}
+{{- if and .rd (ne $k.path "/data") -}}
+, 'sourceIdentity': dyn({'sourceName': dyn(variables.kopiaUsername), 'sourcePathOverride': dyn({{ $k.path | toJson }})})
+{{- else -}}
+, 'username': dyn(variables.kopiaUsername), 'hostname': dyn(variables.kopiaHostname)
+{{- if ne $k.path "/data" }}, 'sourcePathOverride': dyn({{ $k.path | toJson }}){{ end }}
 {{- end }}
 {{- end -}}
 
@@ -247,6 +248,9 @@ Included by every template that depends on them.
 {{- $k := .Values.config.kopia -}}
 {{- if and (ne $p.engine "none") (eq $p.mover "kopia") $k.hostnameTemplate (ne $k.path "/data") -}}
 {{- fail "config.kopia.hostnameTemplate with a path other than /data cannot be restored: VolSync's Kopia ReplicationDestination restores /data when it states a hostname, and without one its hostname is its namespace. Drop hostnameTemplate or use path /data." -}}
+{{- end -}}
+{{- if and (ne $p.engine "none") (eq $p.mover "kopia") $k.usernameTemplate (ne $k.path "/data") -}}
+{{- fail "config.kopia.usernameTemplate with a path other than /data cannot be restored: VolSync's Kopia ReplicationDestination restores another path only through sourceIdentity, which derives the username from sourceName (dots dropped, cut at 50 characters) instead of taking it as it is. Drop usernameTemplate or use path /data." -}}
 {{- end -}}
 {{- $b := .Values.backend -}}
 {{- if .Values.backends }}{{ $b = include "bo.ownBackend" . | fromJson }}{{ end -}}
@@ -309,11 +313,12 @@ oracle is unreachable, which fails the policy closed. The kyverno CLI's apiCallR
 {body, statusCode} instead: `oracle` accepts both shapes.
 */}}
 {{- define "bo.celOracle" -}}
+{{ include "bo.restoreSourceCEL" . }}
 - name: oracleResponse
   expression: >-
     http.Get({{ include "bo.oracleURL" . | quote }} + '/exists/' + object.metadata.namespace + '/' + object.metadata.name +
     '?unknownStatus=200' + (has(object.metadata.annotations) && {{ include "bo.acceptNearMissAnnotation" . | quote }} in object.metadata.annotations &&
-    object.metadata.annotations[{{ include "bo.acceptNearMissAnnotation" . | quote }}] != '' ? '&accept=near-miss' : ''))
+    object.metadata.annotations[{{ include "bo.acceptNearMissAnnotation" . | quote }}] != '' ? '&accept=near-miss' : '') + variables.restoreQuery)
 - name: oracle
   expression: >-
     variables.oracleResponse != null && 'body' in variables.oracleResponse ? variables.oracleResponse.body : variables.oracleResponse

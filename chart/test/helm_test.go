@@ -211,6 +211,7 @@ var policySets = map[string][]string{
 	"app-layout":      {"-f", "../testdata/values/app-layout.yaml"},
 	"custom-identity": {"-f", "../testdata/values/custom-identity.yaml"},
 	"custom-path":     {"-f", "../testdata/values/custom-path.yaml"},
+	"custom-path-cel": {"-f", "../testdata/values/custom-path.yaml", "--set", "policies.engine=cel"},
 	// Blue/green (README, "Blue/green migration"): two backends, the RD restoring from the one the
 	// oracle names, the RS backing up to the own one.
 	"blue-green":     {"-f", "../testdata/values/blue-green.yaml"},

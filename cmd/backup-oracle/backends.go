@@ -165,13 +165,15 @@ func backendNames(bs []backendSpec) string {
 	return strings.Join(names, ",")
 }
 
-// sourceNameFlag is the setting that names a PVC's ReplicationSource and ReplicationDestination
-// in the shipped policies (the chart passes one value to both the policies and the oracle).
+// sourceNameFlag is the setting that names a PVC's ReplicationSource (and, without
+// DESTINATION_NAME_TEMPLATE, its ReplicationDestination) in the shipped policies (the chart
+// passes one value to both the policies and the oracle).
 const sourceNameFlag = "kopia-source-name-template"
 
-// replicationName returns the name the policies give a PVC's RS and RD: the source-name
-// template of the first backend that reads one, else the policies' default ({pvc}-backup).
-func replicationName(specs []backendSpec) func(repo.PVC) string {
+// replicationNames returns the names the policies give a PVC's RS and RD: the RS is named by the
+// source-name template of the first backend that reads one, else the policies' default
+// ({pvc}-backup); the RD by destinationTemplate, else as the RS.
+func replicationNames(specs []backendSpec, destinationTemplate string) (rs, rd func(repo.PVC) string) {
 	tmpl := repo.DefaultSourceNameTemplate
 
 	for _, s := range specs {
@@ -181,7 +183,13 @@ func replicationName(specs []backendSpec) func(repo.PVC) string {
 		}
 	}
 
-	return func(p repo.PVC) string { return repo.ExpandTemplate(tmpl, p) }
+	rdTmpl := destinationTemplate
+	if rdTmpl == "" {
+		rdTmpl = tmpl
+	}
+
+	return func(p repo.PVC) string { return repo.ExpandTemplate(tmpl, p) },
+		func(p repo.PVC) string { return repo.ExpandTemplate(rdTmpl, p) }
 }
 
 // field returns the setting of c whose flag is name.

@@ -53,6 +53,7 @@ func commands() []command {
 			examples: `  backup-oracle check shop/postgres
   backup-oracle check shop/postgres --as-of 2026-11-20T02:00:00Z     # what restoreAsOf would get
   backup-oracle check shop/postgres --previous 1 -o json
+  backup-oracle check media/data --source data-volsync@media:/data   # a PVC annotated backup-oracle.io/restore-source
   backup-oracle check --server http://localhost:8080 shop/postgres   # ask a running oracle (kubectl port-forward)`,
 			path: func(a string, q url.Values) string { return withQuery("/exists/"+a, q) }, render: renderCheck,
 		},
@@ -114,8 +115,8 @@ func findCommand(name string) (command, bool) {
 
 // cliFlags are the flags every operator command adds to the service's settings.
 type cliFlags struct {
-	server, output, asOf, previous, staleFor, accept string
-	timeout, wait                                    time.Duration
+	server, output, asOf, previous, staleFor, accept, source string
+	timeout, wait                                            time.Duration
 }
 
 // runCommand runs an operator command and returns its exit code.
@@ -136,6 +137,10 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 				fs.StringVar(&f.previous, "previous", "", "VolSync's previous: skip this many of the eligible snapshots, newest first")
 				fs.StringVar(&f.accept, "accept", "", "an acknowledgement: near-miss answers as if no near miss existed (what the policies ask for a PVC annotated backup-oracle.io/accept-near-miss)")
 				fs.DurationVar(&f.wait, "wait", time.Minute, "while the answer is unknown only because the PVC's snapshots are still being verified (restic with a password), ask again for up to this long; 0: answer at once")
+			}
+
+			if c.name == "check" || c.name == "explain" {
+				fs.StringVar(&f.source, "source", "", "the Kopia source to restore from instead of the PVC's own, <username>@<hostname>:<path> (what the policies ask for a PVC annotated "+repo.RestoreSourceAnnotation+")")
 			}
 
 			if c.name == "list" {
@@ -161,7 +166,7 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 	}
 
 	q := url.Values{}
-	for k, v := range map[string]string{"asOf": f.asOf, "previous": f.previous, "staleFor": f.staleFor, "accept": f.accept} {
+	for k, v := range map[string]string{"asOf": f.asOf, "previous": f.previous, "staleFor": f.staleFor, "accept": f.accept, "source": f.source} {
 		if v != "" {
 			q.Set(k, v)
 		}

@@ -31,7 +31,8 @@ type (
 			AsOf     *time.Time `json:"asOf"`
 			Previous int        `json:"previous"`
 		} `json:"pointInTime"`
-		Error string `json:"error"`
+		RestoreSource string `json:"restoreSource"`
+		Error         string `json:"error"`
 	}
 	snapDetail struct {
 		Backend   string     `json:"backend"`
@@ -84,6 +85,10 @@ func writeAnswer(w io.Writer, b existsBody) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if b.Source != "" {
 		fmt.Fprintf(tw, "  source\t%s\n", b.Source)
+	}
+
+	if b.RestoreSource != "" {
+		fmt.Fprintf(tw, "  named\tby the PVC (annotation backup-oracle.io/restore-source), instead of its own\n")
 	}
 
 	fmt.Fprintf(tw, "  snapshots\t%d\n", b.SnapshotCount)

@@ -66,6 +66,11 @@ func TestCommands(t *testing.T) {
 		{[]string{"check", "shop/cache"}, 3, []string{"shop/cache: FRESH (kopia-fs)"}},
 		{[]string{"check", "shop/redis"}, 4, []string{"shop/redis: UNKNOWN (kopia-fs)", "near miss", "redis-backup@shop:/var/lib/redis"}},
 		{[]string{"check", "shop/redis", "--accept", "near-miss"}, 3, []string{"shop/redis: FRESH (kopia-fs)"}},
+		// The near miss, named on the PVC: restored from it; another namespace's: refused.
+		{[]string{"check", "shop/redis", "--source", "redis-backup@shop:/var/lib/redis"}, 0,
+			[]string{"shop/redis: RESTORE (kopia-fs)", "source     redis-backup@shop:/var/lib/redis", "named      by the PVC"}},
+		{[]string{"check", "shop/redis", "--source", "redis-backup@staging:/data"}, 4, []string{"UNKNOWN", "a PVC may only name a source of its own namespace"}},
+		{[]string{"explain", "shop/redis", "--source", "redis-backup@shop:/var/lib/redis"}, 0, []string{"RESTORE", "named"}},
 		{[]string{"check", "shop/postgres", "--previous", "1"}, 0, []string{"asked      latest, previous 1", "restores"}},
 		{[]string{"check", "shop/postgres", "--previous", "2"}, 4, []string{"UNKNOWN", "previous 2 skips them all; VolSync would restore nothing"}},
 		{[]string{"check", "shop/postgres", "--as-of", "2001-01-01T00:00:00Z"}, 4, []string{"none at or before 2001-01-01T00:00:00Z"}},
@@ -138,6 +143,11 @@ func TestCommandsReadTheRepository(t *testing.T) {
 		{[]string{"check", "--demo", "shop/redis"}, 4, "UNKNOWN"},
 		{[]string{"check", "--demo", "shop/cache"}, 3, "FRESH"},
 		{[]string{"list", "--demo"}, 0, "postgres-backup@shop:/data"},
+		// The RD's name comes from the destination template (the chart's destinationNameTemplate),
+		// not from the RS's.
+		{[]string{"identity", "--demo", "--destination-name-template", "{pvc}-dst", "shop/gitea"}, 0,
+			"ReplicationSource       gitea-backup\nReplicationDestination  gitea-dst\n"},
+		{[]string{"identity", "--demo", "shop/gitea"}, 0, "ReplicationSource       gitea-backup\nReplicationDestination  gitea-backup\n"},
 	}
 
 	for _, tc := range cases {
@@ -165,6 +175,7 @@ func TestCommandUsage(t *testing.T) {
 		{"no argument", []string{"check", "--server", "http://127.0.0.1:1"}, 2, "want one NAMESPACE/PVC argument"},
 		{"two arguments", []string{"snapshots", "a/b", "c/d", "--server", "http://127.0.0.1:1"}, 2, "want one NAMESPACE/PVC"},
 		{"invalid name", []string{"identity", "web/Bad_Name", "--server", "http://127.0.0.1:1"}, 2, "must be a DNS-1123 subdomain"},
+		{"invalid source", []string{"check", "--demo", "--state-dir", "", "shop/redis", "--source", "redis"}, 2, "want <username>@<hostname>:<path>"},
 		{"bad output", []string{"list", "-o", "xml", "--server", "http://127.0.0.1:1"}, 2, `-o "xml"`},
 		{"ledger is list's", []string{"check", "-o", "ledger", "--server", "http://127.0.0.1:1", "a/b"}, 2, "only list exports"},
 		{"unknown flag", []string{"list", "--nope"}, 2, "flag provided but not defined: -nope"},

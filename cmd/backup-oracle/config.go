@@ -35,6 +35,10 @@ type Config struct {
 	AllowEmpty      bool
 	// NearMiss is what a near miss does to a would-be fresh answer (NEAR_MISS: deny, warn, off).
 	NearMiss string
+	// DestinationNameTemplate is the name the policies give a PVC's ReplicationDestination
+	// (DESTINATION_NAME_TEMPLATE, the chart's config.kopia.destinationNameTemplate); empty: the
+	// ReplicationSource's name. Only GET /identity reads it.
+	DestinationNameTemplate string
 	// ExpectedBackupsFile is the expected-backups ledger (EXPECTED_BACKUPS_FILE), re-read on
 	// every refresh interval.
 	ExpectedBackupsFile string
@@ -116,6 +120,7 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"log-format", []string{"LOG_FORMAT"}, "json or text", (*repo.StringValue)(&c.LogFormat)},
 		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*repo.BoolValue)(&c.AllowEmpty)},
 		{"near-miss", []string{"NEAR_MISS"}, "what snapshots of the PVC under a slightly different identity do to a would-be fresh answer: deny (unknown), warn (fresh, reported) or off", (*repo.StringValue)(&c.NearMiss)},
+		{"destination-name-template", []string{"DESTINATION_NAME_TEMPLATE"}, "the name the policies give a PVC's ReplicationDestination (its dataSourceRef; {namespace}, {pvc}), reported by GET /identity; empty: the ReplicationSource's (kopia-source-name-template)", (*repo.StringValue)(&c.DestinationNameTemplate)},
 		{"expected-backups-file", []string{"EXPECTED_BACKUPS_FILE"}, "YAML ledger of PVCs known to have had a backup (pvcs: [<namespace>/<pvc>, ...]); a listed PVC is never fresh; re-read every refresh interval", (*repo.StringValue)(&c.ExpectedBackupsFile)},
 		{"cutover-at", []string{"CUTOVER_AT"}, "a blue/green cutover's instant (RFC 3339): a PVC whose snapshots in CUTOVER_FROM all started before it is unknown until its final backup is indexed", (*repo.StringValue)(&c.CutoverAt)},
 		{"cutover-from", []string{"CUTOVER_FROM"}, "the backend (of BACKENDS_FILE) of the colour being left at CUTOVER_AT", (*repo.StringValue)(&c.CutoverFrom)},
@@ -414,6 +419,12 @@ func (c *Config) Validate() error {
 
 	if _, err := c.cutover(); err != nil {
 		errs = append(errs, err)
+	}
+
+	if c.DestinationNameTemplate != "" {
+		if err := repo.CheckNameTemplate("DESTINATION_NAME_TEMPLATE", c.DestinationNameTemplate); err != nil {
+			errs = append(errs, err)
+		}
 	}
 
 	if c.LogFormat != "json" && c.LogFormat != "text" {

@@ -256,9 +256,11 @@ func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 
 // newHandler is the HTTP API over the caches, as the server and the CLI's in-process mode use it.
 func newHandler(cfg Config, oracle server.Oracle, cutover func() repo.CutoverStatus, reg *prometheus.Registry, logger *slog.Logger) (http.Handler, error) {
+	rs, rd := replicationNames(cfg.Backends, cfg.DestinationNameTemplate)
+
 	return server.New(server.Options{
 		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, RenderCacheSize: cfg.CacheSize, Logger: logger,
-		OpenAPI: backuporacle.OpenAPI, ReplicationName: replicationName(cfg.Backends), DefaultStaleFor: cfg.StaleFor,
+		OpenAPI: backuporacle.OpenAPI, ReplicationName: rs, DestinationName: rd, DefaultStaleFor: cfg.StaleFor,
 		Cutover: cutover,
 	})
 }

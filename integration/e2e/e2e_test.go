@@ -31,7 +31,7 @@ func TestRestoreAsCode(t *testing.T) {
 			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), p.name))
 		}
 
-		sources = append(sources, nearMissSource(namespaceOf(set)))
+		sources = append(sources, nearMissSource(namespaceOf(set)), namedSource(namespaceOf(set)))
 	}
 
 	dir := t.TempDir()
@@ -108,6 +108,18 @@ func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin string,
 
 func namespaceOf(set policySet) string { return "e2e-" + set.engine }
 
+// otherNamespace is the namespace of another policy set than set (its sources are in the
+// repository too).
+func otherNamespace(set policySet) string {
+	for _, o := range policySets {
+		if o.engine != set.engine {
+			return namespaceOf(o)
+		}
+	}
+
+	return "e2e-none"
+}
+
 func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet, policies, cleanup string,
 	results *measurements,
 ) pendingCleanup {
@@ -136,6 +148,7 @@ func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet
 		r.strictDryRun("replicationsources", "postgres-backup")
 	})
 	step("near-miss", func() { r.nearMiss(want) })
+	step("restore-source", func() { r.restoreSource(want, otherNamespace(set)) })
 	step("cleanup-start", func() { c = r.cleanupStart() })
 	step("oracle-unknown", func() { r.unknown(want) })
 	step("oracle-stopped", func() { r.stopped(want) })

@@ -182,13 +182,15 @@ func installLayout(t *testing.T, k *kube, docs []manifest, engine string) []stri
 func appLayout(t *testing.T, s *stack, helm string, kv kyvernoUnderTest, oracleBin string, repos repositories, results *measurements) {
 	env := deploymentEnv(t, renderManifests(t, helm, "app-layout"))
 	require.Equal(t, "{pvc}", env["KOPIA_SOURCE_NAME_TEMPLATE"], "the values file's RS template reaches the oracle")
+	require.Equal(t, "{pvc}-dst", env["DESTINATION_NAME_TEMPLATE"], "the values file's RD template reaches the oracle")
 
 	pw := filepath.Join(t.TempDir(), "password")
 	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword+"\n"), 0o600))
 
 	oracleEnv := []string{"KOPIA_REPOSITORY_PATH=" + repos.green, "KOPIA_PASSWORD_FILE=" + pw, "REFRESH_INTERVAL=5s", "MAX_INDEX_AGE=1m"}
 	for name, v := range env { // the identity settings, as the chart renders them
-		if (strings.HasPrefix(name, "KOPIA_") || name == "BACKEND_TYPE") && name != "KOPIA_REPOSITORY_PATH" && name != "KOPIA_PASSWORD_FILE" {
+		if (strings.HasPrefix(name, "KOPIA_") || name == "BACKEND_TYPE" || name == "DESTINATION_NAME_TEMPLATE") &&
+			name != "KOPIA_REPOSITORY_PATH" && name != "KOPIA_PASSWORD_FILE" {
 			oracleEnv = append(oracleEnv, name+"="+v)
 		}
 	}
@@ -247,10 +249,14 @@ func (r *run) gate() {
 	assert.Equal(t, "restore", looked.Body["decision"], "%v", looked.Body)
 	assert.Equal(t, giteaSource(r.ns), looked.Body["source"], "the oracle looks up what the user's RS writes")
 
-	rd := userRD.Body
-	assert.Equal(t, kopiamover.ReplicationDestination{Name: str(rd, "metadata", "name"), Namespace: str(rd, "metadata", "namespace"),
-		SourceName: str(rd, "spec", "kopia", "sourceIdentity", "sourceName")}.Source(), looked.Body["source"],
-		"the user's RD gitea-dst (mover rules) must restore what the oracle looked up")
+	names := r.o.proc.Get(t, "/identity/"+r.ns+"/gitea")
+	assert.Equal(t, "gitea", names.Body["replicationSource"], "/identity: the RS the layout names (the user's)")
+	assert.Equal(t, str(res.Body, "spec", "dataSourceRef", "name"), names.Body["replicationDestination"],
+		"/identity: the RD the policies set as dataSourceRef")
+
+	restores, err := kopiamover.DestinationOf(userRD.Body).Source()
+	require.NoError(t, err, "the Kopia mover refuses the user's RD gitea-dst")
+	assert.Equal(t, restores, looked.Body["source"], "the user's RD gitea-dst (mover rules) must restore what the oracle looked up")
 
 	rs := userRS.Body
 	assert.Equal(t, kopiamover.ReplicationSource{Name: str(rs, "metadata", "name"), Namespace: str(rs, "metadata", "namespace")}.Source(),
@@ -320,16 +326,18 @@ const blueGreenValues = `backends:
     moverSecret: {sourceNamespace: volsync-system, sourceName: volsync-kopia-blue}
 `
 
-// blueGreenSecrets are the two colours' VolSync repository Secrets the policies clone.
+// blueGreenSecrets are the two colours' VolSync repository Secrets the policies clone. Both
+// colours' movers mount their NFS export at /mnt/repository (moverVolumes mountPath
+// "repository"), so that is where KOPIA_REPOSITORY points (kopiamover, R1 to R3).
 const blueGreenSecrets = `apiVersion: v1
 kind: Secret
 metadata: {name: volsync-kopia-green, namespace: volsync-system}
-stringData: {KOPIA_REPOSITORY: "filesystem:///repository", KOPIA_PASSWORD: green-password, COLOUR: green}
+stringData: {KOPIA_REPOSITORY: "filesystem:///mnt/repository", KOPIA_PASSWORD: green-password, COLOUR: green}
 ---
 apiVersion: v1
 kind: Secret
 metadata: {name: volsync-kopia-blue, namespace: volsync-system}
-stringData: {KOPIA_REPOSITORY: "filesystem:///repository", KOPIA_PASSWORD: blue-password, COLOUR: blue}
+stringData: {KOPIA_REPOSITORY: "filesystem:///mnt/repository", KOPIA_PASSWORD: blue-password, COLOUR: blue}
 `
 
 // blueGreen: this cluster is green (own: the first repository), blue is the cluster being
@@ -435,12 +443,13 @@ func (r *run) blueGreen(blue string) {
 		assert.Equal(t, c.repository, str(rd, "spec", "kopia", "repository"), "%s: the RD's repository Secret", c.pvc)
 		assert.Equal(t, []any{map[string]any{"mountPath": "repository", "volumeSource": map[string]any{"nfs": nfs[c.backend]}}},
 			nested(rd, "spec", "kopia", "moverVolumes"), "%s: the RD mounts its backend's NFS export", c.pvc)
-		assert.Equal(t, kopiamover.ReplicationDestination{Name: str(rd, "metadata", "name"), Namespace: str(rd, "metadata", "namespace"),
-			Username: str(rd, "spec", "kopia", "username"), Hostname: str(rd, "spec", "kopia", "hostname")}.Source(),
-			looked.Body["source"], "%s: the RD's Kopia identity (mover rules) must be what the oracle looked up", c.pvc)
+		restores, err := kopiamover.DestinationOf(rd).Source()
+		require.NoError(t, err, "%s: the Kopia mover refuses the generated RD", c.pvc)
+		assert.Equal(t, restores, looked.Body["source"], "%s: the RD's Kopia identity (mover rules) must be what the oracle looked up", c.pvc)
 
 		assert.Equal(t, secretData("volsync-system", "volsync-kopia-"+c.backend), secretData(r.ns, c.repository),
 			"%s: %s is a clone of %s's repository Secret", c.pvc, c.repository, c.backend)
+		r.assertFindsRepository(rd)
 		assert.Equal(t, secretData("volsync-system", "volsync-kopia-green"), secretData(r.ns, "volsync-"+c.pvc),
 			"%s: volsync-%s is a clone of the own (green) repository Secret", c.pvc, c.pvc)
 
@@ -448,6 +457,7 @@ func (r *run) blueGreen(blue string) {
 
 		rs := r.waitFor(volsyncPath(r.ns, "replicationsources", c.pvc+"-backup"), true, 15*time.Second)
 		assert.Equal(t, "volsync-"+c.pvc, str(rs, "spec", "kopia", "repository"), "%s: the RS backs up to the own repository", c.pvc)
+		r.assertFindsRepository(rs)
 		assert.Equal(t, []any{map[string]any{"mountPath": "repository", "volumeSource": map[string]any{"nfs": nfs["green"]}}},
 			nested(rs, "spec", "kopia", "moverVolumes"), "%s: the RS mounts the own NFS export", c.pvc)
 		assert.Equal(t, kopiamover.ReplicationSource{Name: str(rs, "metadata", "name"), Namespace: str(rs, "metadata", "namespace"),

@@ -171,11 +171,12 @@ func (r *run) restores() {
 
 		looked := r.o.lookup(t, r.ns, p.name)
 		assert.Equal(t, "restore", looked.Body["decision"])
-		assert.Equal(t, kopiamover.ReplicationDestination{Name: str(rd, "metadata", "name"), Namespace: str(rd, "metadata", "namespace"),
-			Username: str(rd, "spec", "kopia", "username"), Hostname: str(rd, "spec", "kopia", "hostname")}.Source(),
-			looked.Body["source"], "the RD's Kopia identity (mover rules) must be what the oracle looked up")
+		restores, err := kopiamover.DestinationOf(rd).Source()
+		require.NoError(t, err, "the Kopia mover refuses the generated RD of %s", p.name)
+		assert.Equal(t, restores, looked.Body["source"], "the RD's Kopia identity (mover rules) must be what the oracle looked up")
 
 		r.waitFor("/api/v1/namespaces/"+r.ns+"/secrets/volsync-"+p.name, true, 15*time.Second)
+		r.assertFindsRepository(rd)
 	}
 }
 

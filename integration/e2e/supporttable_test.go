@@ -73,6 +73,13 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 
 		return "⚠️ denial without the oracle's reason (see `/explain`)"
 	}},
+	{"PVC naming its source (`backup-oracle.io/restore-source`): restored with the RD stating it; a source that does not exist, another namespace's, one the Kopia mover cannot restore: denied", "{set}/restore-source", func(r kyvernoRelease, engine string) string {
+		if r.sets[engine].nearMissReason {
+			return ok + " denials give the reason"
+		}
+
+		return "⚠️ denial without the oracle's reason (see `/explain`)"
+	}},
 	{"Oracle stopped: denied", "{set}/oracle-stopped", func(r kyvernoRelease, engine string) string {
 		if r.sets[engine].downMessage == cpDownMessage {
 			return ok + " with the policy's message"

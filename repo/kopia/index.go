@@ -171,7 +171,26 @@ func (i *Index) snapshot(e *entry) repo.Snapshot {
 // could not be decoded, or with only incomplete snapshots, is an error wrapping
 // repo.ErrUnverifiable: data may exist that the index cannot vouch for.
 func (i *Index) Find(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
-	src := i.identity.Source(pvc)
+	return i.find(i.identity.Source(pvc))
+}
+
+// FindSource implements repo.Index: the source a PVC names, when it is one of its namespace's
+// (repo.KopiaIdentity.CheckOwner) and VolSync's Kopia mover can restore it
+// (repo.KopiaDestinationOf), looked up as Find looks up the PVC's own.
+func (i *Index) FindSource(_ context.Context, pvc repo.PVC, src repo.KopiaSource) (repo.Finding, error) {
+	if err := i.identity.CheckOwner(pvc, src); err != nil {
+		return repo.Finding{Source: src.String()}, fmt.Errorf("kopia: %w", err)
+	}
+
+	if _, err := repo.KopiaDestinationOf(src); err != nil {
+		return repo.Finding{Source: src.String()}, fmt.Errorf("kopia: %w", err)
+	}
+
+	return i.find(src)
+}
+
+// find returns the complete snapshots of src (see Find).
+func (i *Index) find(src repo.KopiaSource) (repo.Finding, error) {
 	f := repo.Finding{Source: src.String()}
 
 	e, ok := i.sources[src]

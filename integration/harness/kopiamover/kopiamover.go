@@ -23,9 +23,8 @@
 //     including every non-ASCII rune, is dropped. Then trim '-' (and '_' for usernames, '.' for
 //     hostnames) at both ends. No cut for hostnames.
 //   - builder.go, createSourceMover: a ReplicationSource uses its own name and namespace.
-//   - builder.go, the destination mover's constructor: a ReplicationDestination takes, field by
-//     field, its explicit username/hostname, else spec.kopia.sourceIdentity (sourceName, and
-//     sourceNamespace defaulting to the RD's namespace), else its own name and namespace.
+//   - builder.go, FromDestination and validateDestinationIdentity: a ReplicationDestination's
+//     source, rules D1 to D6 in destination.go.
 //   - mover.go (sourceMountPath = "/data", KOPIA_SOURCE_PATH_OVERRIDE) and mover-kopia/entry.sh
 //     (`snapshot create ${DATA_DIR} --override-source=${KOPIA_SOURCE_PATH_OVERRIDE}`; a restore
 //     looks for path /data): the path is spec.kopia.sourcePathOverride, else /data.
@@ -55,38 +54,6 @@ type ReplicationSource struct {
 // Source returns the source the mover writes this RS's snapshots under, username@hostname:path.
 func (rs ReplicationSource) Source() string {
 	return Username(rs.Username, rs.Name) + "@" + Hostname(rs.Hostname, rs.Namespace, rs.Name) + ":" + Path(rs.SourcePathOverride)
-}
-
-// ReplicationDestination holds the fields of a ReplicationDestination the mover's identity
-// depends on. Empty optional fields are unset.
-type ReplicationDestination struct {
-	Name, Namespace string
-	// Username, Hostname: spec.kopia.username and .hostname.
-	Username, Hostname string
-	// SourceName, SourceNamespace, SourcePathOverride: spec.kopia.sourceIdentity's fields.
-	SourceName, SourceNamespace, SourcePathOverride string
-}
-
-// Source returns the source the mover restores this RD from. (When sourceIdentity names an RS,
-// the mover also copies that RS's sourcePathOverride if the RD gives none; pass it in
-// SourcePathOverride.) The path comes from sourceIdentity only when the hostname is not
-// explicit: builder.go reads sourceIdentity's sourcePathOverride in the branch that derives the
-// hostname from sourceIdentity, so an RD with an explicit hostname restores from /data.
-func (rd ReplicationDestination) Source() string {
-	name, namespace := rd.Name, rd.Namespace
-	if rd.SourceName != "" {
-		name = rd.SourceName
-		if rd.SourceNamespace != "" {
-			namespace = rd.SourceNamespace
-		}
-	}
-
-	path := ""
-	if rd.SourceName != "" && rd.Hostname == "" {
-		path = rd.SourcePathOverride
-	}
-
-	return Username(rd.Username, name) + "@" + Hostname(rd.Hostname, namespace, name) + ":" + Path(path)
 }
 
 // PolicySource is the source of the ReplicationSource the shipped policies generate for PVC

@@ -90,27 +90,4 @@ func TestObjects(t *testing.T) {
 	assert.Equal(t, "u@h:/data",
 		kopiamover.ReplicationSource{Name: "rs", Namespace: "web", Username: "u", Hostname: "h"}.Source())
 	assert.Equal(t, "volsync-default@my-ns:/data", kopiamover.ReplicationSource{Name: "..", Namespace: "my_ns."}.Source())
-
-	// An RD names itself unless sourceIdentity names the RS; each field independently.
-	assert.Equal(t, "app-dst@web:/data", kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web"}.Source())
-	assert.Equal(t, "app@web:/data", kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web", SourceName: "app"}.Source())
-	assert.Equal(t, "app@prod:/srv",
-		kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web", SourceName: "app", SourceNamespace: "prod", SourcePathOverride: "/srv"}.Source())
-	assert.Equal(t, "u@prod:/data",
-		kopiamover.ReplicationDestination{Name: "d", Namespace: "web", Username: "u", SourceName: "app", SourceNamespace: "prod"}.Source())
-}
-
-func TestDestinationPath(t *testing.T) {
-	cases := []struct {
-		rd   kopiamover.ReplicationDestination
-		want string
-	}{
-		{kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web", SourceName: "app", SourcePathOverride: "/var/lib/app"}, "app@web:/var/lib/app"},
-		{kopiamover.ReplicationDestination{Name: "app-dst", Namespace: "web", Username: "u", Hostname: "h", SourceName: "app", SourcePathOverride: "/var/lib/app"}, "u@h:/data"},
-		{kopiamover.ReplicationDestination{Name: "app", Namespace: "web", SourcePathOverride: "/var/lib/app"}, "app@web:/data"},
-	}
-
-	for _, tc := range cases {
-		assert.Equal(t, tc.want, tc.rd.Source(), "%+v", tc.rd)
-	}
 }
