@@ -74,12 +74,13 @@ spec:
 const gitopsRevisionLabel = `app.kubernetes.io/version: "2"`
 
 // gitops: each applier creates a labelled PVC that has a backup; the policies restore it.
-// Re-applying the unchanged manifest (which has no data source) succeeds, writes nothing and
-// leaves dataSourceRef and dataSource as they were; the dry-run diff the engines' drift
+// Re-applying the unchanged manifest (which has no data source) succeeds, changes nothing and
+// leaves dataSourceRef and dataSource as they were (and calls no oracle); the dry-run diff the engines' drift
 // detection is built on reports nothing; a changed label is applied, and the diff shows that
 // label and no data source. Kubernetes copies dataSourceRef into dataSource at create; both
 // are owned by no field manager (the webhook's mutation and the API server's copy happen after
-// the request's fields are recorded), which is why a re-apply without them keeps them.
+// the request's fields are recorded), which is why a re-apply without them keeps them. Last,
+// kubectl replace (Argo CD's Replace=true) of the manifest is refused.
 func (r *run) gitops() {
 	parent := r.t
 
@@ -92,6 +93,7 @@ func (r *run) gitops() {
 	r.t = parent
 }
 
+// gitopsApply is the gitops scenario of one applier, on its own PVC.
 func (r *run) gitopsApply(a gitopsApplier) {
 	t := r.t
 	name := a.pvc()
