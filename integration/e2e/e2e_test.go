@@ -31,8 +31,14 @@ func TestRestoreAsCode(t *testing.T) {
 			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), p.name))
 		}
 
+		for _, a := range gitopsAppliers {
+			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), a.pvc()))
+		}
+
 		sources = append(sources, nearMissSource(namespaceOf(set)), namedSource(namespaceOf(set)))
 	}
+
+	sources = append(sources, kopiamover.PolicySource(predecessorNamespace, predecessorPVC))
 
 	dir := t.TempDir()
 	repos := repositories{green: newKopiaRepository(t, dir, append(sources, greenLayoutSources()...))}
@@ -99,6 +105,8 @@ func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin string,
 		t.Run("layouts", func(t *testing.T) { runLayouts(t, s, helm, k, oracleBin, repos, results) })
 	}
 
+	t.Run("predecessor-policy", func(t *testing.T) { predecessorPolicy(t, s, k, oracleBin, repos.green) })
+
 	t.Run("cleanup", func(t *testing.T) {
 		for _, c := range cleanups {
 			t.Run(c.engine, func(t *testing.T) { c.check(t, s.kube) })
@@ -141,6 +149,7 @@ func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet
 	var c pendingCleanup
 
 	step("restore", r.restores)
+	step("gitops", r.gitops)
 	step("untouched", r.untouched)
 	step("bound", func() {
 		r.bound("postgres", "hourly")

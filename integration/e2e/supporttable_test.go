@@ -59,6 +59,7 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 	{"Restore: `dataSourceRef` set, RD generated with the looked-up identity", "{set}/restore", always(ok)},
 	{"Fresh, unlabelled, excluded namespace: unchanged (0 calls for the last two)", "{set}/untouched", always(ok)},
 	{"RS generated once the PVC is bound (not on `/status` alone)", "{set}/bound", always(ok)},
+	{"GitOps re-apply of a restored PVC (server-side as Flux and as Argo CD, client-side): no error, data source kept and owned by no manager, dry-run diff empty", "{set}/gitops", always(ok)},
 	{"Oracle answers `unknown` (not ready: wrong password): denied", "{set}/oracle-unknown", func(r kyvernoRelease, engine string) string {
 		if r.sets[engine].unknownReason {
 			return ok + " with the oracle's reason"
@@ -98,6 +99,19 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 	{"`${APP}`/`${APP}-dst` layout, gate mode: `dataSourceRef` to the user's RD, nothing generated", "layouts/app-layout/{set}", layouts},
 	{"Blue/green: RD restores from the newest snapshot's backend, RS backs up to the own one; a backend gone: denied", "layouts/blue-green/{set}", layouts},
 	{"Cleanup by the real cleanup controller (every minute in the test)", "cleanup/{set}", always(ok)},
+	{"A predecessor-style CEL policy reading only `exists`, oracle `unknown`: the PVC admitted empty (the hazard); a check of `decision`: denied", "predecessor-policy", predecessor},
+}
+
+// predecessor: how a CEL policy reading only exists admits an unknown PVC on the version.
+func predecessor(r kyvernoRelease, engine string) string {
+	switch {
+	case engine != "cel":
+		return "n/a (a CEL policy)"
+	case r.celNon2xxBody:
+		return "⚠️ admitted empty: the 503 body reaches the policy (`exists: false`, `statusCode: 503`)"
+	default:
+		return "⚠️ admitted empty: `http.Get` fails and a MutatingPolicy's error does not deny"
+	}
 }
 
 // layouts: the layout scenarios run on the versions marked so (the newest).

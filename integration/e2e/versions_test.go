@@ -26,6 +26,10 @@ type kyvernoRelease struct {
 	// defaultBlocksPrivate: the default --httpBlocklist also blocks private ranges (ClusterIPs)
 	// for CEL http calls.
 	defaultBlocksPrivate bool
+	// celNon2xxBody: CEL http.Get hands a non-2xx answer's JSON body to the policy, with a
+	// statusCode key, instead of failing (1.18+): a policy reading only exists then admits an
+	// unknown PVC as if it were fresh.
+	celNon2xxBody bool
 	// sets: the expectations of each policy set on this version, by engine.
 	sets map[string]setExpectations
 	// layouts: the layout scenarios (the ${APP}/${APP}-dst layout in gate mode, blue/green) run
@@ -89,6 +93,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	},
 	{
 		version: "v1.18.2", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
+		celNon2xxBody: true,
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
@@ -96,6 +101,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	},
 	{
 		version: "v1.19.1", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
+		celNon2xxBody: true,
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			// Kyverno 1.19.1's CEL http.Get has no timeout (--apiCallTimeout does not apply to
