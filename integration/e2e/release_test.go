@@ -180,3 +180,21 @@ func releaseToRegistry(t *testing.T) released {
 // releaseSignFlags: sign with the key alone; no transparency log or signing configuration is
 // reachable from here (the real release signs keyless: README, "Releasing").
 const releaseSignFlags = "--tlog-upload=false --use-signing-config=false"
+
+// TestRelease releases this commit with make release into a CNCF distribution registry on
+// 127.0.0.1, then does what a user does (README, "Install"): verifies the signatures of the
+// image index, of each platform's image, of their SBOM attestations and of the chart from the
+// registry, checks that the pulled chart, the image of both platforms and the binary name one
+// version, and installs the chart from oci:// into an e2e stack on the newest Kyverno: first
+// as a server-side dry run, then as the upgrade of the previous release (upgradeFromPrevious).
+func TestRelease(t *testing.T) {
+	harness.Tool(t, "helm")
+	harness.Tool(t, "kopia")
+	versions := kyvernoVersions(t)
+
+	rel := releaseToRegistry(t)
+
+	t.Run("verify", func(t *testing.T) { verifyRelease(t, rel) })
+	t.Run("artifacts", func(t *testing.T) { checkReleasedArtifacts(t, rel) })
+	t.Run("install-and-upgrade", func(t *testing.T) { upgradeFromPrevious(t, rel, versions[len(versions)-1]) })
+}

@@ -93,17 +93,6 @@ func buildPrevious(t *testing.T, rev string) string {
 	return bin
 }
 
-// renderChart renders the chart in dir (helm template, this test's release and namespace).
-func renderChart(t *testing.T, helm, dir string, args ...string) []manifest {
-	t.Helper()
-
-	cmd := exec.Command(helm, append([]string{"template", release, dir, "--namespace", release}, args...)...) //nolint:gosec // pinned tool
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "helm template %s:\n%s", dir, out)
-
-	return splitManifests(t, string(out))
-}
-
 // replicaEnv is a replica's environment: the rendered Deployment's, with the repository,
 // password and state where this test keeps them instead of the pod's mounts.
 func replicaEnv(t *testing.T, docs []manifest, repository, passwordFile string) []string {
@@ -131,15 +120,9 @@ func replicaEnv(t *testing.T, docs []manifest, repository, passwordFile string) 
 	return env
 }
 
-// kubeconfigArgs point helm at the stack.
-func kubeconfigArgs(k *kube) []string { return []string{"--kubeconfig", k.kubeconfig} }
-
 // helmStep runs a helm command against the stack and fails the test on an error.
 func helmStep(t *testing.T, rel released, k *kube, args ...string) string {
 	t.Helper()
 
-	return mustCommand(t, rel.env, harness.Tool(t, "helm"), append(args, kubeconfigArgs(k)...)...)
+	return mustCommand(t, rel.env, harness.Tool(t, "helm"), append(args, "--kubeconfig", k.kubeconfig)...)
 }
-
-// trimLines returns s without surrounding blank lines, for logs.
-func trimLines(s string) string { return strings.Trim(s, "\n") }
