@@ -25,8 +25,7 @@ VERSITYGW_VERSION     := v1.8.0
 # last one is the newest, whose CLI make test-chart uses.
 KYVERNO_VERSIONS      := v1.17.2 v1.18.2 v1.19.1
 KYVERNO_VERSION       := $(lastword $(KYVERNO_VERSIONS))
-# Helm 4 lints, renders, installs and pushes the chart; the goldens are rendered with Helm 3 too
-# (HELM3_VERSION, the oldest line the chart supports is 3.18: README of the chart).
+# Helm 4 lints, renders, installs and pushes the chart (Helm 3 is not tested: README, "Install").
 HELM_VERSION          := v4.3.2
 GOLANGCI_LINT_VERSION := v2.15.0
 GREMLINS_VERSION      := v0.6.0
