@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/backup-oracle/backup-oracle/repo"
 )
@@ -18,6 +19,9 @@ type Group struct {
 	guards  repo.Guards
 	metrics *Metrics
 	logger  *slog.Logger
+	cutover repo.Cutover
+	waits   *cutoverWaits
+	now     func() time.Time
 }
 
 // GroupOptions configure a Group.
@@ -25,6 +29,11 @@ type GroupOptions struct {
 	Guards  repo.Guards
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// Cutover, when declared, holds the PVCs whose final backup the colour being left has not
+	// taken yet (repo.Cutover.Hold).
+	Cutover repo.Cutover
+	// Now is the clock of the cutover's waits (default time.Now).
+	Now func() time.Time
 }
 
 // NewGroup returns a group of caches, in order of preference.
@@ -33,7 +42,12 @@ func NewGroup(caches []*Cache, opts GroupOptions) *Group {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 
-	return &Group{caches: caches, guards: opts.Guards, metrics: opts.Metrics, logger: opts.Logger}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+
+	return &Group{caches: caches, guards: opts.Guards, metrics: opts.Metrics, logger: opts.Logger,
+		cutover: opts.Cutover, waits: newCutoverWaits(), now: opts.Now}
 }
 
 // Caches returns the group's caches, in order.
@@ -50,6 +64,17 @@ func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
 	answers := make([]repo.Answer, len(g.caches))
 	for i, c := range g.caches {
 		answers[i] = c.LookupAt(ctx, q.PVC, q.PointInTime)
+	}
+
+	if held, w, ok := g.cutover.Hold(q.PVC, answers, q.PointInTime, g.now()); ok {
+		g.waits.note(*w, g.now())
+		held.PointInTime = q.PointInTime
+
+		return held
+	}
+
+	if !g.cutover.IsZero() {
+		g.waits.clear(q.PVC)
 	}
 
 	combined := repo.Combine(q.PVC, answers)

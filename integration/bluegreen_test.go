@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -107,4 +108,93 @@ func TestBlueGreenResticPair(t *testing.T) {
 
 	r := o.Get(t, "/exists/shop/app")
 	assert.Equal(t, blue, r.Body["backend"], "the bucket written last holds the newest snapshot")
+}
+
+// TestCutoverWaitsForTheFinalBackup: a cutover declared at an instant after blue's scheduled
+// backup: the new colour's PVC is unknown (naming the cutover, the snapshot and its age) while
+// blue holds only the older snapshot, never restored from it; once blue's final backup (taken
+// after the instant, by the real kopia CLI) is indexed, restore from blue. A PVC without any
+// snapshot in blue is decided as always. /status, the console and the metrics show the wait.
+func TestCutoverWaitsForTheFinalBackup(t *testing.T) {
+	base := t.TempDir()
+	data := filepath.Join(base, "data")
+	require.NoError(t, os.MkdirAll(data, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o644))
+
+	green := harness.NewKopiaRepository(t, filepath.Join(base, "green"), kopiaPassword)
+	blue := harness.NewKopiaRepository(t, filepath.Join(base, "blue"), kopiaPassword)
+
+	blue.Snapshot(data, "app-backup@shop:/data") // the last scheduled backup of the old colour
+	green.Snapshot(data, "own-only-backup@shop:/data")
+	time.Sleep(1100 * time.Millisecond) // kopia's snapshot times have second resolution
+
+	at := time.Now().UTC().Truncate(time.Second)
+
+	pw := filepath.Join(base, "pw")
+	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword), 0o600))
+
+	file := filepath.Join(base, "backends.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(`backends:
+  - name: green
+    type: kopia-fs
+    kopia: {repositoryPath: `+green.Path+`, passwordFile: `+pw+`}
+  - name: blue
+    type: kopia-fs
+    kopia: {repositoryPath: `+blue.Path+`, passwordFile: `+pw+`}
+`), 0o600))
+
+	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: []string{
+		"BACKENDS_FILE=" + file, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
+		"CUTOVER_AT=" + at.Format(time.RFC3339), "CUTOVER_FROM=blue",
+	}})
+	o.WaitReady(t, 30*time.Second)
+
+	r := o.Get(t, "/exists/shop/app")
+	assert.Equal(t, http.StatusServiceUnavailable, r.Code)
+	assert.Equal(t, "unknown", r.Body["decision"], "never the older scheduled snapshot: %v", r.Body)
+	assert.Contains(t, r.Body["error"], "waiting for the final backup of the cutover at "+at.Format(time.RFC3339)+" from backend blue")
+	assert.Equal(t, "restore", decision(t, o, "/exists/shop/own-only"), "no snapshot in blue: decided as always")
+	assert.Equal(t, "fresh", decision(t, o, "/exists/shop/neither"))
+
+	st := getObject(t, o.URL+"/status")
+	co, ok := st["cutover"].(map[string]any)
+	require.True(t, ok, "%v", st)
+	assert.Equal(t, "blue", co["from"])
+	assert.InDelta(t, 1, co["waiting"], 0)
+	assert.Equal(t, "app", co["pvcs"].([]any)[0].(map[string]any)["pvc"])
+
+	_, metrics := get(t, o.URL+"/metrics")
+	assert.Contains(t, metrics, "backup_oracle_cutover_waiting_pvcs 1")
+	assert.Contains(t, metrics, `backup_oracle_cutover_timestamp_seconds{from="blue"}`)
+
+	_, page := get(t, o.URL+"/")
+	assert.Contains(t, page, `<span id="cutover-waiting">1 waiting</span>`)
+
+	blue.Snapshot(data, "app-backup@shop:/data") // the final backup, after the instant
+
+	eventually(t, o, "/exists/shop/app", "restore", 20*time.Second)
+
+	r = o.Get(t, "/exists/shop/app")
+	assert.Equal(t, "blue", r.Body["backend"])
+
+	latest, ok := r.Body["latestSnapshot"].(map[string]any)
+	require.True(t, ok)
+	started, err := time.Parse(time.RFC3339Nano, latest["time"].(string))
+	require.NoError(t, err)
+	assert.False(t, started.Before(at), "the final backup, not the scheduled one")
+
+	_, metrics = get(t, o.URL+"/metrics")
+	assert.Contains(t, metrics, "backup_oracle_cutover_waiting_pvcs 0")
+}
+
+// getObject gets url and decodes its JSON object.
+func getObject(t *testing.T, url string) map[string]any {
+	t.Helper()
+
+	_, body := get(t, url)
+
+	var out map[string]any
+	require.NoError(t, json.Unmarshal([]byte(body), &out), body)
+
+	return out
 }

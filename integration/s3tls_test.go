@@ -66,5 +66,19 @@ func TestS3KindsOverTLS(t *testing.T) {
 			_, err := openKind(t, tc.kind, settings).Load(context.Background())
 			require.ErrorIs(t, err, repo.ErrUnavailable, "an untrusted certificate is an unavailable backend")
 		})
+
+		t.Run(tc.kind+" with http:// against the HTTPS server", func(t *testing.T) {
+			settings := map[string]string{
+				"s3-endpoint": "http://" + s3.Endpoint, "s3-access-key-file": secretFile(t, s3.AccessKey), "s3-secret-key-file": secretFile(t, s3.SecretKey),
+				"s3-request-timeout": "2s",
+			}
+			for k, v := range tc.settings {
+				settings[k] = v
+			}
+
+			_, err := openKind(t, tc.kind, settings).Load(context.Background())
+			require.ErrorIs(t, err, repo.ErrUnavailable)
+			assert.Contains(t, err.Error(), "if the server speaks HTTPS on that port, set S3_ENDPOINT=https://"+s3.Endpoint, "the message says what to do")
+		})
 	}
 }

@@ -157,6 +157,10 @@ func (c *S3Config) ParseEndpoint() (S3Endpoint, error) {
 		return S3Endpoint{}, Problemf("S3_ENDPOINT %q: "+format, append([]any{shown}, a...)...)
 	}
 
+	if rest, ok := strings.CutPrefix(raw, "s3:"); ok && !strings.HasPrefix(rest, "//") { // restic's s3:<url>, not s3://
+		return fail("%s", splitResticRepository(rest))
+	}
+
 	if !strings.Contains(raw, "://") {
 		scheme := "http"
 		if c.Secure {
@@ -198,6 +202,23 @@ func (c *S3Config) ParseEndpoint() (S3Endpoint, error) {
 	return S3Endpoint{Host: u.Host, Secure: u.Scheme == "https"}, nil
 }
 
+// splitResticRepository explains how to split a restic repository URL
+// ("s3:https://host/bucket/prefix", restic's s3 backend syntax: the endpoint, then the bucket and
+// the object prefix as path elements) into the S3 settings.
+func splitResticRepository(rest string) string {
+	u, err := url.Parse(rest)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return "this is restic's repository syntax (s3:<endpoint>/<bucket>/<prefix>), not an endpoint: " +
+			"put the endpoint in S3_ENDPOINT (https://host:port), the bucket in S3_BUCKET and the rest in S3_PREFIX"
+	}
+
+	bucket, prefix, _ := strings.Cut(strings.Trim(u.Path, "/"), "/")
+
+	return fmt.Sprintf("this is restic's repository syntax (s3:<endpoint>/<bucket>/<prefix>), not an endpoint: split it into "+
+		"S3_ENDPOINT=%s://%s S3_BUCKET=%s S3_PREFIX=%s (for per-PVC repositories the prefix is the part before <namespace>/<pvc>)",
+		u.Scheme, u.Host, bucket, prefix)
+}
+
 func validHostname(h string) bool {
 	for _, part := range strings.Split(h, ".") {
 		if part == "" || len(part) > 63 || part[0] == '-' || part[len(part)-1] == '-' {
@@ -212,6 +233,33 @@ func validHostname(h string) bool {
 	}
 
 	return true
+}
+
+// SchemeHint adds to err, an error talking to the S3 endpoint ep, the likely cause when it is
+// the signature of the wrong scheme: plain HTTP sent to a TLS port (Go's client reads the
+// server's TLS alert as "malformed HTTP response", or the server closes or resets the
+// connection) or TLS
+// sent to a plain HTTP port ("server gave HTTP response to HTTPS client", "first record does not
+// look like a TLS handshake"). Other errors, and nil, are returned unchanged.
+func SchemeHint(ep S3Endpoint, err error) error {
+	if err == nil || ep.Host == "" {
+		return err
+	}
+
+	msg := err.Error()
+	other := "https"
+
+	switch {
+	case !ep.Secure && (strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "malformed HTTP response") ||
+		strings.Contains(msg, "Connection closed by foreign host")): // the last: minio-go's, in Kopia's S3 storage
+	case ep.Secure && (strings.Contains(msg, "server gave HTTP response to HTTPS client") || strings.Contains(msg, "does not look like a TLS handshake")):
+		other = "http"
+	default:
+		return err
+	}
+
+	return fmt.Errorf("%w (the endpoint is %s; if the server speaks %s on that port, set S3_ENDPOINT=%s://%s)",
+		err, ep.URL(), strings.ToUpper(other), other, ep.Host)
 }
 
 // ReadCAFile reads PEM certificates to trust and checks that at least one parses. It is the one

@@ -1,8 +1,10 @@
 package repo_test
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -38,6 +40,9 @@ var s3EndpointCases = []struct {
 	{"credentials in host:port", "user:pw@minio:9000", false, "", false, "credentials in the endpoint are not allowed"},
 	{"other scheme", "ftp://minio:21", false, "", false, `scheme "ftp"`},
 	{"s3 scheme", "s3://bucket", false, "", false, `scheme "s3"`},
+	{"a restic repository", "s3:https://s3.example:9000/volsync/team-a/db", false, "", false,
+		"restic's repository syntax (s3:<endpoint>/<bucket>/<prefix>), not an endpoint: split it into S3_ENDPOINT=https://s3.example:9000 S3_BUCKET=volsync S3_PREFIX=team-a/db"},
+	{"a restic repository without a URL", "s3:volsync/x", false, "", false, "put the endpoint in S3_ENDPOINT (https://host:port), the bucket in S3_BUCKET"},
 	{"query", "https://minio:9000?x=1", false, "", false, "query"},
 	{"port out of range", "minio:70000", false, "", false, `port "70000"`},
 	{"non-numeric port", "http://minio:http", false, "", false, "not a host:port or URL"},
@@ -138,4 +143,35 @@ func TestS3Credentials(t *testing.T) {
 	a, s, err = none.Credentials()
 	require.NoError(t, err)
 	assert.Empty(t, a.Reveal()+s.Reveal(), "no keys: the SDK's default chain")
+}
+
+func TestSchemeHint(t *testing.T) {
+	plain, tls := repo.S3Endpoint{Host: "minio:9000"}, repo.S3Endpoint{Host: "minio:9000", Secure: true}
+	cases := []struct {
+		ep   repo.S3Endpoint
+		err  string
+		hint string // "" for none
+	}{
+		{plain, `Get "http://minio:9000/b": read tcp: connection reset by peer`, "set S3_ENDPOINT=https://minio:9000"},
+		{plain, `net/http: HTTP/1.x transport connection broken: malformed HTTP response "\x15\x03\x01"`, "if the server speaks HTTPS"},
+		{plain, `Connection closed by foreign host http://minio:9000/b. Retry again.`, "set S3_ENDPOINT=https://minio:9000"},
+		{tls, `http: server gave HTTP response to HTTPS client`, "set S3_ENDPOINT=http://minio:9000"},
+		{tls, `tls: first record does not look like a TLS handshake`, "if the server speaks HTTP on that port"},
+		{tls, `connection reset by peer`, ""}, // TLS already: the scheme is not the likely cause
+		{plain, `AccessDenied: access denied`, ""},
+		{repo.S3Endpoint{Secure: true}, `connection reset by peer`, ""}, // AWS
+	}
+
+	for _, tc := range cases {
+		err := repo.SchemeHint(tc.ep, errors.New(tc.err))
+		if tc.hint == "" {
+			assert.Equal(t, tc.err, err.Error())
+			continue
+		}
+
+		assert.Contains(t, err.Error(), tc.hint, tc.err)
+		assert.True(t, strings.HasPrefix(err.Error(), tc.err), "the original error comes first")
+	}
+
+	assert.NoError(t, repo.SchemeHint(plain, nil))
 }

@@ -32,8 +32,10 @@ func consoleTemplate() *template.Template {
 
 			return humanAge(time.Duration(*s * float64(time.Second)))
 		},
-		"when":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
-		"bytes": humanBytes,
+		"when":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"bytes":       humanBytes,
+		"newestFirst": newestFirst,
+		"restores":    restores,
 	}).ParseFS(consoleFS, "console.html"))
 }
 
@@ -52,6 +54,31 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[unit])
 }
 
+// newestFirst returns the snapshots (oldest first, as explained) newest first: the one a plain
+// restore gets is on top.
+func newestFirst(s []snapshotDetail) []snapshotDetail {
+	out := make([]snapshotDetail, len(s))
+	for i := range s {
+		out[len(s)-1-i] = s[i]
+	}
+
+	return out
+}
+
+// restores reports whether snapshot id of backend is the one VolSync would restore for answer a:
+// the selected one (a point in time) or the newest, of the backend that decided restore.
+func restores(a existsResponse, backend, id string) bool {
+	if a.Decision != repo.Restore || a.Backend != backend {
+		return false
+	}
+
+	if a.SelectedSnapshot != nil {
+		return a.SelectedSnapshot.ID == id
+	}
+
+	return a.LatestSnapshot != nil && a.LatestSnapshot.ID == id
+}
+
 // consoleData is what the page shows.
 type consoleData struct {
 	Query, AsOf, Previous string
@@ -60,6 +87,7 @@ type consoleData struct {
 	Result     *explainResponse
 	StaleFor   string
 	Backends   []backendStatus
+	Cutover    *cutoverStatus
 	Inventory  backupsResponse
 	Rows       []consoleRow
 	Stale      int
@@ -102,6 +130,7 @@ func (h *handler) consolePage(c *gin.Context) {
 	}
 
 	d.Backends = h.statuses()
+	d.Cutover = h.cutoverStatus()
 	d.Inventory = h.inventory("", 0)
 
 	for _, b := range d.Inventory.Backups {

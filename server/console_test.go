@@ -37,6 +37,14 @@ func TestConsole(t *testing.T) {
 	assert.Contains(t, page, `<span id="decision" class="decision decision-restore">restore</span>`)
 	assert.Contains(t, page, `VolSync would restore snapshot <code>old</code>`)
 
+	table := page[strings.Index(page, `class="snapshots"`):]
+	assert.Less(t, strings.Index(table, "<code>k7f3a</code>"), strings.Index(table, "<code>old</code>"), "newest first")
+	assert.Contains(t, table, `<tr class="restores"><td><code>old</code> <b class="restore-mark">← VolSync restores this one</b>`, "previous=1 selects old")
+	assert.Equal(t, 1, strings.Count(table, "restore-mark"))
+
+	page = get(h, http.MethodGet, "/?pvc=web/restore.app").Body.String()
+	assert.Contains(t, page, `<tr class="restores"><td><code>k7f3a</code> <b class="restore-mark">`, "a plain restore gets the newest")
+
 	rec = get(h, http.MethodGet, "/?pvc=web/other")
 	assert.Contains(t, rec.Body.String(), `decision-unknown`)
 	assert.Contains(t, rec.Body.String(), `the first refresh of kopia-fs has not finished`)

@@ -36,6 +36,9 @@ type existsResponse struct {
 	Warnings []string `json:"warnings,omitempty"`
 	// Elsewhere names, for a restore, the other backends holding (older) snapshots of the PVC.
 	Elsewhere []elsewhereJSON `json:"elsewhere,omitempty"`
+	// Pending: unknown while a verification of the PVC's snapshots is queued or running (restic
+	// with a password); the answer changes within seconds, so ask again.
+	Pending bool `json:"pending,omitempty"`
 }
 
 type elsewhereJSON struct {
@@ -176,6 +179,7 @@ func (h *handler) render(a repo.Answer) existsResponse {
 
 	if a.Reason != nil {
 		r.Error = a.Reason.Error()
+		r.Pending = a.Decision == repo.Unknown && errors.Is(a.Reason, repo.ErrPending)
 	}
 
 	r.Accepted, r.Warnings = a.Accepted, a.Warnings

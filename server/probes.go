@@ -87,9 +87,59 @@ func newLayoutStatus(f repo.LayoutFit) *layoutStatus {
 	return out
 }
 
-// status shows every backend's index for an operator debugging a restore.
+// status shows every backend's index for an operator debugging a restore, and a declared
+// cutover.
 func (h *handler) status(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"backends": h.statuses()})
+	out := gin.H{"backends": h.statuses()}
+	if co := h.cutoverStatus(); co != nil {
+		out["cutover"] = co
+	}
+
+	c.JSON(http.StatusOK, out)
+}
+
+type cutoverStatus struct {
+	At   time.Time `json:"at"`
+	From string    `json:"from"`
+	// Waiting counts the PVCs answered unknown while their final backup is missing.
+	Waiting           int            `json:"waiting"`
+	OldestWaitSeconds float64        `json:"oldestWaitSeconds"`
+	PVCs              []cutoverWaitJ `json:"pvcs,omitempty"`
+}
+
+type cutoverWaitJ struct {
+	Namespace string       `json:"namespace"`
+	PVC       string       `json:"pvc"`
+	Since     time.Time    `json:"since"`
+	Newest    snapshotJSON `json:"newestSnapshot"`
+}
+
+// maxCutoverListed bounds the waiting PVCs /status lists (the count is complete).
+const maxCutoverListed = 100
+
+func (h *handler) cutoverStatus() *cutoverStatus {
+	if h.cutover == nil {
+		return nil
+	}
+
+	st := h.cutover()
+	if st.IsZero() {
+		return nil
+	}
+
+	out := &cutoverStatus{At: st.At.UTC(), From: st.From, Waiting: len(st.Waiting)}
+	for i, w := range st.Waiting {
+		if i == 0 {
+			out.OldestWaitSeconds = h.now().Sub(w.Since).Seconds()
+		}
+
+		if i < maxCutoverListed {
+			out.PVCs = append(out.PVCs, cutoverWaitJ{Namespace: w.PVC.Namespace, PVC: w.PVC.Name, Since: w.Since.UTC(),
+				Newest: snapshotJSON{ID: w.Newest.ID, Time: w.Newest.StartTime.UTC(), Size: w.Newest.TotalSize}})
+		}
+	}
+
+	return out
 }
 
 // statuses is every backend's index state, for /status and the console.

@@ -57,6 +57,9 @@ type Options struct {
 	// RenderCacheSize bounds the rendered authoritative answers kept for the /exists hit path
 	// (default DefaultRenderCacheSize).
 	RenderCacheSize int
+	// Cutover describes a declared blue/green cutover and the PVCs waiting for it (/status, the
+	// console); nil leaves it out.
+	Cutover func() repo.CutoverStatus
 }
 
 type handler struct {
@@ -70,6 +73,7 @@ type handler struct {
 	staleFor        time.Duration
 	console         *template.Template
 	renders         *lru.Cache[repo.PVC, *renderedAnswer]
+	cutover         func() repo.CutoverStatus
 }
 
 // New returns the HTTP handler.
@@ -98,6 +102,7 @@ func New(opts Options) (http.Handler, error) {
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
 		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
 		staleFor: opts.DefaultStaleFor, console: consoleTemplate(), renders: newRenderCache(opts.RenderCacheSize),
+		cutover: opts.Cutover,
 	}
 
 	r := gin.New()

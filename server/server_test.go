@@ -120,6 +120,9 @@ func oracle() fakeOracle {
 			case strings.HasPrefix(pvc.Name, "restore"):
 				return repo.Decide(pvc, "kopia-fs", repo.Finding{Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data",
 					Snapshots: []repo.Snapshot{{ID: "old"}, snapshot}}, indexTime, nil)
+			case strings.HasPrefix(pvc.Name, "pending"):
+				return repo.Decide(pvc, "restic-s3", repo.Finding{Source: "s3:volsync/" + pvc.Namespace + "/" + pvc.Name}, indexTime,
+					fmt.Errorf("restic: repository \"s3:volsync/%s\": 1 of 1 snapshots not verified yet: %w: %w", pvc, repo.ErrUnverifiable, repo.ErrPending))
 			case strings.HasPrefix(pvc.Name, "fresh"):
 				return repo.Decide(pvc, "kopia-fs", repo.Finding{Source: pvc.Name + "-backup@" + pvc.Namespace + ":/data"}, indexTime, nil)
 			default:
@@ -182,6 +185,7 @@ func TestEndpoints(t *testing.T) {
 		code   int
 		golden string
 	}{
+		{"pending: unknown while a verification runs, marked so", oracle(), http.MethodGet, "/exists/web/pending", http.StatusServiceUnavailable, "pending.json"},
 		{"status: a minority fit and a refused load", layout, http.MethodGet, "/status", http.StatusOK, "status-layout.json"},
 		{"restore", oracle(), http.MethodGet, "/exists/web/restore.app", http.StatusOK, "restore.json"},
 		{"fresh", oracle(), http.MethodGet, "/exists/web/fresh", http.StatusOK, "fresh.json"},

@@ -468,3 +468,42 @@ unused.
 
 {{/* The PVC annotation naming the backend a restored PVC's RD restores from (blue/green). */}}
 {{- define "bo.restoreBackendAnnotation" -}}backup-oracle.io/restore-backend{{- end -}}
+
+{{/*
+bo.s3CA: the volume source of an S3 settings block's private CA (s3.ca: secretName or
+configMapName, key), as YAML; empty without one. Both names set is refused with a sentence.
+*/}}
+{{- define "bo.s3CA" -}}
+{{- $ca := .ca | default dict -}}
+{{- if and $ca.secretName $ca.configMapName -}}
+{{- fail "s3.ca: set secretName or configMapName, not both (the PEM of the S3 endpoint's private CA)" -}}
+{{- end -}}
+{{- if $ca.secretName -}}
+secret:
+  secretName: {{ $ca.secretName | quote }}
+  items:
+    - key: {{ $ca.key | default "ca.crt" | quote }}
+      path: {{ $ca.key | default "ca.crt" | quote }}
+{{- else if $ca.configMapName -}}
+configMap:
+  name: {{ $ca.configMapName | quote }}
+  items:
+    - key: {{ $ca.key | default "ca.crt" | quote }}
+      path: {{ $ca.key | default "ca.crt" | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+bo.validateCutover: cutover.at is an RFC 3339 instant and cutover.from names a backends[] entry.
+*/}}
+{{- define "bo.validateCutover" -}}
+{{- $c := .Values.cutover -}}
+{{- if not (regexMatch "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$" ($c.at | default "")) -}}
+{{- fail (printf "cutover.at %q: the instant of the cutover as RFC 3339 with the T and a zone, e.g. 2026-12-06T18:00:00Z" ($c.at | default "")) -}}
+{{- end -}}
+{{- $names := list -}}
+{{- range .Values.backends }}{{ $names = append $names .name }}{{ end -}}
+{{- if not (has $c.from $names) -}}
+{{- fail (printf "cutover.from %q: name the backends[] entry of the colour being left (one of %s)" ($c.from | default "") (join ", " $names)) -}}
+{{- end -}}
+{{- end -}}

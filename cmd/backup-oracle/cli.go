@@ -115,7 +115,7 @@ func findCommand(name string) (command, bool) {
 // cliFlags are the flags every operator command adds to the service's settings.
 type cliFlags struct {
 	server, output, asOf, previous, staleFor, accept string
-	timeout                                          time.Duration
+	timeout, wait                                    time.Duration
 }
 
 // runCommand runs an operator command and returns its exit code.
@@ -135,6 +135,7 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 				fs.StringVar(&f.asOf, "as-of", "", "VolSync's restoreAsOf (RFC 3339): the newest snapshot at or before it")
 				fs.StringVar(&f.previous, "previous", "", "VolSync's previous: skip this many of the eligible snapshots, newest first")
 				fs.StringVar(&f.accept, "accept", "", "an acknowledgement: near-miss answers as if no near miss existed (what the policies ask for a PVC annotated backup-oracle.io/accept-near-miss)")
+				fs.DurationVar(&f.wait, "wait", time.Minute, "while the answer is unknown only because the PVC's snapshots are still being verified (restic with a password), ask again for up to this long; 0: answer at once")
 			}
 
 			if c.name == "list" {
@@ -178,7 +179,18 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 
-	code, body, err := ask(ctx, cfg, f.server, c.path(arg, q), stderr)
+	a, err := newAsker(ctx, cfg, f.server, stderr)
+	defer a.close()
+
+	var (
+		code int
+		body []byte
+	)
+
+	if err == nil {
+		code, body, err = a.getSettled(ctx, c.path(arg, q), f.wait, stderr)
+	}
+
 	if err != nil {
 		fmt.Fprintf(stderr, "backup-oracle %s: %v\n", c.name, err)
 		return exitFailure
@@ -245,11 +257,18 @@ func checkArgs(c command, pos []string, output string) error {
 	return nil
 }
 
-// ask gets path from the server at base, or, without one, from the API handler in-process on
-// the configured backends (loaded once, no listener).
-func ask(ctx context.Context, cfg Config, base, path string, stderr io.Writer) (int, []byte, error) {
+// asker gets API paths from the server at base, or, without one, from the API handler
+// in-process on the configured backends (loaded once, no listener; asking again reuses them, so
+// a verification started by the first question goes on).
+type asker struct {
+	base  string
+	h     http.Handler
+	close func()
+}
+
+func newAsker(ctx context.Context, cfg Config, base string, stderr io.Writer) (*asker, error) {
 	if base != "" {
-		return askServer(ctx, base, path)
+		return &asker{base: base, close: func() {}}, nil
 	}
 
 	// The answer carries the reasons; the log only says what kept the repository from loading.
@@ -257,16 +276,65 @@ func ask(ctx context.Context, cfg Config, base, path string, stderr io.Writer) (
 	gin.SetMode(gin.ReleaseMode) // a process-wide setting: the program's, not the handler's
 
 	h, closeAll, err := loadOnce(ctx, cfg, logger)
-	defer closeAll()
 
-	if err != nil {
-		return 0, nil, err
+	return &asker{h: h, close: closeAll}, err
+}
+
+func (a *asker) get(ctx context.Context, path string) (int, []byte, error) {
+	if a.base != "" {
+		return askServer(ctx, a.base, path)
 	}
 
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
+	a.h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, http.MethodGet, path, nil))
 
 	return rec.Code, rec.Body.Bytes(), nil
+}
+
+// pendingPoll is the pause between two questions while an answer is pending.
+const pendingPoll = time.Second
+
+// getSettled gets path, and asks again (every second, for at most wait) while the answer says
+// it is pending: unknown only because the PVC's snapshots are still being verified (the server
+// verifies a PVC's repository first once it is asked). Past wait it says so on stderr.
+func (a *asker) getSettled(ctx context.Context, path string, wait time.Duration, stderr io.Writer) (int, []byte, error) {
+	deadline := time.Now().Add(wait)
+	told := false
+
+	for {
+		code, body, err := a.get(ctx, path)
+		if err != nil || !pending(body) {
+			return code, body, err
+		}
+
+		if time.Now().Add(pendingPoll).After(deadline) {
+			fmt.Fprintf(stderr, "still verifying this PVC's snapshots after %s: run the command again, or give --wait a longer time\n", wait)
+			return code, body, nil
+		}
+
+		if !told {
+			fmt.Fprintf(stderr, "verifying this PVC's snapshots (restic with a password); waiting up to %s (--wait)\n", wait)
+			told = true
+		}
+
+		select {
+		case <-ctx.Done():
+			return code, body, nil
+		case <-time.After(pendingPoll):
+		}
+	}
+}
+
+// pending reports whether an answer (/exists, or /explain's answer) is pending.
+func pending(body []byte) bool {
+	var r struct {
+		Pending bool `json:"pending"`
+		Answer  struct {
+			Pending bool `json:"pending"`
+		} `json:"answer"`
+	}
+
+	return json.Unmarshal(body, &r) == nil && (r.Pending || r.Answer.Pending)
 }
 
 func askServer(ctx context.Context, base, path string) (int, []byte, error) {
@@ -314,7 +382,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	wg.Wait()
 
-	h, err := newHandler(cfg, oracle, reg, logger)
+	h, err := newHandler(cfg, oracle, oracle.Cutover, reg, logger)
 
 	return h, cleanup.run, err
 }

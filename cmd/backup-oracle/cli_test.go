@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -206,4 +209,50 @@ func TestCommandHelp(t *testing.T) {
 	for _, c := range commands() {
 		assert.Contains(t, out.String(), "backup-oracle "+c.name+" ", "--help lists %s", c.name)
 	}
+}
+
+// TestCheckWaitsWhilePending: an answer that is unknown only while the PVC's snapshots are being
+// verified is asked again (--wait), and the final answer is what is printed; past --wait the
+// command says it is still verifying.
+func TestCheckWaitsWhilePending(t *testing.T) {
+	const pendingBody = `{"exists":false,"decision":"unknown","authoritative":false,"namespace":"team-a","pvc":"db","backend":"restic-s3",` +
+		`"snapshotCount":0,"error":"restic: repository \"s3:b/team-a/db\": 1 of 1 snapshots not verified yet: snapshot unverifiable: verification pending","pending":true}`
+	const restoreBody = `{"exists":true,"decision":"restore","authoritative":true,"namespace":"team-a","pvc":"db","backend":"restic-s3",` +
+		`"source":"s3:b/team-a/db","snapshotCount":1,"latestSnapshot":{"id":"abc","time":"2026-12-01T00:00:00Z","size":1}}`
+
+	var asked atomic.Int32
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if asked.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(pendingBody))
+
+			return
+		}
+
+		_, _ = w.Write([]byte(restoreBody))
+	}))
+	t.Cleanup(srv.Close)
+
+	var out, errOut syncBuffer
+	code := run(context.Background(), []string{"check", "--server", srv.URL, "team-a/db"}, env(nil), &out, &errOut)
+	assert.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", out.String(), errOut.String())
+	assert.Contains(t, out.String(), "RESTORE")
+	assert.Contains(t, errOut.String(), "verifying this PVC's snapshots")
+	assert.Equal(t, int32(3), asked.Load())
+
+	asked.Store(-1000) // pending for ever
+
+	out, errOut = syncBuffer{}, syncBuffer{}
+	code = run(context.Background(), []string{"check", "--server", srv.URL, "--wait", "1500ms", "team-a/db"}, env(nil), &out, &errOut)
+	assert.Equal(t, 4, code)
+	assert.Contains(t, out.String(), "UNKNOWN")
+	assert.Contains(t, errOut.String(), "still verifying this PVC's snapshots after 1.5s")
+
+	asked.Store(-1000)
+
+	out, errOut = syncBuffer{}, syncBuffer{}
+	code = run(context.Background(), []string{"check", "--server", srv.URL, "--wait", "0", "team-a/db"}, env(nil), &out, &errOut)
+	assert.Equal(t, 4, code, "--wait 0 answers at once")
+	assert.Equal(t, int32(-999), asked.Load())
 }

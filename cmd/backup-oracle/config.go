@@ -60,6 +60,9 @@ type Config struct {
 	Backends []backendSpec
 	// Warnings are settings that were given but that nothing reads (e.g. S3_PREFIX for kopia-fs).
 	Warnings []string
+	// CutoverAt and CutoverFrom declare a blue/green cutover (repo.Cutover): the RFC 3339
+	// instant and the backend of the colour being left.
+	CutoverAt, CutoverFrom string
 }
 
 // backendSpec is one configured backend: its name, its kind and the kind's configuration.
@@ -114,6 +117,8 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"allow-empty-index", []string{"ALLOW_EMPTY_INDEX"}, "accept a backend holding no backup at all (new installations only: a wrong path or prefix looks the same)", (*repo.BoolValue)(&c.AllowEmpty)},
 		{"near-miss", []string{"NEAR_MISS"}, "what snapshots of the PVC under a slightly different identity do to a would-be fresh answer: deny (unknown), warn (fresh, reported) or off", (*repo.StringValue)(&c.NearMiss)},
 		{"expected-backups-file", []string{"EXPECTED_BACKUPS_FILE"}, "YAML ledger of PVCs known to have had a backup (pvcs: [<namespace>/<pvc>, ...]); a listed PVC is never fresh; re-read every refresh interval", (*repo.StringValue)(&c.ExpectedBackupsFile)},
+		{"cutover-at", []string{"CUTOVER_AT"}, "a blue/green cutover's instant (RFC 3339): a PVC whose snapshots in CUTOVER_FROM all started before it is unknown until its final backup is indexed", (*repo.StringValue)(&c.CutoverAt)},
+		{"cutover-from", []string{"CUTOVER_FROM"}, "the backend (of BACKENDS_FILE) of the colour being left at CUTOVER_AT", (*repo.StringValue)(&c.CutoverFrom)},
 		{"state-dir", []string{"STATE_DIR"}, "private writable directory for Kopia's config and cache (default: a new temporary directory)", (*repo.StringValue)(&c.StateDir)},
 		{"demo", []string{"DEMO"}, "serve a demo Kopia repository created in the state directory", (*repo.BoolValue)(&c.Demo)},
 		{"backup-metrics-limit", []string{"BACKUP_METRICS_LIMIT"}, "bound on the per-backup series of /metrics (backup_oracle_backup_newest_snapshot_timestamp_seconds); past it the stalest are kept; negative: none", (*repo.IntValue)(&c.BackupSeriesLimit)},
@@ -302,18 +307,16 @@ func parseConfigWith(setup flagSetup, args, environ []string) (Config, []string,
 		errs = append(errs, fmt.Errorf("unexpected arguments: %q", fs.Args()))
 	}
 
-	if err := errors.Join(errs...); err != nil {
-		return cfg, pos, err
-	}
-
+	// A value that did not parse keeps its default: go on, so every problem is reported at once
+	// (a malformed duration and a bad template together), not one per attempt.
 	if setup.skipBackends != nil && setup.skipBackends() {
-		return cfg, pos, nil
+		return cfg, pos, errors.Join(errs...)
 	}
 
 	if cfg.BackendsFile != "" {
 		bs, err := loadBackendsFile(cfg.BackendsFile, kinds)
 		if err != nil {
-			return cfg, pos, err
+			return cfg, pos, errors.Join(append(errs, err)...)
 		}
 
 		cfg.Backends = bs
@@ -409,11 +412,38 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 
+	if _, err := c.cutover(); err != nil {
+		errs = append(errs, err)
+	}
+
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		add("LOG_FORMAT %q: want json or text", c.LogFormat)
 	}
 
 	return errors.Join(errs...)
+}
+
+// cutover is the declared cutover (zero when none), checked against the backends' names.
+func (c *Config) cutover() (repo.Cutover, error) {
+	var out repo.Cutover
+
+	if c.CutoverAt != "" {
+		at, err := time.Parse(time.RFC3339, c.CutoverAt)
+		if err != nil {
+			return out, repo.Problemf("CUTOVER_AT %q is not an RFC 3339 time such as 2026-12-06T18:00:00Z", c.CutoverAt)
+		}
+
+		out.At = at
+	}
+
+	out.From = c.CutoverFrom
+	names := make([]string, 0, len(c.Backends))
+
+	for _, b := range c.Backends {
+		names = append(names, b.Name)
+	}
+
+	return out, out.Validate(names)
 }
 
 // validateBackends checks every backend and that names are unique.

@@ -92,6 +92,8 @@ func TestParseConfig(t *testing.T) {
 		{"both passwords", with(map[string]string{"KOPIA_PASSWORD_FILE": "/f"}), nil, nil, []string{"set KOPIA_PASSWORD or KOPIA_PASSWORD_FILE, not both"}},
 		{"bad values name their variable", with(map[string]string{"PORT": "http", "HTTP_TIMEOUT": "soon"}), nil, nil,
 			[]string{`PORT: "http" is not a whole number`, `HTTP_TIMEOUT: "soon" is not a duration`}},
+		{"a value that does not parse and backend problems, together", with(map[string]string{"REFRESH_INTERVAL": "zz", "KOPIA_SOURCE_NAME_TEMPLATE": "{bad}", "KOPIA_PATH": "rel"}), nil, nil,
+			[]string{`REFRESH_INTERVAL: "zz" is not a duration`, `source name template "{bad}": only the placeholders`, `path "rel" must be absolute`}},
 		{"bad template", with(map[string]string{"KOPIA_SOURCE_NAME_TEMPLATE": "{name}-backup"}), nil, nil, []string{"only the placeholders {namespace} and {pvc}"}},
 		{"a template without {pvc} (what a Flux ${APP} substitution produces)", with(map[string]string{"KOPIA_SOURCE_NAME_TEMPLATE": "gitea"}), nil, nil,
 			[]string{`source name template "gitea" has no {pvc}: every PVC of a namespace would map to one identity`}},

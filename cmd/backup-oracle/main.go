@@ -147,7 +147,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 
 	stopping := &atomic.Bool{}
 
-	handler, err := newHandler(cfg, drainingOracle{Group: oracle, stopping: stopping}, reg, logger)
+	handler, err := newHandler(cfg, drainingOracle{Group: oracle, stopping: stopping}, oracle.Cutover, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -242,14 +242,24 @@ func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 		guards.Ledger = f
 	}
 
-	return cache.NewGroup(caches, cache.GroupOptions{Guards: guards, Metrics: metrics, Logger: logger}), nil
+	cutover, _ := cfg.cutover() // validated
+	g := cache.NewGroup(caches, cache.GroupOptions{Guards: guards, Metrics: metrics, Logger: logger, Cutover: cutover})
+	reg.MustRegister(g.CutoverCollector())
+
+	if !cutover.IsZero() {
+		logger.Info("blue/green cutover declared: PVCs of the colour being left wait for their final backup",
+			"at", cutover.At.UTC().Format(time.RFC3339), "from", cutover.From)
+	}
+
+	return g, nil
 }
 
 // newHandler is the HTTP API over the caches, as the server and the CLI's in-process mode use it.
-func newHandler(cfg Config, oracle server.Oracle, reg *prometheus.Registry, logger *slog.Logger) (http.Handler, error) {
+func newHandler(cfg Config, oracle server.Oracle, cutover func() repo.CutoverStatus, reg *prometheus.Registry, logger *slog.Logger) (http.Handler, error) {
 	return server.New(server.Options{
 		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, RenderCacheSize: cfg.CacheSize, Logger: logger,
 		OpenAPI: backuporacle.OpenAPI, ReplicationName: replicationName(cfg.Backends), DefaultStaleFor: cfg.StaleFor,
+		Cutover: cutover,
 	})
 }
 

@@ -58,6 +58,20 @@ func mutants() []mutant {
 		{"./repo/restic", "repo/restic/index.go", "case pending == 0:", "case false:", "verified repositories reported unverified"},
 		{"./repo/restic", "repo/restic/index.go", "case failed != nil:", "case false:", "a snapshot that failed verification reported as merely pending"},
 		{"./repo/restic", "repo/restic/index.go", "case r.verifier == nil:", "case false:", "without a password, snapshots go to the verifier"},
+		// Issue 18: near misses by rule, the layout fit, the cutover.
+		{"./repo/kopia", "repo/kopia/nearmiss.go", "case named:", "case named && false:", "the naming-scheme rule removed (only paths and cuts)"},
+		{"./repo/kopia", "repo/kopia/nearmiss.go", "case i.schemes.NamesPVC(src.Path, pvc):", "case strings.HasSuffix(src.Path, \"/\"+pvc.Name):", "the movers' default path read as a PVC name (the old rule)"},
+		{"./repo/kopia", "repo/kopia/nearmiss.go", "if !overrides && i.ownedByAnother(src, pvc) {", "if !(overrides && false) && i.ownedByAnother(src, pvc) {", "a learned scheme no longer overrides another PVC's claim: {pvc} over -volsync answers fresh"},
+		{"./repo/kopia", "repo/kopia/nearmiss.go", "case fit && (ownAffix || !carries):", "case fit:", "a source fitting {pvc} only by reading a learned word as part of the name counts as fitting"},
+		{"./repo", "repo/scheme.go", "if 4*n >= len(users) {", "if 2*n >= len(users) {", "a scheme must be carried by half the usernames, not a quarter"},
+		{"./repo", "repo/scheme.go", "if !own[k] && n >= hostCarriers && 3*n >= 2*hostTotal[host] {", "if false && !own[k] && n >= hostCarriers && 3*n >= 2*hostTotal[host] {", "a minority scheme ruling its namespaces is not learned"},
+		{"./repo/kopia", "repo/scheme.go", "if !own[k] && n >= hostCarriers && 3*n >= 2*hostTotal[host] {", "if false && !own[k] && n >= hostCarriers && 3*n >= 2*hostTotal[host] {", "a minority scheme ruling its namespaces is not learned (the Kopia adapter's tests)"},
+		{"./repo/kopia", "repo/scheme.go", "if names[strings.ToLower(w)]", "if false", "words of PVC names (config, data...) learned as schemes (the precision measurement)"},
+		{"./repo", "repo/scheme.go", "return path.Base(p) == pvc.Name && dir != \"/\" && s.PathParents[dir]", "return path.Base(p) == pvc.Name || dir == \"\"", "any path ending in the PVC's name names it"},
+		{"./repo", "repo/cutover.go", "if a.Backend != c.From || a.Latest == nil || !a.Latest.StartTime.Before(c.At) {", "if a.Backend != c.From || a.Latest == nil {", "the final backup never ends the wait"},
+		{"./repo", "repo/cutover.go", "if c.IsZero() || !p.IsZero() {", "if c.IsZero() {", "a point in time asked still waits"},
+		{"./repo/restic", "repo/restic/index.go", "out = append(out, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime, ApproxTime: true})",
+			"out = append(out, repo.Snapshot{ID: snapshotID(o.Key), StartTime: o.ModTime})", "object times taken for restic's times: a point in time without the password"},
 	}
 }
 

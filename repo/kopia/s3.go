@@ -78,6 +78,10 @@ func (s *S3) Open(ctx context.Context) (blob.Storage, error) {
 
 	st, err := s3.New(ctx, o, false)
 	if err != nil {
+		if ep, perr := s.ParseEndpoint(); perr == nil {
+			err = repo.SchemeHint(ep, err)
+		}
+
 		return nil, fmt.Errorf("open s3 storage %s: %w", s, err)
 	}
 
@@ -115,6 +119,10 @@ func (s *S3) ReadFormat(ctx context.Context) ([]byte, error) {
 		}
 
 		s.dropProbe(ctx)
+
+		if ep, perr := s.ParseEndpoint(); perr == nil {
+			err = repo.SchemeHint(ep, err)
+		}
 
 		return nil, fmt.Errorf("read repository format blob: %w", err)
 	}

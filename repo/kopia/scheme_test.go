@@ -64,7 +64,8 @@ func TestNearMissesByRule(t *testing.T) {
 		assert.Len(t, fd.Snapshots, 1, "PVC data-volsync's own identity still restores")
 
 		lf := idx.Stats().Layout
-		assert.Equal(t, repo.LayoutFit{Considered: 4, Expected: 0, Others: []repo.SchemeCount{{Scheme: "{pvc}-volsync", Sources: 4}}}, lf)
+		assert.Equal(t, repo.LayoutFit{Considered: 4, Expected: 0, Others: []repo.SchemeCount{{Scheme: "{pvc}-volsync", Sources: 4,
+			Examples: []string{"data-volsync@media:/data", "jellyfin-config-volsync@media:/data", "radarr-volsync@media:/data"}}}}, lf, "the three smallest sources as examples")
 		assert.Contains(t, lf.Warning(), "KOPIA_SOURCE_NAME_TEMPLATE={pvc}-volsync")
 	})
 
@@ -75,7 +76,8 @@ func TestNearMissesByRule(t *testing.T) {
 
 		assert.Equal(t, []string{"jellyfin-config-volsync@media:/data"}, nearSources(idx.NearMisses(repo.PVC{Namespace: "media", Name: "jellyfin-config"})))
 		assert.Equal(t, 1, idx.Stats().Fitting)
-		assert.Equal(t, repo.LayoutFit{Considered: 5, Expected: 1, Others: []repo.SchemeCount{{Scheme: "{pvc}-volsync", Sources: 4}}}, idx.Stats().Layout)
+		assert.Equal(t, repo.LayoutFit{Considered: 5, Expected: 1, Others: []repo.SchemeCount{{Scheme: "{pvc}-volsync", Sources: 4,
+			Examples: []string{"data-volsync@media:/data", "jellyfin-config-volsync@media:/data", "radarr-volsync@media:/data"}}}}, idx.Stats().Layout)
 		assert.True(t, idx.Stats().Layout.Minority())
 		assert.Empty(t, idx.NearMisses(repo.PVC{Namespace: "media", Name: "jellyfin"}), "a prefix of a PVC name is not its name")
 		assert.Empty(t, idx.NearMisses(repo.PVC{Namespace: "documents", Name: "data"}), "another namespace's source is never a near miss")

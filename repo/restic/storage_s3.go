@@ -30,8 +30,9 @@ const maxBackoff = 2 * time.Second
 // between attempts), never other 4xx answers. A request therefore gives up after at most
 // MaxAttempts×RequestTimeout + (MaxAttempts-1)×2s, or earlier when ctx ends.
 type s3Storage struct {
-	client *s3.Client
-	bucket string
+	client   *s3.Client
+	bucket   string
+	endpoint repo.S3Endpoint
 }
 
 // NewS3Storage returns a Storage on opts.Bucket. It does not contact the server. opts are
@@ -99,7 +100,7 @@ func NewS3Storage(ctx context.Context, opts S3Options) (Storage, error) {
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
 
-	return &s3Storage{client: client, bucket: opts.Bucket}, nil
+	return &s3Storage{client: client, bucket: opts.Bucket, endpoint: endpoint}, nil
 }
 
 // List implements Storage.
@@ -115,7 +116,7 @@ func (s *s3Storage) List(ctx context.Context, dir string) (Listing, error) {
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return Listing{}, err
+			return Listing{}, repo.SchemeHint(s.endpoint, err)
 		}
 
 		for _, o := range page.Contents {
@@ -141,7 +142,7 @@ func (s *s3Storage) Get(ctx context.Context, key string) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %w", ErrObjectNotFound, err)
 		}
 
-		return nil, err
+		return nil, repo.SchemeHint(s.endpoint, err)
 	}
 	defer out.Body.Close()
 
