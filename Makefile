@@ -9,7 +9,11 @@ SHELL := bash
 GO        ?= go
 TOOLS     := $(CURDIR)/.tools
 BIN       := $(CURDIR)/bin
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# One version (README, "Releasing"): the release tag v<semver> of the commit built (git describe
+# --exact-match), else chart/Chart.yaml's version (the version in preparation; the revision tells
+# builds apart). make release-check refuses a tag the chart's version and appVersion differ from.
+CHART_VERSION := $(shell sed -n 's/^version: *//p' chart/Chart.yaml)
+VERSION   ?= $(or $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null | sed 's/^v//'),$(CHART_VERSION))
 REVISION  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)
 
@@ -21,12 +25,19 @@ VERSITYGW_VERSION     := v1.8.0
 # last one is the newest, whose CLI make test-chart uses.
 KYVERNO_VERSIONS      := v1.17.2 v1.18.2 v1.19.1
 KYVERNO_VERSION       := $(lastword $(KYVERNO_VERSIONS))
-HELM_VERSION          := v3.22.0
+# Helm 4 lints, renders, installs and pushes the chart (Helm 3 is not tested: README, "Install").
+HELM_VERSION          := v4.3.2
 GOLANGCI_LINT_VERSION := v2.15.0
 GREMLINS_VERSION      := v0.6.0
 # make image: go-containerregistry's crane assembles the image without a Docker daemon; the CA
 # certificates are those of Debian's ca-certificates package (bookworm's, pinned).
 CRANE_VERSION           := v0.22.1
+# make release and its test: CNCF distribution's registry (served on 127.0.0.1 by the tests),
+# cosign (signatures and the SBOM attestation), cyclonedx-gomod (the SBOM, with the licenses it
+# detects: make licenses checks them).
+DISTRIBUTION_VERSION    := v3.1.2
+COSIGN_VERSION          := v3.1.3
+CYCLONEDX_GOMOD_VERSION := v1.10.0
 CA_CERTIFICATES_VERSION := 20230311+deb12u1
 # The console's browser test: Debian's chromium (bookworm). Debian keeps only the current
 # version in its archive, so the pinned one is tried first and the archive's taken otherwise.
@@ -48,6 +59,9 @@ HELM          := $(TOOLS)/helm-$(HELM_VERSION)
 GOLANGCI_LINT := $(TOOLS)/golangci-lint-$(GOLANGCI_LINT_VERSION)
 GREMLINS      := $(TOOLS)/gremlins-$(GREMLINS_VERSION)
 CRANE         := $(TOOLS)/crane-$(CRANE_VERSION)
+REGISTRY_BIN  := $(TOOLS)/registry-$(DISTRIBUTION_VERSION)
+COSIGN        := $(TOOLS)/cosign-$(COSIGN_VERSION)
+CYCLONEDX_GOMOD := $(TOOLS)/cyclonedx-gomod-$(CYCLONEDX_GOMOD_VERSION)
 CA_BUNDLE     := $(TOOLS)/ca-certificates-$(subst +,_,$(CA_CERTIFICATES_VERSION)).crt
 ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
@@ -118,7 +132,16 @@ chromium: ## install Debian's chromium (the console test's browser) unless prese
 	@command -v chromium >/dev/null && chromium --version || true
 
 $(HELM):
-	$(call install-module,helm.sh/helm/v3/cmd/helm,$(HELM_VERSION),$@)
+	$(call install-module,helm.sh/helm/v4/cmd/helm,$(HELM_VERSION),$@)
+
+$(REGISTRY_BIN):
+	$(call install-module,github.com/distribution/distribution/v3/cmd/registry,$(DISTRIBUTION_VERSION),$@)
+
+$(COSIGN):
+	$(call install-module,github.com/sigstore/cosign/v3/cmd/cosign,$(COSIGN_VERSION),$@)
+
+$(CYCLONEDX_GOMOD):
+	$(call install-module,github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod,$(CYCLONEDX_GOMOD_VERSION),$@)
 
 # Kyverno VERSION: its CLI and its controllers (as its images run them) from ONE copy of the
 # module in ONE go build (the packages they share are compiled once), and its CRDs (plain YAML in
@@ -162,12 +185,20 @@ $(KUBE_APISERVER):
 $(KUBECTL):
 	$(call build-e2e-tool,k8s.io/kubernetes/cmd/kubectl,$@)
 
-E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_BINS) $(KOPIA) $(HELM)
+# The previous release, which the upgrade tests start from (make test-chart, make e2e): its tag
+# once one exists; before the first release, the first commit of main the release builds on.
+PREVIOUS_RELEASE := 464e436
+
+# make e2e also releases into a registry it starts (TestRelease runs make release): the
+# release's tools are its prerequisites.
+E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_BINS) $(KOPIA) $(HELM) \
+  $(REGISTRY_BIN) $(COSIGN) $(CRANE) $(CA_BUNDLE) $(CYCLONEDX_GOMOD)
 E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM) \
+  REGISTRY_BIN=$(REGISTRY_BIN) COSIGN_BIN=$(COSIGN) CRANE_BIN=$(CRANE) PREVIOUS_RELEASE=$(PREVIOUS_RELEASE) \
   $(KYVERNO_BINS_ENV)
 
 .PHONY: tools
-tools: $(TEST_TOOLS) $(CRANE) $(CA_BUNDLE) $(GOLANGCI_LINT) $(KYVERNO_BINS) $(HELM) $(E2E_TOOLS) $(GREMLINS) ## build every pinned tool into .tools/
+tools: $(TEST_TOOLS) $(CRANE) $(CA_BUNDLE) $(GOLANGCI_LINT) $(KYVERNO_BINS) $(HELM) $(E2E_TOOLS) $(GREMLINS) $(CYCLONEDX_GOMOD) ## build every pinned tool into .tools/
 
 # --- the two README commands ----------------------------------------------------------------
 .PHONY: run
@@ -189,8 +220,8 @@ lint: $(GOLANGCI_LINT) ## golangci-lint, go vet and a go.mod tidiness check
 	$(GOLANGCI_LINT) run ./...
 
 .PHONY: test-go
-test-go: $(TEST_TOOLS) image chromium ## unit and integration tests with the race detector (the image unpacked and run, the console in Chromium)
-	$(TEST_ENV) IMAGE_TAR=$(IMAGE_TAR) CHROMIUM_BIN=$$(command -v chromium || true) CONSOLE_SCREENSHOT_DIR=$(BIN)/console \
+test-go: $(TEST_TOOLS) image sbom chromium ## unit and integration tests with the race detector (the image unpacked and run, the SBOMs' licenses, the console in Chromium)
+	$(TEST_ENV) IMAGE_TAR=$(IMAGE_TAR) IMAGE_OCI=$(IMAGE_OCI) IMAGE_VERSION=$(VERSION) SBOM_DIR=$(SBOM_DIR) CHROMIUM_BIN=$$(command -v chromium || true) CONSOLE_SCREENSHOT_DIR=$(BIN)/console \
 	  $(GO) test -race -count=1 -timeout 20m ./...
 
 .PHONY: test-policies
@@ -203,7 +234,8 @@ test-policies: $(KYVERNO_BINS) $(GOLANGCI_LINT) ## kyverno test suites of polici
 test-chart: $(HELM) $(call kyverno-bin,$(KYVERNO_VERSION)) build ## helm lint, goldens, schema rejections, policies/ = render, RS/RD vs CRDs, kyverno apply vs a live oracle
 	for values in chart/testdata/values/*.yaml; do $(HELM) lint --strict chart --values "$$values"; done
 	cd chart/test && $(GO) mod tidy -diff && $(GO) vet ./...
-	cd chart/test && HELM_BIN=$(HELM) KYVERNO_BIN=$(KYVERNO) BACKUP_ORACLE_BIN=$(BIN)/backup-oracle $(GO) test -count=1 ./...
+	cd chart/test && HELM_BIN=$(HELM) KYVERNO_BIN=$(KYVERNO) BACKUP_ORACLE_BIN=$(BIN)/backup-oracle PREVIOUS_RELEASE=$(PREVIOUS_RELEASE) \
+	  $(GO) test -count=1 ./...
 
 .PHONY: e2e
 e2e: $(E2E_TOOLS) $(GOLANGCI_LINT) ## restore-as-code end to end: etcd, kube-apiserver, Kyverno, the oracle, the shipped policies
@@ -279,38 +311,123 @@ bench: $(TEST_TOOLS) ## benchmarks (micro, then the real service and restic on S
 	$(GO) test -run '^$$' -bench . -benchmem ./cache ./repo ./server
 	$(TEST_ENV) $(GO) test -run '^$$' -bench . -benchmem -benchtime 1x -timeout 30m ./integration/ ./repo/restic/
 
-# The image: the static binary, CA certificates, /etc/passwd and /etc/group naming UID/GID 568,
-# /tmp and /state (owned by 568, STATE_DIR) in two layers on an empty base; no shell. Entrypoint,
-# user, environment, port and labels are set by crane mutate through a registry crane serves on
-# 127.0.0.1 for the duration (crane mutate reads images from a registry). The result is a
-# tarball `docker load` and `podman load` accept. TestImageMatchesDockerfile holds the Dockerfile to
-# the same settings.
+# The image: an OCI image index for IMAGE_PLATFORMS, each image the static binary of its
+# architecture, CA certificates, /etc/passwd and /etc/group naming UID/GID 568, /tmp and /state
+# (owned by 568, STATE_DIR) in two layers on an empty base; no shell. Entrypoint, user,
+# environment, port and labels are set by crane mutate through a registry crane serves on
+# 127.0.0.1 for the duration (crane mutate reads images from a registry). Results: IMAGE_OCI, an
+# OCI image layout holding the index (what make release pushes; podman load / skopeo read it),
+# and IMAGE_TAR, the amd64 image as a tarball `docker load` accepts. TestImageMatchesDockerfile
+# holds the Dockerfile to the same settings.
 IMAGE_REPOSITORY ?= ghcr.io/backup-oracle/backup-oracle
 IMAGE_TAG        ?= $(VERSION)
+IMAGE_PLATFORMS  := linux/amd64 linux/arm64
+IMAGE_LICENSE    := Apache-2.0
 IMAGE_TAR        := $(BIN)/backup-oracle-image.tar
+IMAGE_OCI        := $(BIN)/backup-oracle-oci
 IMAGE_DIR        := $(BIN)/image
 
 .PHONY: image
-image: $(CRANE) $(CA_BUNDLE) ## OCI image of the static binary without a Docker daemon: bin/backup-oracle-image.tar (docker load / podman load)
-	rm -rf $(IMAGE_DIR) && mkdir -p $(IMAGE_DIR)/root/etc/ssl/certs $(IMAGE_DIR)/root/tmp $(IMAGE_DIR)/state/state
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_DIR)/root/backup-oracle ./cmd/backup-oracle
+image: $(CRANE) $(CA_BUNDLE) ## OCI image index (linux/amd64, linux/arm64) without a Docker daemon: bin/backup-oracle-oci (OCI layout), bin/backup-oracle-image.tar (amd64, docker load)
+	rm -rf $(IMAGE_DIR) $(IMAGE_OCI) && mkdir -p $(IMAGE_DIR)/root/etc/ssl/certs $(IMAGE_DIR)/root/tmp $(IMAGE_DIR)/state/state
 	cp $(CA_BUNDLE) $(IMAGE_DIR)/root/etc/ssl/certs/ca-certificates.crt
 	printf 'root:x:0:0:root:/root:/sbin/nologin\nbackup-oracle:x:568:568:backup-oracle:/state:/sbin/nologin\n' > $(IMAGE_DIR)/root/etc/passwd
 	printf 'root:x:0:\nbackup-oracle:x:568:\n' > $(IMAGE_DIR)/root/etc/group
-	chmod 0755 $(IMAGE_DIR)/root/backup-oracle && chmod 0644 $(IMAGE_DIR)/root/etc/passwd $(IMAGE_DIR)/root/etc/group $(IMAGE_DIR)/root/etc/ssl/certs/ca-certificates.crt
+	chmod 0644 $(IMAGE_DIR)/root/etc/passwd $(IMAGE_DIR)/root/etc/group $(IMAGE_DIR)/root/etc/ssl/certs/ca-certificates.crt
 	chmod 1777 $(IMAGE_DIR)/root/tmp && chmod 0700 $(IMAGE_DIR)/state/state
-	tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C $(IMAGE_DIR)/root -cf $(IMAGE_DIR)/root.tar .
 	tar --sort=name --numeric-owner --owner=568 --group=568 --mtime=@0 -C $(IMAGE_DIR)/state -cf $(IMAGE_DIR)/state.tar ./state
+	for platform in $(IMAGE_PLATFORMS); do arch=$${platform#*/}; \
+	  GOOS=$${platform%/*} GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_DIR)/root/backup-oracle ./cmd/backup-oracle; \
+	  chmod 0755 $(IMAGE_DIR)/root/backup-oracle; \
+	  tar --sort=name --numeric-owner --owner=0 --group=0 --mtime=@0 -C $(IMAGE_DIR)/root -cf $(IMAGE_DIR)/root-$$arch.tar .; \
+	  cp $(IMAGE_DIR)/root/backup-oracle $(IMAGE_DIR)/backup-oracle-linux-$$arch; \
+	done
 	@log=$(IMAGE_DIR)/registry.log; $(CRANE) registry serve --address 127.0.0.1:0 2>$$log & pid=$$!; trap 'kill $$pid' EXIT; \
 	  for i in $$(seq 100); do port=$$(sed -n 's/.*serving on port \([0-9]*\).*/\1/p' $$log); test -n "$$port" && break; sleep 0.1; done; \
-	  test -n "$$port" || { cat $$log; exit 1; }; reg=127.0.0.1:$$port/backup-oracle; \
-	  $(CRANE) append --oci-empty-base -f $(IMAGE_DIR)/root.tar -f $(IMAGE_DIR)/state.tar -t $$reg:layers; \
-	  $(CRANE) mutate $$reg:layers --set-platform linux/amd64 --entrypoint /backup-oracle --user 568:568 \
-	    --env STATE_DIR=/state --exposed-ports 8080/tcp --workdir / \
-	    -l org.opencontainers.image.title=backup-oracle -l org.opencontainers.image.version=$(VERSION) \
-	    -l org.opencontainers.image.revision=$(REVISION) -l org.opencontainers.image.source=https://github.com/backup-oracle/backup-oracle \
-	    -t $(IMAGE_REPOSITORY):$(IMAGE_TAG) -o $(IMAGE_TAR)
-	@echo "$(IMAGE_TAR): $(IMAGE_REPOSITORY):$(IMAGE_TAG) (docker load -i $(IMAGE_TAR), or podman load -i $(IMAGE_TAR))"
+	  test -n "$$port" || { cat $$log; exit 1; }; reg=127.0.0.1:$$port/backup-oracle; manifests=(); \
+	  for platform in $(IMAGE_PLATFORMS); do arch=$${platform#*/}; \
+	    $(CRANE) append --oci-empty-base -f $(IMAGE_DIR)/root-$$arch.tar -f $(IMAGE_DIR)/state.tar -t $$reg:layers-$$arch; \
+	    mutate=($(CRANE) mutate $$reg:layers-$$arch --set-platform $$platform --entrypoint /backup-oracle --user 568:568 \
+	      --env STATE_DIR=/state --exposed-ports 8080/tcp --workdir / \
+	      -l org.opencontainers.image.title=backup-oracle -l org.opencontainers.image.version=$(VERSION) \
+	      -l org.opencontainers.image.revision=$(REVISION) -l org.opencontainers.image.source=https://github.com/backup-oracle/backup-oracle \
+	      -l org.opencontainers.image.licenses=$(IMAGE_LICENSE)); \
+	    "$${mutate[@]}" -t $$reg:$$arch >/dev/null; manifests+=(-m $$reg:$$arch); \
+	    if [ "$$arch" = amd64 ]; then "$${mutate[@]}" -t $(IMAGE_REPOSITORY):$(IMAGE_TAG) -o $(IMAGE_TAR); fi; \
+	  done; \
+	  $(CRANE) index append "$${manifests[@]}" -t $$reg:index >/dev/null; \
+	  $(CRANE) pull --format oci $$reg:index $(IMAGE_OCI)
+	@echo "$(IMAGE_OCI): $(IMAGE_REPOSITORY):$(IMAGE_TAG) for $(IMAGE_PLATFORMS) (OCI layout; make release pushes it)"
+	@echo "$(IMAGE_TAR): the linux/amd64 image (docker load -i $(IMAGE_TAR), or podman load -i $(IMAGE_TAR))"
+
+# SBOMs: one CycloneDX document per platform of the image, read by cyclonedx-gomod from the
+# build information of the very binary the image holds (module versions, GOOS/GOARCH, its
+# digests), with the licenses it detects in each module's source (the module cache); make
+# test-go checks them (integration/licenses_test.go, README "License").
+SBOM_DIR := $(BIN)/sbom
+
+.PHONY: sbom
+sbom: image $(CYCLONEDX_GOMOD) ## CycloneDX SBOMs of the image's binaries with detected licenses: bin/sbom/backup-oracle-linux-<arch>.cdx.json
+	rm -rf $(SBOM_DIR) && mkdir -p $(SBOM_DIR)
+	for platform in $(IMAGE_PLATFORMS); do name=backup-oracle-$${platform/\//-}; \
+	  $(CYCLONEDX_GOMOD) bin -json -licenses -version v$(VERSION) -output $(SBOM_DIR)/$$name.cdx.json $(IMAGE_DIR)/$$name 2>&1 \
+	    | { grep -v 'github.com/backup-oracle/backup-oracle@v$(VERSION)' || true; }; \
+	  test -s $(SBOM_DIR)/$$name.cdx.json; \
+	done
+
+# make release (README, "Releasing"): the chart, the image index, its SBOMs and the signatures, to
+# the OCI registry REGISTRY: image $(REGISTRY)/backup-oracle:<version>, chart
+# oci://$(REGISTRY)/charts/backup-oracle <version>. The packaged chart's default image.repository
+# is $(REGISTRY)/backup-oracle, so a chart pulled from a registry installs that registry's image.
+# Signing is keyless (Sigstore's OIDC flow) unless COSIGN_KEY names a key (COSIGN_PASSWORD in the
+# environment). The tests push to a registry on 127.0.0.1 with a key and no transparency log:
+# COSIGN_SIGN_FLAGS="--tlog-upload=false --use-signing-config=false" HELM_REGISTRY_FLAGS=--plain-http.
+REGISTRY            ?= ghcr.io/backup-oracle
+RELEASE_IMAGE       := $(REGISTRY)/backup-oracle
+RELEASE_CHARTS      := $(REGISTRY)/charts
+COSIGN_KEY          ?=
+COSIGN_SIGN_FLAGS   ?=
+HELM_REGISTRY_FLAGS ?=
+CHART_PACKAGE       := $(BIN)/chart/backup-oracle-$(VERSION).tgz
+cosign-sign          = $(COSIGN) $(1) --yes $(if $(COSIGN_KEY),--key $(COSIGN_KEY)) $(COSIGN_SIGN_FLAGS)
+
+.PHONY: print-version
+print-version: ## the version a build gets (its commit's tag v<version>, else chart/Chart.yaml's)
+	@echo $(VERSION)
+
+.PHONY: release-check
+release-check: ## refuse a release whose versions disagree: VERSION (from the tag), Chart.yaml version and appVersion, IMAGE_TAG
+	@app=$$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' chart/Chart.yaml); \
+	  echo "$(VERSION)" | grep -Eq '^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?$$' \
+	    || { echo "release: VERSION $(VERSION) is not a semantic version X.Y.Z[-pre]"; exit 1; }; \
+	  test "$(VERSION)" = "$(CHART_VERSION)" \
+	    || { echo "release: VERSION $(VERSION) (the git tag) is not chart/Chart.yaml's version $(CHART_VERSION): set the chart's version and appVersion to the tag's, or tag v$(CHART_VERSION)"; exit 1; }; \
+	  test "$$app" = "$(CHART_VERSION)" \
+	    || { echo "release: chart/Chart.yaml's appVersion $$app is not its version $(CHART_VERSION): they are one version"; exit 1; }; \
+	  test "$(IMAGE_TAG)" = "$(VERSION)" \
+	    || { echo "release: IMAGE_TAG $(IMAGE_TAG) is not VERSION $(VERSION): the chart's default image tag is its appVersion"; exit 1; }
+
+.PHONY: chart-package
+chart-package: $(HELM) ## bin/chart/backup-oracle-<version>.tgz, its default image.repository $(REGISTRY)/backup-oracle
+	rm -rf $(BIN)/chart && mkdir -p $(BIN)/chart/src && cp -r chart $(BIN)/chart/src/backup-oracle
+	sed -i 's|^  repository: $(IMAGE_REPOSITORY)$$|  repository: $(RELEASE_IMAGE)|' $(BIN)/chart/src/backup-oracle/values.yaml
+	grep -qx '  repository: $(RELEASE_IMAGE)' $(BIN)/chart/src/backup-oracle/values.yaml
+	$(HELM) package $(BIN)/chart/src/backup-oracle -d $(BIN)/chart
+	test -f $(CHART_PACKAGE)
+
+.PHONY: release
+release: release-check sbom chart-package $(CRANE) $(COSIGN) $(HELM) ## push and sign the image index, its SBOMs and the chart to REGISTRY (README, "Releasing")
+	$(CRANE) push $(IMAGE_OCI) $(RELEASE_IMAGE):$(VERSION)
+	digest=$$($(CRANE) digest $(RELEASE_IMAGE):$(VERSION)); \
+	  $(call cosign-sign,sign) --recursive $(RELEASE_IMAGE)@$$digest; \
+	  for platform in $(IMAGE_PLATFORMS); do arch=$${platform#*/}; \
+	    pdigest=$$($(CRANE) digest --platform $$platform $(RELEASE_IMAGE)@$$digest); \
+	    $(call cosign-sign,attest) --type cyclonedx --predicate $(SBOM_DIR)/backup-oracle-linux-$$arch.cdx.json $(RELEASE_IMAGE)@$$pdigest; \
+	  done
+	out=$$($(HELM) push $(CHART_PACKAGE) oci://$(RELEASE_CHARTS) $(HELM_REGISTRY_FLAGS) 2>&1) || { echo "$$out"; exit 1; }; echo "$$out"; \
+	  digest=$$(echo "$$out" | sed -n 's/^Digest: *//p'); test -n "$$digest"; \
+	  $(call cosign-sign,sign) $(RELEASE_CHARTS)/backup-oracle@$$digest
+	@echo "released $(VERSION): $(RELEASE_IMAGE):$(VERSION) ($(IMAGE_PLATFORMS)), oci://$(RELEASE_CHARTS)/backup-oracle --version $(VERSION)"
 
 .PHONY: soak
 soak: $(TEST_TOOLS) ## invariant trials for TRIAL_DURATION per backend (default 15m): any wrong answer fails; memory and goroutines reported

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"compress/gzip"
 	"crypto/x509"
+	"debug/elf"
 	"encoding/json"
 	"errors"
 	"io"
@@ -39,44 +40,96 @@ type imageConfig struct {
 	} `json:"config"`
 }
 
-// imageTar returns the tarball `make image` wrote (IMAGE_TAR); missing, it skips locally and
-// fails in CI.
-func imageTar(t *testing.T) string {
+// imageLayout returns the OCI image layout `make image` wrote (IMAGE_OCI); missing, it skips
+// locally and fails in CI.
+func imageLayout(t *testing.T) string {
 	t.Helper()
 
-	p := os.Getenv("IMAGE_TAR")
+	p := os.Getenv("IMAGE_OCI")
 	if p == "" {
-		harness.Require(t, "IMAGE_TAR (run through `make test-go`, which runs `make image` first)")
+		harness.Require(t, "IMAGE_OCI (run through `make test-go`, which runs `make image` first)")
 	}
 
 	return p
 }
 
-// unpackImage reads a `docker save`-format tarball: its configuration, and its layers applied
-// in order into a new directory (owners and modes kept, so it must run as root).
-func unpackImage(t *testing.T, path string) (string, imageConfig) {
+// ociDescriptor is the part of an OCI descriptor the tests read.
+type ociDescriptor struct {
+	MediaType string `json:"mediaType"`
+	Digest    string `json:"digest"`
+	Platform  *struct {
+		OS           string `json:"os"`
+		Architecture string `json:"architecture"`
+	} `json:"platform,omitempty"`
+}
+
+// blobPath is where an OCI image layout keeps the blob of digest.
+func blobPath(layout, digest string) string {
+	return filepath.Join(layout, "blobs", strings.Replace(digest, ":", string(filepath.Separator), 1))
+}
+
+// imageIndex reads the layout's one entry, which must be an image index, and returns the
+// descriptors of its images.
+func imageIndex(t *testing.T, layout string) []ociDescriptor {
 	t.Helper()
 
+	var top struct{ Manifests []ociDescriptor }
+	readJSON(t, filepath.Join(layout, "index.json"), &top)
+	require.Len(t, top.Manifests, 1, "the layout holds one entry: the image index")
+	require.Equal(t, "application/vnd.oci.image.index.v1+json", top.Manifests[0].MediaType)
+
+	var idx struct{ Manifests []ociDescriptor }
+	readJSON(t, blobPath(layout, top.Manifests[0].Digest), &idx)
+
+	return idx.Manifests
+}
+
+// platformImage returns the configuration and the layer blobs of the index's image for
+// linux/arch.
+func platformImage(t *testing.T, layout, arch string) (imageConfig, []string) {
+	t.Helper()
+
+	for _, d := range imageIndex(t, layout) {
+		if d.Platform == nil || d.Platform.OS != "linux" || d.Platform.Architecture != arch {
+			continue
+		}
+
+		var m struct {
+			Config ociDescriptor
+			Layers []ociDescriptor
+		}
+		readJSON(t, blobPath(layout, d.Digest), &m)
+
+		var cfg imageConfig
+		readJSON(t, blobPath(layout, m.Config.Digest), &cfg)
+
+		layers := make([]string, 0, len(m.Layers))
+		for _, l := range m.Layers {
+			layers = append(layers, blobPath(layout, l.Digest))
+		}
+
+		return cfg, layers
+	}
+
+	t.Fatalf("%s: no linux/%s image in the index", layout, arch)
+
+	return imageConfig{}, nil
+}
+
+// unpackImage applies the layers of the index's linux/arch image in order into a new directory
+// (owners and modes kept, so it must run as root) and returns it with the image configuration.
+func unpackImage(t *testing.T, layout, arch string) (string, imageConfig) {
+	t.Helper()
+
+	cfg, layers := platformImage(t, layout, arch)
+
 	dir := t.TempDir()
-	outer := filepath.Join(dir, "outer")
 	root := filepath.Join(dir, "root")
 	require.NoError(t, os.MkdirAll(root, 0o755))
 	require.NoError(t, os.Chmod(dir, 0o755)) // the unprivileged process must traverse it
-	extract(t, path, outer, false)
 
-	var manifest []struct {
-		Config string   `json:"Config"`
-		Layers []string `json:"Layers"`
-	}
-
-	readJSON(t, filepath.Join(outer, "manifest.json"), &manifest)
-	require.Len(t, manifest, 1)
-
-	var cfg imageConfig
-	readJSON(t, filepath.Join(outer, manifest[0].Config), &cfg)
-
-	for _, l := range manifest[0].Layers {
-		extract(t, filepath.Join(outer, l), root, true)
+	for _, l := range layers {
+		extract(t, l, root, true)
 	}
 
 	return root, cfg
@@ -145,28 +198,20 @@ func extract(t *testing.T, path, dir string, owners bool) {
 	}
 }
 
-// TestImageRuns unpacks the image `make image` built and runs its entrypoint from the unpacked
-// root (chroot), as the image's user (568:568), with the image's environment and --demo: the
-// binary alone, its CA certificates and its /state must be enough.
+// TestImageRuns unpacks the linux/amd64 image of the index `make image` built and runs its
+// entrypoint from the unpacked root (chroot), as the image's user (568:568), with the image's
+// environment and --demo: the binary alone, its CA certificates and its /state must be enough.
 func TestImageRuns(t *testing.T) {
-	path := imageTar(t)
+	layout := imageLayout(t)
 
 	if os.Geteuid() != 0 {
 		harness.Require(t, "root (the image is unpacked with its owners and run in a chroot as UID 568)")
 	}
 
-	root, cfg := unpackImage(t, path)
+	root, cfg := unpackImage(t, layout, "amd64")
 
-	assert.Equal(t, "568:568", cfg.Config.User, "non-root: the VolSync mover's UID/GID")
-	assert.Equal(t, []string{"/backup-oracle"}, cfg.Config.Entrypoint)
-	assert.Contains(t, cfg.Config.Env, "STATE_DIR=/state")
-	assert.Contains(t, cfg.Config.ExposedPorts, "8080/tcp")
-	assert.Equal(t, "linux", cfg.OS)
-	assert.Equal(t, "amd64", cfg.Architecture)
-
-	for _, l := range []string{"org.opencontainers.image.version", "org.opencontainers.image.revision", "org.opencontainers.image.source", "org.opencontainers.image.title"} {
-		assert.NotEmpty(t, cfg.Config.Labels[l], "label %s", l)
-	}
+	assertImageConfig(t, cfg, "amd64")
+	assertStaticELF(t, filepath.Join(root, "backup-oracle"), elf.EM_X86_64)
 
 	for _, shell := range []string{"bin/sh", "bin/bash", "bin/busybox", "usr/bin/sh"} {
 		_, err := os.Lstat(filepath.Join(root, shell))
@@ -183,6 +228,13 @@ func TestImageRuns(t *testing.T) {
 	st, err := os.Stat(filepath.Join(root, "state"))
 	require.NoError(t, err)
 	assert.Equal(t, uint32(568), st.Sys().(*syscall.Stat_t).Uid, "/state belongs to 568") //nolint:forcetypeassert // linux
+
+	version := exec.Command(cfg.Config.Entrypoint[0], "--version") //nolint:gosec // the image under test
+	version.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: 568, Gid: 568}}
+	out, err := version.Output()
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(out), "backup-oracle "+cfg.Config.Labels["org.opencontainers.image.version"]+" ("),
+		"--version %q names the version the image is labelled with", out)
 
 	cmd := exec.Command(cfg.Config.Entrypoint[0], append(cfg.Config.Cmd, "--demo", "--listen-address", "127.0.0.1:0", "--log-format", "text")...) //nolint:gosec // the image under test
 	cmd.Env = cfg.Config.Env
@@ -229,7 +281,7 @@ func TestImageRuns(t *testing.T) {
 // TestImageMatchesDockerfile: the Dockerfile (for people who build with Docker) and `make image`
 // give the same binary flags, user, entrypoint, environment, port, labels and /state.
 func TestImageMatchesDockerfile(t *testing.T) {
-	_, cfg := unpackConfigOnly(t, imageTar(t))
+	cfg, _ := platformImage(t, imageLayout(t), "amd64")
 
 	df := readFile(t, "../Dockerfile")
 	mk := readFile(t, "../Makefile")
@@ -245,6 +297,7 @@ func TestImageMatchesDockerfile(t *testing.T) {
 	require.NotNil(t, makeFlags)
 	assert.Equal(t, strings.TrimSpace(makeFlags[1]), regexp.MustCompile(`\$\{(\w+)\}`).ReplaceAllString(dockerBuild[1], "$$($1)"), "same -ldflags")
 	assert.Contains(t, mk, `CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(IMAGE_DIR)/root/backup-oracle`, "make image builds the same way")
+	assert.Contains(t, df, "GOOS=${TARGETOS} GOARCH=${TARGETARCH} CGO_ENABLED=0 go build", "the Dockerfile builds for the platform asked (docker buildx --platform)")
 
 	user := regexp.MustCompile(`(?m)^USER (\S+)$`).FindStringSubmatch(final)
 	require.NotNil(t, user)
@@ -289,26 +342,6 @@ func TestImageMatchesDockerfile(t *testing.T) {
 
 	assert.Contains(t, final, "COPY --from=build --chown=568:568 /out/state /state", "/state owned by 568 in both")
 	assert.Contains(t, mk, "--owner=568 --group=568", "make image's /state layer is owned by 568")
-}
-
-// unpackConfigOnly reads the configuration of the image tarball without unpacking layers.
-func unpackConfigOnly(t *testing.T, path string) (string, imageConfig) {
-	t.Helper()
-
-	outer := t.TempDir()
-	extract(t, path, outer, false)
-
-	var manifest []struct {
-		Config string `json:"Config"`
-	}
-
-	readJSON(t, filepath.Join(outer, "manifest.json"), &manifest)
-	require.Len(t, manifest, 1)
-
-	var cfg imageConfig
-	readJSON(t, filepath.Join(outer, manifest[0].Config), &cfg)
-
-	return outer, cfg
 }
 
 func readFile(t *testing.T, path string) string {

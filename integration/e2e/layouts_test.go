@@ -70,9 +70,16 @@ type manifest struct {
 func renderManifests(t *testing.T, helm, values string, args ...string) []manifest {
 	t.Helper()
 
+	return splitManifests(t, render(t, helm, values, args...))
+}
+
+// splitManifests splits a rendering into its documents.
+func splitManifests(t *testing.T, rendered string) []manifest {
+	t.Helper()
+
 	var out []manifest
 
-	for _, doc := range strings.Split(render(t, helm, values, args...), "\n---\n") {
+	for _, doc := range strings.Split(rendered, "\n---\n") {
 		var obj map[string]any
 		require.NoError(t, yaml.Unmarshal([]byte(doc), &obj), doc)
 
