@@ -14,10 +14,11 @@ import (
 // authoritative and empty) and applies the guards (expected-backups ledger, near misses) to the
 // result. It is safe for concurrent use.
 type Group struct {
-	caches  []*Cache
-	guards  repo.Guards
-	metrics *Metrics
-	logger  *slog.Logger
+	caches   []*Cache
+	guards   repo.Guards
+	metrics  *Metrics
+	logger   *slog.Logger
+	onCanary func(repo.PVC)
 }
 
 // GroupOptions configure a Group.
@@ -25,6 +26,9 @@ type GroupOptions struct {
 	Guards  repo.Guards
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// OnCanary is told of every lookup of a canary name (the gate self-test's Saw); nil: nobody.
+	// It must not block.
+	OnCanary func(repo.PVC)
 }
 
 // NewGroup returns a group of caches, in order of preference.
@@ -33,7 +37,7 @@ func NewGroup(caches []*Cache, opts GroupOptions) *Group {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 
-	return &Group{caches: caches, guards: opts.Guards, metrics: opts.Metrics, logger: opts.Logger}
+	return &Group{caches: caches, guards: opts.Guards, metrics: opts.Metrics, logger: opts.Logger, onCanary: opts.OnCanary}
 }
 
 // Caches returns the group's caches, in order.
@@ -45,8 +49,18 @@ func (g *Group) Ledger() repo.Ledger { return g.guards.Ledger }
 // Lookup asks every cache for q's PVC restored at q's point in time (a backend whose snapshots
 // the point in time does not select is Unknown: repo.DecideAt), combines the answers and applies
 // the guards. Every guard event is
-// counted, and logged when it lets a near miss through (warned, accepted).
+// counted, and logged when it lets a near miss through (warned, accepted). A canary name (the
+// gate self-test's, or one that merely looks like it) is Unknown whatever the backends hold,
+// before any is asked: repo.CanaryAnswer.
 func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
+	if _, ok := repo.CanaryNonce(q.PVC); ok {
+		if g.onCanary != nil {
+			g.onCanary(q.PVC)
+		}
+
+		return repo.CanaryAnswer(q.PVC)
+	}
+
 	answers := make([]repo.Answer, len(g.caches))
 	for i, c := range g.caches {
 		answers[i] = c.LookupAt(ctx, q.PVC, q.PointInTime)

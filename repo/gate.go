@@ -65,8 +65,8 @@ func CanaryAnswer(pvc PVC) Answer {
 	nonce, _ := CanaryNonce(pvc)
 
 	return Answer{PVC: pvc, Decision: Unknown, Reason: fmt.Errorf(
-		"%w %s: names starting %s are reserved for the backup-oracle gate self-test and are never answered restore or fresh; "+
-			"this refusal is the self-test finding the gate armed", ErrCanary, nonce, CanaryPrefix)}
+		"%w %s: names starting %s are reserved for the backup-oracle gate self-test and are never answered restore or fresh "+
+			"(for the self-test's own dry run, this refusal means the gate is armed)", ErrCanary, nonce, CanaryPrefix)}
 }
 
 // DryRunVerdict is what the API server did with a server-side dry-run create.

@@ -44,9 +44,16 @@ type backendStatus struct {
 	IndexAgeSecond *float64 `json:"indexAgeSeconds,omitempty"`
 }
 
-// status shows every backend's index for an operator debugging a restore.
+// statusResponse is /status: every backend's index and, when configured, the gate self-test.
+type statusResponse struct {
+	Backends []backendStatus `json:"backends"`
+	Gate     *gateJSON       `json:"gate,omitempty"`
+}
+
+// status shows every backend's index and the gate self-test, for an operator debugging a
+// restore or a PVC that was never checked. Always 200: it reports, it does not gate.
 func (h *handler) status(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"backends": h.statuses()})
+	c.JSON(http.StatusOK, statusResponse{Backends: h.statuses(), Gate: h.gateStatus()})
 }
 
 // statuses is every backend's index state, for /status and the console.

@@ -57,6 +57,8 @@ type Options struct {
 	// RenderCacheSize bounds the rendered authoritative answers kept for the /exists hit path
 	// (default DefaultRenderCacheSize).
 	RenderCacheSize int
+	// Gate is the gate self-test shown on /status and the console; nil leaves it out.
+	Gate Gate
 }
 
 type handler struct {
@@ -70,6 +72,7 @@ type handler struct {
 	staleFor        time.Duration
 	console         *template.Template
 	renders         *lru.Cache[repo.PVC, *renderedAnswer]
+	gate            Gate
 }
 
 // New returns the HTTP handler.
@@ -98,6 +101,7 @@ func New(opts Options) (http.Handler, error) {
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
 		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
 		staleFor: opts.DefaultStaleFor, console: consoleTemplate(), renders: newRenderCache(opts.RenderCacheSize),
+		gate: opts.Gate,
 	}
 
 	r := gin.New()

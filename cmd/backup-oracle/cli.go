@@ -301,7 +301,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	reg := prometheus.NewRegistry()
 
-	oracle, err := buildOracle(cfg, reg, logger, cleanup)
+	oracle, err := buildOracle(cfg, reg, logger, cleanup, nil)
 	if err != nil {
 		return nil, cleanup.run, err
 	}
@@ -314,7 +314,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	wg.Wait()
 
-	h, err := newHandler(cfg, oracle, reg, logger)
+	h, err := newHandler(cfg, oracle, nil, reg, logger)
 
 	return h, cleanup.run, err
 }

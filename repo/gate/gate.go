@@ -177,12 +177,13 @@ func (g *Gate) Check(ctx context.Context) repo.GateStatus {
 
 	g.mu.Lock()
 	prev := g.status.State
+	first := g.status.LastCheck.IsZero()
 	g.status = repo.GateStatus{State: state, Reason: reason, LastCheck: started, Interval: g.opts.Interval, Canary: check.Canary}
 	st := g.status
 	g.mu.Unlock()
 
 	g.metrics.set(st)
-	g.log(prev, st)
+	g.log(prev, first, st)
 
 	return g.Status()
 }
@@ -252,12 +253,13 @@ func (g *Gate) uncovered() []repo.UncoveredNamespace {
 	return repo.Uncovered(g.opts.Inventory.Inventory(), g.opts.Excluded)
 }
 
-// log reports a change of state (a warning unless armed) and every check at debug.
-func (g *Gate) log(prev repo.GateState, st repo.GateStatus) {
+// log reports the first check and every change of state (a warning unless armed), and every
+// other check at debug.
+func (g *Gate) log(prev repo.GateState, first bool, st repo.GateStatus) {
 	attrs := []any{"state", st.State, "reason", st.Reason, "canary", st.Canary.String()}
 
 	switch {
-	case prev == st.State:
+	case prev == st.State && !first:
 		g.opts.Logger.Debug("gate self-test", attrs...)
 	case st.State == repo.GateArmed:
 		g.opts.Logger.Info("gate self-test: armed", append(attrs, "previous", prev)...)

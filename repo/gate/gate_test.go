@@ -212,7 +212,7 @@ func TestOff(t *testing.T) {
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP backup_oracle_excluded_namespace_backups Backup sources stored for a namespace the policies exclude: its PVCs are never checked, so they start empty although backups exist.
 # TYPE backup_oracle_excluded_namespace_backups gauge
-backup_oracle_excluded_namespace_backups{namespace="kube-system"} 2
+backup_oracle_excluded_namespace_backups{pvc_namespace="kube-system"} 2
 `), "backup_oracle_excluded_namespace_backups"))
 }
 

@@ -56,13 +56,15 @@ func (m *metrics) set(st repo.GateStatus) {
 	}
 }
 
-// uncoveredCollector exports backup_oracle_excluded_namespace_backups{namespace}, one series per
-// excluded namespace holding backups (none when every namespace with backups is checked).
+// uncoveredCollector exports backup_oracle_excluded_namespace_backups{pvc_namespace}, one series
+// per excluded namespace holding backups (none when every namespace with backups is checked). The
+// label is pvc_namespace, as on the per-backup series: Prometheus' target label namespace (the
+// oracle's own) would otherwise rename it.
 type uncoveredCollector struct{ g *Gate }
 
 var uncoveredDesc = prometheus.NewDesc(UncoveredMetric, //nolint:gochecknoglobals // a constant descriptor
 	"Backup sources stored for a namespace the policies exclude: its PVCs are never checked, so they start empty although backups exist.",
-	[]string{"namespace"}, nil)
+	[]string{"pvc_namespace"}, nil)
 
 func (c uncoveredCollector) Describe(ch chan<- *prometheus.Desc) { ch <- uncoveredDesc }
 
