@@ -468,3 +468,33 @@ unused.
 
 {{/* The PVC annotation naming the backend a restored PVC's RD restores from (blue/green). */}}
 {{- define "bo.restoreBackendAnnotation" -}}backup-oracle.io/restore-backend{{- end -}}
+
+{{/*
+The Kubernetes API rights of the oracle's own service account, as RBAC rules: the one place the
+chart states them. They are what `backup-oracle rights` lists for the Deployment's settings (a
+chart test compares the two; repo/kube states each call's rule next to the call). With the gate
+self-test on: create PVCs, in the canary namespace only (the Role's), for the server-side dry
+runs; nothing else, nowhere else.
+*/}}
+{{- define "bo.oracleRules" -}}
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [create]
+{{- end -}}
+
+{{/* A Go duration of whole hours, minutes and seconds ("5m", "1h30m") in seconds. */}}
+{{- define "bo.seconds" -}}
+{{- $total := 0 -}}
+{{- range regexFindAll "[0-9]+[hms]" (toString .) -1 -}}
+{{- $n := atoi (regexFind "^[0-9]+" .) -}}
+{{- $total = add $total (mul $n (get (dict "h" 3600 "m" 60 "s" 1) (trimPrefix (toString $n) .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/* The gate self-test's values the chart refuses, with a sentence. */}}
+{{- define "bo.validateGate" -}}
+{{- if and .Values.gate.enabled (has .Values.gate.canaryNamespace .Values.policies.excludedNamespaces) -}}
+{{- fail (printf "gate.canaryNamespace %s is one of policies.excludedNamespaces: the policies would never see the canary and the self-test could only report disarmed. Use another canary namespace, or remove it from the excluded ones." .Values.gate.canaryNamespace) -}}
+{{- end -}}
+{{- end -}}

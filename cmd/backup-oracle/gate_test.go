@@ -107,10 +107,10 @@ func TestGateCheckCommand(t *testing.T) {
 	assert.Contains(t, out.String(), "Exit codes: 0 armed, 3 disarmed")
 }
 
-// TestRunServesTheGate: the real program with the self-test on, the API server unreachable:
-// /status, /metrics and the console say unchecked and why, /readyz ignores it, a canary name is
-// answered unknown with the self-test's reason, and an excluded namespace holding backups is
-// reported.
+// TestRunServesTheGate: the real program (the demo) with the self-test on, the API server
+// unreachable: /status, /metrics and the console say unchecked and why, /readyz ignores it, a
+// canary name is answered unknown with the self-test's reason, an excluded namespace holding
+// backups is reported, and every metric the chart's alerts name is exported.
 func TestRunServesTheGate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
@@ -164,6 +164,8 @@ func TestRunServesTheGate(t *testing.T) {
 	assert.Contains(t, string(metrics), `backup_oracle_gate_state{state="armed"} 0`)
 	assert.Contains(t, string(metrics), `backup_oracle_excluded_namespace_backups{pvc_namespace="monitoring"} 1`)
 	assert.Regexp(t, `\nbackup_oracle_gate_last_check_timestamp_seconds [0-9.e+]+\n`, string(metrics))
+
+	assertChartAlertMetricsExported(t, url) // every one: the run has asked, loaded, and holds an uncovered namespace
 
 	_, page := get(t, url+"/")
 	assert.Contains(t, string(page), `class="decision gate-unchecked">unchecked</span>`)
