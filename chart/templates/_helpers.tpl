@@ -487,7 +487,7 @@ runs; nothing else, nowhere else.
 {{- $total := 0 -}}
 {{- range regexFindAll "[0-9]+[hms]" (toString .) -1 -}}
 {{- $n := atoi (regexFind "^[0-9]+" .) -}}
-{{- $total = add $total (mul $n (get (dict "h" 3600 "m" 60 "s" 1) (trimPrefix (toString $n) .))) -}}
+{{- $total = add $total (mul $n (get (dict "h" 3600 "m" 60 "s" 1) (regexFind "[hms]$" .))) -}}
 {{- end -}}
 {{- $total -}}
 {{- end -}}
