@@ -48,8 +48,8 @@ type k8sObject struct {
 		Name      string `yaml:"name"`
 		Namespace string `yaml:"namespace"`
 	} `yaml:"metadata"`
-	Rules    []rule `yaml:"rules"`
-	RoleRef  struct{ Kind, Name string }
+	Rules    []rule                      `yaml:"rules"`
+	RoleRef  struct{ Kind, Name string } `yaml:"roleRef"`
 	Subjects []struct{ Kind, Name, Namespace string }
 	Spec     struct {
 		Template struct {
