@@ -131,8 +131,10 @@ func (c *Client) DryRunCreatePVC(ctx context.Context, pvc repo.PVC, labels, anno
 // (k8s.io/apiserver v0.35, pkg/admission/plugin/webhook/errors.ToStatusErr: `admission webhook
 // "<name>" denied the request: <message>`; pkg/util/webhook.ErrCallingWebhook: `failed calling
 // webhook "<name>": <reason>`, sent as an internal error; a timeout of the whole admission is a
-// Timeout status). An RBAC refusal is a Forbidden status saying the user "cannot create"; any other
-// Forbidden is an admission plugin's denial (a quota, a ValidatingAdmissionPolicy).
+// Timeout status; a ValidatingAdmissionPolicy's denial says `ValidatingAdmissionPolicy '<name>'
+// with binding '<name>' denied request`, as 422 Invalid on kube-apiserver v1.35 (seen end to
+// end). An RBAC refusal is a Forbidden status saying the user "cannot create"; any other
+// Forbidden is an admission plugin's denial (a quota).
 func classify(err error) (repo.DryRun, error) {
 	if err == nil {
 		return repo.DryRun{Verdict: repo.DryRunAdmitted}, nil
@@ -146,7 +148,8 @@ func classify(err error) (repo.DryRun, error) {
 	msg := status.Status().Message
 
 	switch {
-	case strings.Contains(msg, "admission webhook ") && strings.Contains(msg, " denied the request"):
+	case strings.Contains(msg, "admission webhook ") && strings.Contains(msg, " denied the request"),
+		strings.Contains(msg, "ValidatingAdmissionPolicy '") && strings.Contains(msg, " denied request"):
 		return repo.DryRun{Verdict: repo.DryRunDenied, Message: msg}, nil
 	case strings.Contains(msg, "failed calling webhook "), apierrors.IsTimeout(err):
 		return repo.DryRun{Verdict: repo.DryRunWebhookFailed, Message: msg}, nil
