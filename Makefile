@@ -45,6 +45,9 @@ CHROMIUM_VERSION        := 150.0.7871.100-1~deb12u1
 # make e2e: the wrapper module integration/e2e/tools pins Kubernetes, and through it etcd.
 KUBERNETES_VERSION    := v1.35.0
 ETCD_VERSION          := v3.6.5
+# make e2e: Prometheus' promtool evaluates the chart's alert expressions on the oracle's /metrics
+# (Prometheus 3.16.0, whose Go module version is v0.316.0).
+PROMETHEUS_VERSION    := v0.316.0
 
 KOPIA         := $(TOOLS)/kopia-$(KOPIA_VERSION)
 RESTIC        := $(TOOLS)/restic-$(RESTIC_VERSION)
@@ -66,6 +69,7 @@ CA_BUNDLE     := $(TOOLS)/ca-certificates-$(subst +,_,$(CA_CERTIFICATES_VERSION)
 ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
 KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
+PROMTOOL           := $(TOOLS)/promtool-$(PROMETHEUS_VERSION)
 
 # Tools the test suite drives, passed to the tests as <NAME>_BIN.
 TEST_TOOLS := $(KOPIA)
@@ -107,6 +111,9 @@ $(GOLANGCI_LINT):
 
 $(GREMLINS):
 	$(call install-module,github.com/go-gremlins/gremlins/cmd/gremlins,$(GREMLINS_VERSION),$@)
+
+$(PROMTOOL):
+	$(call install-module,github.com/prometheus/prometheus/cmd/promtool,$(PROMETHEUS_VERSION),$@)
 
 $(CRANE):
 	$(call install-module,github.com/google/go-containerregistry/cmd/crane,$(CRANE_VERSION),$@)
@@ -192,9 +199,9 @@ PREVIOUS_RELEASE := 464e436
 # make e2e also releases into a registry it starts (TestRelease runs make release): the
 # release's tools are its prerequisites.
 E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_BINS) $(KOPIA) $(HELM) \
-  $(REGISTRY_BIN) $(COSIGN) $(CRANE) $(CA_BUNDLE) $(CYCLONEDX_GOMOD)
+  $(REGISTRY_BIN) $(COSIGN) $(CRANE) $(CA_BUNDLE) $(CYCLONEDX_GOMOD) $(PROMTOOL)
 E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM) \
-  REGISTRY_BIN=$(REGISTRY_BIN) COSIGN_BIN=$(COSIGN) CRANE_BIN=$(CRANE) PREVIOUS_RELEASE=$(PREVIOUS_RELEASE) \
+  REGISTRY_BIN=$(REGISTRY_BIN) COSIGN_BIN=$(COSIGN) CRANE_BIN=$(CRANE) PREVIOUS_RELEASE=$(PREVIOUS_RELEASE) PROMTOOL_BIN=$(PROMTOOL) \
   $(KYVERNO_BINS_ENV)
 
 .PHONY: tools

@@ -477,6 +477,44 @@ func TestGroup(t *testing.T) {
 	assert.Error(t, cache.NewGroup(nil, cache.GroupOptions{}).Ready())
 }
 
+// TestGroupCanary: a canary name is Unknown even when a backend holds its snapshots (a restore)
+// or none (a fresh), and whether the backends are ready or not; each lookup is reported to
+// OnCanary, and no backend is asked.
+func TestGroupCanary(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	canary := repo.PVC{Namespace: "backup-oracle-canary", Name: repo.CanaryName("1234")}
+	lookalike := repo.PVC{Namespace: "shop", Name: repo.CanaryName("not-a-nonce-we-sent")}
+
+	var finds int
+
+	loaded := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) {
+		return &fakeIndex{find: func(_ context.Context, pvc repo.PVC) (repo.Finding, error) {
+			finds++
+			return repo.Finding{Source: pvc.Name + "-backup", Snapshots: []repo.Snapshot{{ID: "a"}}}, nil
+		}}, nil
+	}}, clk, nil)
+	require.NoError(t, loaded.Refresh(context.Background()))
+
+	notLoaded := newCache(t, &fakeLoader{load: func(context.Context) (repo.Index, error) { return &fakeIndex{}, nil }}, clk, nil)
+
+	var seen []repo.PVC
+
+	for _, caches := range [][]*cache.Cache{{loaded}, {notLoaded}, {loaded, notLoaded}} {
+		g := cache.NewGroup(caches, cache.GroupOptions{OnCanary: func(p repo.PVC) { seen = append(seen, p) }})
+
+		for _, pvc := range []repo.PVC{canary, lookalike} {
+			a := g.Lookup(context.Background(), repo.Query{PVC: pvc, AcceptNearMiss: true})
+			assert.Equal(t, repo.Unknown, a.Decision, "%s: a canary is never restore or fresh", pvc)
+			require.ErrorIs(t, a.Reason, repo.ErrCanary)
+		}
+	}
+
+	assert.Equal(t, []repo.PVC{canary, lookalike, canary, lookalike, canary, lookalike}, seen)
+	assert.Zero(t, finds, "no backend is asked about a canary")
+	assert.Equal(t, repo.Restore, cache.NewGroup([]*cache.Cache{loaded}, cache.GroupOptions{}).Lookup(context.Background(), repo.Query{PVC: data}).Decision,
+		"the same backend answers other PVCs")
+}
+
 // TestGroupGuards: a lookup that finds nothing but near misses is unknown, accepted or warned
 // per the guards, every event is counted, and the cache only looks for near misses when asked.
 func TestGroupGuards(t *testing.T) {

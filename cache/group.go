@@ -15,13 +15,14 @@ import (
 // authoritative and empty) and applies the guards (expected-backups ledger, near misses) to the
 // result. It is safe for concurrent use.
 type Group struct {
-	caches  []*Cache
-	guards  repo.Guards
-	metrics *Metrics
-	logger  *slog.Logger
-	cutover repo.Cutover
-	waits   *cutoverWaits
-	now     func() time.Time
+	caches   []*Cache
+	guards   repo.Guards
+	metrics  *Metrics
+	logger   *slog.Logger
+	onCanary func(repo.PVC)
+	cutover  repo.Cutover
+	waits    *cutoverWaits
+	now      func() time.Time
 }
 
 // GroupOptions configure a Group.
@@ -29,6 +30,9 @@ type GroupOptions struct {
 	Guards  repo.Guards
 	Metrics *Metrics
 	Logger  *slog.Logger
+	// OnCanary is told of every lookup of a canary name (the gate self-test's Saw); nil: nobody.
+	// It must not block.
+	OnCanary func(repo.PVC)
 	// Cutover, when declared, holds the PVCs whose final backup the colour being left has not
 	// taken yet (repo.Cutover.Hold).
 	Cutover repo.Cutover
@@ -46,7 +50,7 @@ func NewGroup(caches []*Cache, opts GroupOptions) *Group {
 		opts.Now = time.Now
 	}
 
-	return &Group{caches: caches, guards: opts.Guards, metrics: opts.Metrics, logger: opts.Logger,
+	return &Group{caches: caches, guards: opts.Guards, metrics: opts.Metrics, logger: opts.Logger, onCanary: opts.OnCanary,
 		cutover: opts.Cutover, waits: newCutoverWaits(), now: opts.Now}
 }
 
@@ -59,9 +63,20 @@ func (g *Group) Ledger() repo.Ledger { return g.guards.Ledger }
 // Lookup asks every cache for q's PVC restored at q's point in time (a backend whose snapshots
 // the point in time does not select is Unknown: repo.DecideAt), from the source q names if it
 // names one, combines the answers (a named source none holds is Unknown:
-// repo.SettleRestoreSource) and applies the guards. Every guard event is
-// counted, and logged when it lets a near miss through (warned, accepted).
+// repo.SettleRestoreSource; a PVC of a declared cutover whose final backup is missing is Unknown:
+// repo.Cutover.Hold) and applies the guards. Every guard event is counted, and logged when it
+// lets a near miss through (warned, accepted). A canary name (the gate self-test's, or one that
+// merely looks like it) is Unknown whatever the backends hold, before any is asked:
+// repo.CanaryAnswer.
 func (g *Group) Lookup(ctx context.Context, q repo.Query) repo.Answer {
+	if _, ok := repo.CanaryNonce(q.PVC); ok {
+		if g.onCanary != nil {
+			g.onCanary(q.PVC)
+		}
+
+		return repo.CanaryAnswer(q.PVC)
+	}
+
 	answers := make([]repo.Answer, len(g.caches))
 	for i, c := range g.caches {
 		answers[i] = c.LookupQuery(ctx, q)

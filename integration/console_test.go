@@ -75,11 +75,26 @@ func browser(t *testing.T) context.Context {
 func TestConsoleInBrowser(t *testing.T) {
 	ctx := browser(t)
 
-	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Args: []string{"--demo", "--state-dir", t.TempDir()}})
+	// The gate self-test on, its API server unreachable (no cluster here: the e2e test shows the
+	// other states), and the demo's namespace monitoring excluded by the policies.
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, os.WriteFile(kubeconfig, []byte(`apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`), 0o600))
+
+	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Args: []string{"--demo", "--state-dir", t.TempDir()}, Env: []string{
+		"GATE_CANARY_NAMESPACE=backup-oracle-canary", "GATE_CHECK_INTERVAL=1s", "KUBECONFIG=" + kubeconfig,
+		"POLICIES_EXCLUDED_NAMESPACES=kube-system,monitoring",
+	}})
 	o.WaitReady(t, 2*time.Minute)
 
 	var (
 		title, inventory, backends, counts string
+		gateState, gateReason, uncovered   string
 		rows                               int
 		version                            string
 	)
@@ -91,10 +106,17 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Text("#inventory", &inventory, chromedp.ByID),
 		chromedp.Text("#backends", &backends, chromedp.ByID),
 		chromedp.Text(".summary", &counts, chromedp.ByQuery),
+		chromedp.Text("#gate-state", &gateState, chromedp.ByID),
+		chromedp.Text("#gate-reason", &gateReason, chromedp.ByID),
+		chromedp.Text(".uncovered", &uncovered, chromedp.ByQuery),
 		chromedp.Evaluate(`document.querySelectorAll("#inventory tr.state-ok").length`, &rows),
 		chromedp.Evaluate(`navigator.userAgent`, &version),
 	))
 	t.Logf("browser: %s", version)
+
+	assert.Equal(t, "unchecked", gateState, "the gate self-test's state comes first")
+	assert.True(t, strings.Contains(gateReason, "connection refused") || strings.Contains(gateReason, "no check yet"), gateReason)
+	assert.Contains(t, uncovered, "backups exist for namespace monitoring, but its PVCs are never checked")
 
 	assert.Equal(t, "backup-oracle", title)
 	assert.Contains(t, inventory, "postgres-backup@shop:/data")

@@ -33,6 +33,7 @@ func consoleTemplate() *template.Template {
 			return humanAge(time.Duration(*s * float64(time.Second)))
 		},
 		"when":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+		"whenp":       func(t *time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
 		"bytes":       humanBytes,
 		"newestFirst": newestFirst,
 		"restores":    restores,
@@ -89,13 +90,15 @@ type consoleData struct {
 	QueryError string
 	Result     *explainResponse
 	StaleFor   string
-	Backends   []backendStatus
-	Cutover    *cutoverStatus
-	Inventory  backupsResponse
-	Rows       []consoleRow
-	Stale      int
-	Broken     int
-	Generated  time.Time
+	// Gate is the gate self-test, nil when the server has none.
+	Gate      *gateJSON
+	Backends  []backendStatus
+	Cutover   *cutoverStatus
+	Inventory backupsResponse
+	Rows      []consoleRow
+	Stale     int
+	Broken    int
+	Generated time.Time
 }
 
 type consoleRow struct {
@@ -104,7 +107,8 @@ type consoleRow struct {
 	State string
 }
 
-// consolePage is the read-only console: the backends' index state, a search "will this PVC
+// consolePage is the read-only console: the gate self-test and the namespaces whose backups the
+// policies never check, the backends' index state, a search "will this PVC
 // restore?" (?pvc=namespace/name, optionally asOf and previous) showing the decision and the
 // explanation, and the inventory with staleness (?staleFor=, default DefaultStaleFor).
 // Server-rendered with html/template (every value escaped), no script, no external asset.
@@ -133,6 +137,7 @@ func (h *handler) consolePage(c *gin.Context) {
 		cancel()
 	}
 
+	d.Gate = h.gateStatus()
 	d.Backends = h.statuses()
 	d.Cutover = h.cutoverStatus()
 	d.Inventory = h.inventory("", 0)

@@ -149,7 +149,11 @@ func (h *handler) exists(c *gin.Context) {
 		h.metrics.decisions.WithLabelValues(a.Backend, string(a.Decision)).Inc()
 	}
 
-	if a.Decision == repo.Unknown && code != http.StatusBadRequest {
+	switch {
+	case a.Decision != repo.Unknown || code == http.StatusBadRequest:
+	case errors.Is(a.Reason, repo.ErrCanary): // the gate self-test, every interval: its result is logged by the gate
+		h.logger.Debug("unknown answer", "pvc", pvc.String(), "reason", a.Reason)
+	default:
 		h.logger.Warn("unknown answer", "pvc", pvc.String(), "backend", a.Backend, "reason", a.Reason)
 	}
 

@@ -51,6 +51,22 @@ func TestGoldenResponsesMatchOpenAPI(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &status))
 	nested["BackendStatus"] = status.Backends
 
+	var gated struct {
+		Gate map[string]any `json:"gate"`
+	}
+	b, err = os.ReadFile(filepath.Join("testdata", "status-gate.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, &gated))
+	nested["GateStatus"] = []map[string]any{gated.Gate}
+
+	uncovered, _ := gated.Gate["uncoveredNamespaces"].([]any)
+	require.NotEmpty(t, uncovered)
+
+	for _, u := range uncovered {
+		m, _ := u.(map[string]any)
+		nested["UncoveredNamespace"] = append(nested["UncoveredNamespace"], m)
+	}
+
 	var near struct {
 		NearMiss []map[string]any `json:"nearMiss"`
 	}

@@ -87,17 +87,6 @@ func newLayoutStatus(f repo.LayoutFit) *layoutStatus {
 	return out
 }
 
-// status shows every backend's index for an operator debugging a restore, and a declared
-// cutover.
-func (h *handler) status(c *gin.Context) {
-	out := gin.H{"backends": h.statuses()}
-	if co := h.cutoverStatus(); co != nil {
-		out["cutover"] = co
-	}
-
-	c.JSON(http.StatusOK, out)
-}
-
 type cutoverStatus struct {
 	At   time.Time `json:"at"`
 	From string    `json:"from"`
@@ -140,6 +129,20 @@ func (h *handler) cutoverStatus() *cutoverStatus {
 	}
 
 	return out
+}
+
+// statusResponse is /status: every backend's index and, when configured, the gate self-test.
+type statusResponse struct {
+	Backends []backendStatus `json:"backends"`
+	Gate     *gateJSON       `json:"gate,omitempty"`
+	// Cutover is a declared blue/green cutover and the PVCs waiting for it.
+	Cutover *cutoverStatus `json:"cutover,omitempty"`
+}
+
+// status shows every backend's index and the gate self-test, for an operator debugging a
+// restore or a PVC that was never checked. Always 200: it reports, it does not gate.
+func (h *handler) status(c *gin.Context) {
+	c.JSON(http.StatusOK, statusResponse{Backends: h.statuses(), Gate: h.gateStatus(), Cutover: h.cutoverStatus()})
 }
 
 // statuses is every backend's index state, for /status and the console.

@@ -63,6 +63,8 @@ type Options struct {
 	// Cutover describes a declared blue/green cutover and the PVCs waiting for it (/status, the
 	// console); nil leaves it out.
 	Cutover func() repo.CutoverStatus
+	// Gate is the gate self-test shown on /status and the console; nil leaves it out.
+	Gate Gate
 }
 
 type handler struct {
@@ -78,6 +80,7 @@ type handler struct {
 	console         *template.Template
 	renders         *lru.Cache[repo.PVC, *renderedAnswer]
 	cutover         func() repo.CutoverStatus
+	gate            Gate
 }
 
 // New returns the HTTP handler.
@@ -110,7 +113,7 @@ func New(opts Options) (http.Handler, error) {
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
 		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
 		staleFor: opts.DefaultStaleFor, console: consoleTemplate(), renders: newRenderCache(opts.RenderCacheSize),
-		cutover: opts.Cutover, destinationName: opts.DestinationName,
+		cutover: opts.Cutover, destinationName: opts.DestinationName, gate: opts.Gate,
 	}
 
 	r := gin.New()

@@ -512,3 +512,33 @@ bo.validateCutover: cutover.at is an RFC 3339 instant and cutover.from names a b
 {{- fail (printf "cutover.from %q: name the backends[] entry of the colour being left (one of %s)" ($c.from | default "") (join ", " $names)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+The Kubernetes API rights of the oracle's own service account, as RBAC rules: the one place the
+chart states them. They are what `backup-oracle rights` lists for the Deployment's settings (a
+chart test compares the two; repo/kube states each call's rule next to the call). With the gate
+self-test on: create PVCs, in the canary namespace only (the Role's), for the server-side dry
+runs; nothing else, nowhere else.
+*/}}
+{{- define "bo.oracleRules" -}}
+- apiGroups: [""]
+  resources: [persistentvolumeclaims]
+  verbs: [create]
+{{- end -}}
+
+{{/* A Go duration of whole hours, minutes and seconds ("5m", "1h30m") in seconds. */}}
+{{- define "bo.seconds" -}}
+{{- $total := 0 -}}
+{{- range regexFindAll "[0-9]+[hms]" (toString .) -1 -}}
+{{- $n := atoi (regexFind "^[0-9]+" .) -}}
+{{- $total = add $total (mul $n (get (dict "h" 3600 "m" 60 "s" 1) (regexFind "[hms]$" .))) -}}
+{{- end -}}
+{{- $total -}}
+{{- end -}}
+
+{{/* The gate self-test's values the chart refuses, with a sentence. */}}
+{{- define "bo.validateGate" -}}
+{{- if and .Values.gate.enabled (has .Values.gate.canaryNamespace .Values.policies.excludedNamespaces) -}}
+{{- fail (printf "gate.canaryNamespace %s is one of policies.excludedNamespaces: the policies would never see the canary and the self-test could only report disarmed. Use another canary namespace, or remove it from the excluded ones." .Values.gate.canaryNamespace) -}}
+{{- end -}}
+{{- end -}}

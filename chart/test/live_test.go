@@ -143,7 +143,7 @@ func kyvernoApply(t *testing.T, kyverno, policy, resources string, args ...strin
 }
 
 // startOracle runs backup-oracle --demo on a free loopback port until it is ready; stop ends it.
-func startOracle(t *testing.T, bin string) (url string, stop func()) {
+func startOracle(t *testing.T, bin string, env ...string) (url string, stop func()) {
 	t.Helper()
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -157,7 +157,7 @@ func startOracle(t *testing.T, bin string) (url string, stop func()) {
 	var logs bytes.Buffer
 
 	cmd := exec.Command(bin, "--demo")
-	cmd.Env = append(os.Environ(), "LISTEN_ADDRESS="+addr, "STATE_DIR="+t.TempDir())
+	cmd.Env = append(append(os.Environ(), "LISTEN_ADDRESS="+addr, "STATE_DIR="+t.TempDir()), env...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 
 	if err := cmd.Start(); err != nil {

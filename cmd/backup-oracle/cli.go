@@ -374,7 +374,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	reg := prometheus.NewRegistry()
 
-	oracle, err := buildOracle(cfg, reg, logger, cleanup)
+	oracle, err := buildOracle(cfg, reg, logger, cleanup, nil)
 	if err != nil {
 		return nil, cleanup.run, err
 	}
@@ -387,7 +387,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	wg.Wait()
 
-	h, err := newHandler(cfg, oracle, oracle.Cutover, reg, logger)
+	h, err := newHandler(cfg, oracle, oracle.Cutover, nil, reg, logger)
 
 	return h, cleanup.run, err
 }

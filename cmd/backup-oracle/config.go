@@ -55,6 +55,8 @@ type Config struct {
 	// ShutdownDelay and ShutdownTimeout: see shutdown.
 	ShutdownDelay   time.Duration
 	ShutdownTimeout time.Duration
+	// Gate is the gate self-test's and the coverage report's settings.
+	Gate GateConfig
 	// BackendType is the kind of the one backend the environment describes (BACKEND_TYPE).
 	BackendType string
 	// BackendsFile, when set, lists the backends instead (several, in order of preference).
@@ -91,6 +93,7 @@ func defaultConfig() Config {
 		BackupSeriesLimit: cache.DefaultBackupSeriesLimit,
 		StaleFor:          server.DefaultStaleFor,
 		ShutdownTimeout:   10 * time.Second,
+		Gate:              defaultGateConfig(),
 		BackendType:       registry()[0].Name, // the registry's first kind is the default
 	}
 }
@@ -130,6 +133,12 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"console-stale-for", []string{"CONSOLE_STALE_FOR"}, "the console's default staleness threshold (a backup whose newest snapshot is older is marked stale)", (*repo.DurationValue)(&c.StaleFor)},
 		{"shutdown-delay", []string{"SHUTDOWN_DELAY"}, "after SIGTERM, /readyz fails at once but requests are still served this long (Kubernetes removes the pod from the Service meanwhile)", (*repo.DurationValue)(&c.ShutdownDelay)},
 		{"shutdown-timeout", []string{"SHUTDOWN_TIMEOUT"}, "after the delay, bound on the wait for in-flight requests", (*repo.DurationValue)(&c.ShutdownTimeout)},
+		{"gate-check-interval", []string{"GATE_CHECK_INTERVAL"}, "pause between two gate self-tests (a server-side dry-run create of a canary PVC through the API server); 0 turns the self-test off", (*repo.DurationValue)(&c.Gate.Interval)},
+		{"gate-canary-namespace", []string{"GATE_CANARY_NAMESPACE"}, "namespace of the gate self-test's canary PVC: one the policies cover, holding nothing else (the chart creates it); empty turns the self-test off", (*repo.StringValue)(&c.Gate.Namespace)},
+		{"kubeconfig", []string{"KUBECONFIG"}, "kubeconfig file for the Kubernetes API (the gate self-test); empty: the pod's service account", (*repo.StringValue)(&c.Gate.Kubeconfig)},
+		{"policies-label-key", []string{"POLICIES_LABEL_KEY"}, "the label the policies select backup-labelled PVCs by (chart: policies.labelKey); the canary carries it", (*repo.StringValue)(&c.Gate.LabelKey)},
+		{"policies-label-values", []string{"POLICIES_LABEL_VALUES"}, "comma-separated values of that label the policies handle (chart: the keys of policies.schedules); the canary carries the first", (*listValue)(&c.Gate.LabelValues)},
+		{"policies-excluded-namespaces", []string{"POLICIES_EXCLUDED_NAMESPACES"}, "comma-separated namespaces the policies exclude (chart: policies.excludedNamespaces); one holding backups is reported: its PVCs are never checked", (*listValue)(&c.Gate.Excluded)},
 		{"check-config", nil, "validate the configuration, print it and exit (2 on a bad configuration)", (*repo.BoolValue)(&c.CheckConfig)},
 		{"open", nil, "with --check-config: also open every backend read-only and load its index once (location, readability, password, sources, sources fitting the identity settings); exit 1 on any failure, e.g. in an init container or CI", (*repo.BoolValue)(&c.Open)},
 		{"version", nil, "print the version and exit", (*repo.BoolValue)(&c.Version)},
@@ -412,6 +421,8 @@ func (c *Config) Validate() error {
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
+
+	errs = append(errs, c.Gate.validate()...)
 
 	if _, err := repo.ParseNearMissMode(c.NearMiss); err != nil {
 		errs = append(errs, err)

@@ -37,7 +37,9 @@ func moverVariables() map[string]string {
 
 // ourPrefixes are the prefixes of backup-oracle's own variables: an unknown variable starting
 // with one is most likely a misspelt setting.
-func ourPrefixes() []string { return []string{"KOPIA_", "RESTIC_", "S3_", "BACKUP_ORACLE_"} }
+func ourPrefixes() []string {
+	return []string{"KOPIA_", "RESTIC_", "S3_", "BACKUP_ORACLE_", "GATE_", "POLICIES_"}
+}
 
 // unknownVariables warns about the variables of environ that look like settings but are not
 // (misspelt ones, the movers' own), naming the setting probably meant. known lists every

@@ -25,6 +25,7 @@ import (
 	backuporacle "github.com/backup-oracle/backup-oracle"
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/gate"
 	"github.com/backup-oracle/backup-oracle/repo/ledger"
 	"github.com/backup-oracle/backup-oracle/server"
 )
@@ -45,11 +46,18 @@ func main() {
 
 // run is the whole program: with no command the server, which returns the exit code (0 ok,
 // 1 runtime failure, 2 bad config) when ctx is cancelled or it cannot start; environ is the
-// environment, KEY=VALUE; `kinds`, or an
+// environment, KEY=VALUE; `kinds`, `rights`, `gate check` (gatecmd.go), or an
 // operator command (check, snapshots, list, identity, explain: see cli.go and their exit codes).
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "kinds" {
-		return runKinds(args[1:], stdout, stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "kinds":
+			return runKinds(args[1:], stdout, stderr)
+		case "gate":
+			return runGate(ctx, args[1:], environ, stdout, stderr)
+		case "rights":
+			return runRights(args[1:], environ, stdout, stderr)
+		}
 	}
 
 	if len(args) > 0 {
@@ -140,14 +148,22 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(backendNames(cfg.Backends)))
 
-	oracle, err := buildOracle(cfg, reg, logger, &cleanup)
+	// The oracle tells the gate self-test of every canary lookup; the gate reads the oracle's
+	// inventory. g is set before anything runs.
+	var g *gate.Gate
+
+	oracle, err := buildOracle(cfg, reg, logger, &cleanup, func(p repo.PVC) { g.Saw(p) })
 	if err != nil {
+		return err
+	}
+
+	if g, err = buildGate(cfg.Gate, oracle, reg, logger); err != nil {
 		return err
 	}
 
 	stopping := &atomic.Bool{}
 
-	handler, err := newHandler(cfg, drainingOracle{Group: oracle, stopping: stopping}, oracle.Cutover, reg, logger)
+	handler, err := newHandler(cfg, drainingOracle{Group: oracle, stopping: stopping}, oracle.Cutover, g, reg, logger)
 	if err != nil {
 		return err
 	}
@@ -166,7 +182,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 	}
 
 	return runUntilShutdown(ctx, newHTTPServer(handler, cfg), ln, oracle, shutdown{stopping: stopping, delay: cfg.ShutdownDelay, timeout: cfg.ShutdownTimeout},
-		cfg.RefreshInterval, logger)
+		cfg.RefreshInterval, logger, g.Run)
 }
 
 // prepare gives cfg a state directory (a new temporary one unless set) and, with --demo, creates
@@ -202,8 +218,8 @@ func prepare(ctx context.Context, cfg Config, cleanup *cleanups) (Config, *demoR
 }
 
 // buildOracle opens every backend, puts a cache in front of each and groups them with the
-// guards; cleanup closes the backends.
-func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cleanup *cleanups) (*cache.Group, error) {
+// guards; cleanup closes the backends. onCanary (nil: none) is told of every canary lookup.
+func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cleanup *cleanups, onCanary func(repo.PVC)) (*cache.Group, error) {
 	backends, err := openBackends(cfg.Backends, cfg.StateDir, logger)
 	for _, b := range backends {
 		cleanup.add(func() { _ = b.Close(context.Background()) })
@@ -243,7 +259,7 @@ func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 	}
 
 	cutover, _ := cfg.cutover() // validated
-	g := cache.NewGroup(caches, cache.GroupOptions{Guards: guards, Metrics: metrics, Logger: logger, Cutover: cutover})
+	g := cache.NewGroup(caches, cache.GroupOptions{Guards: guards, Metrics: metrics, Logger: logger, OnCanary: onCanary, Cutover: cutover})
 	reg.MustRegister(g.CutoverCollector())
 
 	if !cutover.IsZero() {
@@ -254,15 +270,23 @@ func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 	return g, nil
 }
 
-// newHandler is the HTTP API over the caches, as the server and the CLI's in-process mode use it.
-func newHandler(cfg Config, oracle server.Oracle, cutover func() repo.CutoverStatus, reg *prometheus.Registry, logger *slog.Logger) (http.Handler, error) {
+// newHandler is the HTTP API over the caches, as the server and the CLI's in-process mode use it
+// (the latter without a gate: g nil).
+func newHandler(cfg Config, oracle server.Oracle, cutover func() repo.CutoverStatus, g *gate.Gate, reg *prometheus.Registry,
+	logger *slog.Logger,
+) (http.Handler, error) {
 	rs, rd := replicationNames(cfg.Backends, cfg.DestinationNameTemplate)
-
-	return server.New(server.Options{
+	opts := server.Options{
 		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, RenderCacheSize: cfg.CacheSize, Logger: logger,
 		OpenAPI: backuporacle.OpenAPI, ReplicationName: rs, DestinationName: rd, DefaultStaleFor: cfg.StaleFor,
 		Cutover: cutover,
-	})
+	}
+
+	if g != nil {
+		opts.Gate = g
+	}
+
+	return server.New(opts)
 }
 
 func newHTTPServer(handler http.Handler, cfg Config) *http.Server {

@@ -75,7 +75,6 @@ func TestRunDemo(t *testing.T) {
 	}
 
 	assert.Equal(t, 200, getJSON(t, url+"/readyz").code)
-	assertChartAlertMetricsExported(t, url)
 	assert.Contains(t, stdout.String(), "/exists/shop/redis")
 	assert.Contains(t, stdout.String(), "accept=near-miss")
 

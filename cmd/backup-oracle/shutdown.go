@@ -45,12 +45,13 @@ type shutdown struct {
 }
 
 // runUntilShutdown runs the refreshers (the caches, and the expected-backups ledger every
-// ledgerEvery) and serves ln until ctx is cancelled. Then /readyz fails
+// ledgerEvery), serves ln, and runs each of background (the gate self-test) once the server
+// serves, until ctx is cancelled. Then /readyz fails
 // at once, the server keeps serving for the shutdown delay, stops accepting, lets in-flight
 // requests finish (at most the shutdown timeout; then their connections are closed) and waits
 // for the refreshers. The whole stop is bounded by delay + timeout (+ a refresh's cancellation).
 func runUntilShutdown(ctx context.Context, srv *http.Server, ln net.Listener, oracle *cache.Group, sd shutdown, ledgerEvery time.Duration,
-	logger *slog.Logger) error {
+	logger *slog.Logger, background ...func(context.Context)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -67,6 +68,10 @@ func runUntilShutdown(ctx context.Context, srv *http.Server, ln net.Listener, or
 	served := make(chan error, 1)
 
 	go func() { served <- srv.Serve(ln) }()
+
+	for _, run := range background {
+		refreshers.Go(func() { run(ctx) })
+	}
 
 	select {
 	case <-ctx.Done():

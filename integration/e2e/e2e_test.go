@@ -22,10 +22,12 @@ import (
 // (or refused); what differs between versions is an expectation of kyvernoReleases.
 func TestRestoreAsCode(t *testing.T) {
 	helm := harness.Tool(t, "helm")
+	promtool := harness.Tool(t, "promtool")
 	harness.Tool(t, "kopia")
 	versions := kyvernoVersions(t)
 
-	sources := []string{kopiamover.ReplicationSource{Name: "probe-backup", Namespace: defaultsNamespace}.Source()}
+	sources := []string{kopiamover.ReplicationSource{Name: "probe-backup", Namespace: defaultsNamespace}.Source(),
+		kopiamover.PolicySource(excludedWithBackups, "snapshot-store")} // a backup the policies never check
 	for _, set := range policySets {
 		for _, p := range append(restoredPVCs, struct{ name, label string }{comebackPVC, "hourly"}) {
 			sources = append(sources, kopiamover.PolicySource(namespaceOf(set), p.name))
@@ -59,7 +61,7 @@ func TestRestoreAsCode(t *testing.T) {
 		for _, k := range versions {
 			t.Run("kyverno-"+k.version, func(t *testing.T) {
 				t.Parallel()
-				runVersion(t, helm, k, oracleBin, repos, &results)
+				runVersion(t, helm, promtool, k, oracleBin, repos, &results)
 			})
 		}
 	})
@@ -70,7 +72,7 @@ func TestRestoreAsCode(t *testing.T) {
 // runVersion runs everything on one Kyverno version: the version's default HTTP flags, the
 // chart's server-side dry run, then both policy sets; each set's cleanup policy stays installed
 // after its set, so both cleanups are awaited together at the end (one cleanup minute, not two).
-func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin string, repos repositories, results *measurements) {
+func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleBin string, repos repositories, results *measurements) {
 	t.Run("controller-flags", func(t *testing.T) { controllerFlags(t, k) })
 
 	s := startStack(t)
@@ -87,6 +89,10 @@ func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin string,
 		s.restartAdmissionController(t, k)
 	}
 
+	// Before the chart's dry run: that holds a Role in the canary namespace, which a dry run
+	// cannot create (its Namespace is not stored); helm creates the Namespace first.
+	gate := setupGate(t, s, helm, promtool)
+
 	t.Run("chart/server-side-dry-run", func(t *testing.T) { chartDryRun(t, s.kube, helm) })
 
 	var cleanups []pendingCleanup
@@ -95,7 +101,7 @@ func runVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin string,
 		policies, cleanup := set.render(t, helm, o.URL())
 		t.Run(set.engine, func(t *testing.T) {
 			t.Cleanup(func() { set.uninstall(t, s.kube, policies) }) // also after a failure: the next set runs alone
-			cleanups = append(cleanups, runSet(t, s.kube, o, k, set, policies, cleanup, results))
+			cleanups = append(cleanups, runSet(t, s.kube, o, k, set, policies, cleanup, gate, results))
 		})
 	}
 
@@ -128,7 +134,7 @@ func otherNamespace(set policySet) string {
 	return "e2e-none"
 }
 
-func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet, policies, cleanup string,
+func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet, policies, cleanup string, gate *gateFixture,
 	results *measurements,
 ) pendingCleanup {
 	if o.proc.Exited() { // restarted by the previous set's outage, in that subtest, which stopped it
@@ -163,6 +169,7 @@ func runSet(t *testing.T, k *kube, o *oracle, kv kyvernoUnderTest, set policySet
 	step("oracle-stopped", func() { r.stopped(want) })
 	step("oracle-hanging", func() { r.hanging(want) })
 	step("oracle-back", r.back)
+	step("gate-self-test", func() { r.selfTest(gate, kv, set, policies) })
 
 	return c
 }

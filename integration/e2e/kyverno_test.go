@@ -182,7 +182,7 @@ func (s *stack) startAdmissionController(t *testing.T, k kyvernoUnderTest, defau
 			"--tlsSecretName=kyverno-svc.kyverno.svc.kyverno-tls-pair",
 			"--backgroundServiceAccountName=system:serviceaccount:kyverno:kyverno-background-controller",
 			"--reportsServiceAccountName=system:serviceaccount:kyverno:kyverno-reports-controller",
-			"--controllerRuntimeMetricsAddress=0", "--admissionReports=false")...)
+			"--controllerRuntimeMetricsAddress=0", fmt.Sprintf("--admissionReports=%t", s.admissionReports))...)
 	s.all = append(s.all, p.pid())
 
 	return p
@@ -248,13 +248,29 @@ func (s *stack) restartAdmissionController(t *testing.T, k kyvernoUnderTest) {
 	t.Helper()
 
 	start := time.Now()
-	old := s.controllers[0]
-	require.True(t, old.stop(20*time.Second), "%s ignored SIGTERM", old.name)
-
-	s.controllers[0] = s.startAdmissionController(t, k, false)
-	s.waitAdmissionReady(t, s.controllers[0])
+	s.stopAdmissionController(t)
+	s.startAdmissionControllerAgain(t, k)
 	t.Logf("Kyverno %s admission controller restarted with --httpBlocklist=%s in %s", k.version, e2eHTTPBlocklist,
 		time.Since(start).Round(time.Millisecond))
+}
+
+// stopAdmissionController stops the admission controller (SIGTERM, as a pod's deletion does); its
+// webhook configurations stay registered.
+func (s *stack) stopAdmissionController(t *testing.T) {
+	t.Helper()
+
+	old := s.controllers[0]
+	require.True(t, old.stop(20*time.Second), "%s ignored SIGTERM", old.name)
+}
+
+// startAdmissionControllerAgain starts a stopped admission controller again with the test's HTTP
+// flags (and s.admissionReports), on the same webhook port, and waits until it serves.
+func (s *stack) startAdmissionControllerAgain(t *testing.T, k kyvernoUnderTest) {
+	t.Helper()
+
+	require.True(t, s.controllers[0].exited(), "the admission controller still runs")
+	s.controllers[0] = s.startAdmissionController(t, k, false)
+	s.waitAdmissionReady(t, s.controllers[0])
 }
 
 // waitAdmissionReady waits until the admission controller's webhook server answers its

@@ -33,6 +33,8 @@ type oracle struct {
 	// env, when set, is the whole configuration (the layouts' oracles, configured from the
 	// chart's rendering); otherwise one kopia-fs backend on repository with passwordFile.
 	env []string
+	// extraEnv is added to either (the gate self-test's settings while its scenario runs).
+	extraEnv []string
 }
 
 // newKopiaRepository writes a repository with the real kopia CLI holding one snapshot per
@@ -109,6 +111,7 @@ func (o *oracle) run(t *testing.T, passwordFile string) {
 			"REFRESH_INTERVAL=5s", "MAX_INDEX_AGE=1m"}
 	}
 
+	env = append(append([]string{}, env...), o.extraEnv...)
 	o.proc = harness.StartOracle(t, harness.OracleOptions{Bin: o.bin, Env: env, Args: []string{"--listen-address", hostPort(o.port)}})
 	o.stack.all = append(o.stack.all, o.proc.PID())
 }

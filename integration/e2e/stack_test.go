@@ -31,6 +31,9 @@ type stack struct {
 	webhookPort int     // the admission controller's
 	all         []int   // every PID started, checked at the end
 	kube        *kube
+	// admissionReports: the admission controller writes admission reports (off but for the gate
+	// self-test's check that its canary leaves none).
+	admissionReports bool
 }
 
 // startStack starts etcd and kube-apiserver and registers the cleanup that stops everything in

@@ -96,6 +96,8 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 		return "⚠️ HTTP 500 at the 10 s webhook deadline"
 	}},
 	{"Oracle back: creates and restores pass", "{set}/oracle-back", always(ok)},
+	{"Gate self-test: armed; refusing (Kyverno stopped); disarmed (policies deleted, canary namespace excluded) at the first check after; alert expressions agree; armed again; no object, report or generated resource left",
+		"{set}/gate-self-test", always(ok + " armed with the oracle's canary answer")},
 	{"`${APP}`/`${APP}-dst` layout, gate mode: `dataSourceRef` to the user's RD, nothing generated", "layouts/app-layout/{set}", layouts},
 	{"Blue/green: RD restores from the newest snapshot's backend, RS backs up to the own one; a backend gone: denied", "layouts/blue-green/{set}", layouts},
 	{"Cleanup by the real cleanup controller (every minute in the test)", "cleanup/{set}", always(ok)},
