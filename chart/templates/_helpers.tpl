@@ -250,6 +250,9 @@ Included by every template that depends on them.
 {{- end -}}
 {{- $b := .Values.backend -}}
 {{- if .Values.backends }}{{ $b = include "bo.ownBackend" . | fromJson }}{{ end -}}
+{{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.mover "restic") -}}
+{{- $_ := include "bo.resticBase" . -}}
+{{- end -}}
 {{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.mover "kopia") (eq $b.type "kopia-fs") (not (include "bo.moverNFS" . | fromJson).server) -}}
 {{- fail "policies.nfs: the generated ReplicationSources and ReplicationDestinations need the Kopia repository too. With backend.repository.nfs set they mount that export; with backend.repository.existingClaim (a PVC the movers in other namespaces cannot use) set policies.nfs.server and policies.nfs.path to the NFS export behind it." -}}
 {{- end -}}
@@ -468,3 +471,51 @@ unused.
 
 {{/* The PVC annotation naming the backend a restored PVC's RD restores from (blue/green). */}}
 {{- define "bo.restoreBackendAnnotation" -}}backup-oracle.io/restore-backend{{- end -}}
+
+{{/*
+The restic movers' repository base (RESTIC_REPOSITORY is s3:<base>/<namespace>/<pvc>): one value
+for both sides. Empty policies.resticRepositoryBase: derived from the oracle's own restic-s3
+backend as <endpoint>/<bucket>[/<prefix>] (the endpoint's scheme, else https unless
+backend.s3.secure is false). Set: it may name another host (the movers may reach S3 by another
+name than the oracle), but its path must be the oracle's bucket and prefix, or the movers would
+write where the oracle never looks (every PVC fresh; README, "restic"); the chart refuses such a
+base with a sentence, and also an oracle template other than {prefix}/{namespace}/{pvc} or a shared
+layout, which VolSync's movers (one repository per PVC, at base/<namespace>/<pvc>) cannot write.
+*/}}
+{{- define "bo.resticBase" -}}
+{{- $p := .Values.policies -}}
+{{- $b := .Values.backend -}}
+{{- if .Values.backends }}{{ $b = include "bo.ownBackend" . | fromJson }}{{ end -}}
+{{- $base := $p.resticRepositoryBase | trimSuffix "/" -}}
+{{- if ne $b.type "restic-s3" -}}
+{{- if not $base -}}
+{{- fail (printf "policies.resticRepositoryBase: the restic movers' repository base (s3:<base>/<namespace>/<pvc>) cannot be derived from a %s backend; set it" $b.type) -}}
+{{- end -}}
+{{- $base -}}
+{{- else -}}
+{{- $s3 := $b.s3 | default dict -}}
+{{- $r := $b.restic | default dict -}}
+{{- if eq ($r.layout | default "per-pvc") "shared" -}}
+{{- fail "policies.mover restic with backend.restic.layout shared: VolSync's restic movers keep one repository per PVC (at <base>/<namespace>/<pvc>), they cannot back up to or restore from a shared repository" -}}
+{{- end -}}
+{{- if not (has ($r.repositoryTemplate | default "") (list "" "{prefix}/{namespace}/{pvc}")) -}}
+{{- fail (printf "backend.restic.repositoryTemplate %q: the generated restic movers write <base>/<namespace>/<pvc>, which the oracle finds only with the default template {prefix}/{namespace}/{pvc}" $r.repositoryTemplate) -}}
+{{- end -}}
+{{- $path := list $s3.bucket (($s3.prefix | default "") | trimAll "/") | compact | join "/" -}}
+{{- if not $base -}}
+{{- if not $s3.endpoint -}}
+{{- fail "policies.resticRepositoryBase: backend.s3.endpoint is empty (AWS's default), so the restic movers' base cannot be derived; set policies.resticRepositoryBase (e.g. s3.amazonaws.com/<bucket>[/<prefix>])" -}}
+{{- end -}}
+{{- $endpoint := $s3.endpoint | trimSuffix "/" -}}
+{{- if not (contains "://" $endpoint) }}{{ $endpoint = printf "%s://%s" (ternary "https" "http" (ne $s3.secure false)) $endpoint }}{{ end -}}
+{{- printf "%s/%s" $endpoint $path -}}
+{{- else -}}
+{{- $rest := regexReplaceAll "^[A-Za-z][A-Za-z0-9+.-]*://" $base "" -}}
+{{- $given := regexReplaceAll "^[^/]*/?" $rest "" | trimAll "/" -}}
+{{- if ne $given $path -}}
+{{- fail (printf "policies.resticRepositoryBase %q puts the restic repositories under %q of the S3 server, but the oracle reads bucket %q with prefix %q, i.e. under %q: every PVC would be answered fresh while its backups pile up elsewhere. Leave resticRepositoryBase empty (it is then derived from backend.s3), or make its path %q (its host may differ)" $p.resticRepositoryBase (printf "%s/<namespace>/<pvc>" $given) ($s3.bucket | default "") ($s3.prefix | default "") (printf "%s/<namespace>/<pvc>" $path) $path) -}}
+{{- end -}}
+{{- $base -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
