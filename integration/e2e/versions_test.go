@@ -32,6 +32,9 @@ type kyvernoRelease struct {
 	// on this version. Every version today (they add about 25 s to a version's run); a version
 	// on which they would cost too much can be left out here, and the support table says so.
 	layouts bool
+	// restic: the restic scenarios (upstream VolSync's controller and its restic mover script run
+	// by the Job runner, backups restored byte for byte) run on this version.
+	restic bool
 }
 
 // setExpectations are the version-specific outcomes of one policy set.
@@ -77,7 +80,7 @@ const (
 // two lists differ, so a version is never run without expectations, nor dropped silently.
 var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	{
-		version: "v1.17.2", layouts: true,
+		version: "v1.17.2", layouts: true, restic: true,
 		sets: map[string]setExpectations{
 			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
 			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
@@ -88,14 +91,14 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 		},
 	},
 	{
-		version: "v1.18.2", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
+		version: "v1.18.2", layouts: true, restic: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
 		},
 	},
 	{
-		version: "v1.19.1", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
+		version: "v1.19.1", layouts: true, restic: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			// Kyverno 1.19.1's CEL http.Get has no timeout (--apiCallTimeout does not apply to
