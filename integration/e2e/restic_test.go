@@ -237,6 +237,10 @@ func (r *resticRun) disagreement() {
 	_, err = r.waitAnswer(pvc, "restore")
 	require.Error(t, err, "the RS wrote where the oracle does not read: the check must fail")
 	t.Logf("detected: %v", err)
+
+	looked := r.o.lookup(t, r.ns, pvc).Body
+	assert.Equal(t, "unknown", looked["decision"], "not fresh either: the repository one level deeper is a near miss")
+	assert.Contains(t, fmt.Sprint(looked["nearMiss"]), "volsync/clusterA/"+r.ns+"/"+pvc, "the near miss names where the RS wrote")
 }
 
 // foreign: PVC foreign's repository holds only a snapshot written by the restic CLI from another
