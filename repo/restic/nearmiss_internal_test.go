@@ -20,7 +20,7 @@ func TestVariants(t *testing.T) {
 			"b/{any}/{namespace}/{pvc}/restic": ruleDeeper}},
 		{"volsync/{namespace}-{pvc}", map[string]string{"volsync/{pvc}": ruleNoNamespace, "volsync/{namespace}/{pvc}": ruleSplit,
 			"volsync/{any}/{namespace}-{pvc}": ruleDeeper}},
-		{"volsync/{pvc}/{namespace}", map[string]string{"volsync/{any}/{pvc}/{namespace}": ruleDeeper}},   // only one level deeper
+		{"volsync/{pvc}/{namespace}", map[string]string{"volsync/{any}/{pvc}/{namespace}": ruleDeeper}},     // only one level deeper
 		{"volsync/{namespace}/x/{pvc}", map[string]string{"volsync/{any}/{namespace}/x/{pvc}": ruleDeeper}}, // not adjacent: only deeper
 	}
 

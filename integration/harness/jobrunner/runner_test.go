@@ -87,7 +87,7 @@ func newRunner(t *testing.T, jobs map[string]string) (*jobrunner.Runner, *fakeAP
 	}
 
 	api := &fakeAPI{objects: map[string]string{
-		"/api/v1/namespaces/" + ns + "/secrets/repo": `{"data": {"RESTIC_REPOSITORY": "czM6cmVwbw==", "RESTIC_PASSWORD": "c2VjcmV0"}}`,
+		"/api/v1/namespaces/" + ns + "/secrets/repo":               `{"data": {"RESTIC_REPOSITORY": "czM6cmVwbw==", "RESTIC_PASSWORD": "c2VjcmV0"}}`,
 		"/api/v1/namespaces/" + ns + "/persistentvolumeclaims/app": `{}`,
 	}, patches: map[string][]map[string]any{}}
 	for name, j := range jobs {

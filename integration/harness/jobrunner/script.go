@@ -95,8 +95,9 @@ func rootScript(root string, files map[string]string, mounts []mount, readOnlyRo
 		workDir = "/"
 	}
 
-	cmd := []string{"exec", "/usr/sbin/chroot", "--userspec=" + strconv.FormatInt(id.uid, 10) + ":" + strconv.FormatInt(id.gid, 10),
-		"--groups=" + id.groupList(), root, "/usr/bin/env", "-u", "PWD", "--chdir=" + workDir, "--"}
+	cmd := make([]string, 0, 10+len(argv))
+	cmd = append(cmd, "exec", "/usr/sbin/chroot", "--userspec="+strconv.FormatInt(id.uid, 10)+":"+strconv.FormatInt(id.gid, 10),
+		"--groups="+id.groupList(), root, "/usr/bin/env", "-u", "PWD", "--chdir="+workDir, "--")
 	line(append(cmd, argv...)...)
 
 	return b.String()
@@ -104,9 +105,11 @@ func rootScript(root string, files map[string]string, mounts []mount, readOnlyRo
 
 // quote makes s one shell word.
 func quote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/-_.,:=+@", r))
-	}) < 0 {
+	plain := func(r rune) bool {
+		return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/-_.,:=+@", r)
+	}
+
+	if s != "" && strings.IndexFunc(s, func(r rune) bool { return !plain(r) }) < 0 {
 		return s
 	}
 
