@@ -164,16 +164,21 @@ func (x *Index) decide(ctx context.Context, f repo.Finding, dir string, objs []O
 }
 
 // restorable keeps, in the per-PVC layout, the verified snapshots VolSync's restic mover would
-// restore (moverRestores) and returns how many it skipped; when it would skip every snapshot of
-// a fully verified repository, *err becomes errNothingRestorable. The shared layout selects by
-// tag and is left alone.
+// restore (moverRestores) and returns how many it skipped; when it would misread one
+// (moverMisreads), *err becomes errMoverMisreads; when it would skip every snapshot of a fully
+// verified repository, errNothingRestorable. The shared layout selects by tag and is left alone.
 func (r *Repo) restorable(dir string, snaps []repo.Snapshot, pending int, err *error) ([]repo.Snapshot, int) {
 	if r.layout.shared {
 		return snaps, 0
 	}
 
-	kept, skipped := moverSnapshots(snaps)
-	if *err == nil && pending == 0 && len(kept) == 0 && skipped > 0 {
+	kept, skipped, misread := moverSnapshots(snaps)
+
+	switch {
+	case *err != nil:
+	case misread > 0:
+		*err = errMoverMisreads(r.store.Location(strings.TrimSuffix(dir, "/")), misread)
+	case pending == 0 && len(kept) == 0 && skipped > 0:
 		*err = errNothingRestorable(r.store.Location(strings.TrimSuffix(dir, "/")), skipped)
 	}
 

@@ -19,8 +19,10 @@ import (
 // the mover's rule (backube/volsync v0.16.0 mover-restic/entry.sh, select_restic_snapshot_to_restore:
 // the rows of `restic snapshots` that contain "/data"; `restic restore <id> --host volsync`
 // ignores the host for an explicit id), independently of the code: a snapshot of a directory
-// whose path has no "/data" is skipped whatever its host; one of such a directory with a first
-// tag containing "/data", or of a ".../data" directory under another host, is restored.
+// whose path has no "/data" is skipped whatever its host; one of such a directory with a tag
+// containing "/data" (restic prints all tags on the snapshot's row), or of a ".../data"
+// directory under another host, is restored; a second path with "/data" (a row of its own,
+// misread as an id) makes the repository unknown.
 func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 	st := dirStorage(t)
 	cli := harness.NewResticCLI(t, nil) // Backup: host volsync, a path ending in /data, as the mover's
@@ -35,9 +37,11 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 		foreignLater = pvc("movers", "foreign-later")
 		otherHost    = pvc("movers", "other-host")
 		dataTag      = pvc("movers", "data-tag")
+		secondTag    = pvc("movers", "second-tag")
+		twoPaths     = pvc("movers", "two-paths")
 	)
 
-	for _, p := range []repo.PVC{moverOnly, foreignOnly, foreignLater, otherHost, dataTag} {
+	for _, p := range []repo.PVC{moverOnly, foreignOnly, foreignLater, otherHost, dataTag, secondTag, twoPaths} {
 		cli.Init(st.url(rel(p)), password, "2")
 	}
 
@@ -48,6 +52,10 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 	cli.BackupFrom(st.url(rel(foreignLater)), password, foreign, "laptop") // newer, skipped
 	cli.BackupFrom(st.url(rel(otherHost)), password, cli.Src, "laptop")
 	cli.BackupFrom(st.url(rel(dataTag)), password, foreign, "laptop", "movers/database")
+	cli.BackupFrom(st.url(rel(secondTag)), password, foreign, "laptop", "first", "movers/database") // restic prints the tags on one row
+	// Two paths, the second with /data: restic prints it on a row of its own, which the mover
+	// keeps and misreads as a snapshot id.
+	cli.Run(password, "-r", st.url(rel(twoPaths)), "backup", "--host", "laptop", foreign, cli.Src)
 
 	opts := st.options()
 	opts.Prefix, opts.Password, opts.VerifyWait = prefix, password, time.Minute
@@ -57,8 +65,8 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 	require.NoError(t, err)
 
 	stats := idx.Stats()
-	assert.Equal(t, 4, stats.Sources, "foreign-only holds no snapshot the mover restores")
-	assert.Equal(t, 4, stats.Snapshots, "the foreign snapshots are not counted")
+	assert.Equal(t, 5, stats.Sources, "foreign-only and two-paths hold no snapshot the mover restores")
+	assert.Equal(t, 5, stats.Snapshots, "the foreign snapshots are not counted")
 
 	for _, c := range []struct {
 		pvc   repo.PVC
@@ -68,6 +76,7 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 		{foreignLater, []string{"volsync"}},
 		{otherHost, []string{"laptop"}},
 		{dataTag, []string{"laptop"}},
+		{secondTag, []string{"laptop"}},
 	} {
 		f, err := idx.Find(context.Background(), c.pvc)
 		require.NoError(t, err, c.pvc)
@@ -83,6 +92,10 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 	_, err = idx.Find(context.Background(), foreignOnly)
 	require.ErrorIs(t, err, repo.ErrNotSelected, "snapshots exist, the mover would restore none: neither restore nor fresh")
 	assert.Contains(t, err.Error(), "holds 2 snapshot(s), none of which VolSync's restic mover would restore")
+
+	_, misread := idx.Find(context.Background(), twoPaths)
+	require.ErrorIs(t, misread, repo.ErrNotSelected, "a snapshot the mover would misread: no answer can say what it restores")
+	assert.Contains(t, misread.Error(), "with several paths of which a later one contains")
 
 	a := repo.Decide(foreignOnly, "restic", repo.Finding{}, time.Now(), err)
 	assert.Equal(t, repo.Unknown, a.Decision)
