@@ -54,12 +54,17 @@ CA_BUNDLE     := $(TOOLS)/ca-certificates-$(subst +,_,$(CA_CERTIFICATES_VERSION)
 ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
 KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
+# Upstream VolSync: manager (the controller), mover-restic/ and crds/ in one folder.
+VOLSYNC            := $(TOOLS)/volsync-$(VOLSYNC_UPSTREAM_VERSION)
 
 # Tools the test suite drives, passed to the tests as <NAME>_BIN.
 TEST_TOOLS := $(KOPIA)
 TEST_ENV   := KOPIA_BIN=$(KOPIA)
 TEST_TOOLS += $(RESTIC) $(VERSITYGW)
 TEST_ENV   += RESTIC_BIN=$(RESTIC) VERSITYGW_BIN=$(VERSITYGW)
+# Upstream VolSync's restic mover script (integration: the oracle and the real mover agree).
+TEST_TOOLS += $(VOLSYNC)
+TEST_ENV   += VOLSYNC_BIN=$(VOLSYNC)/manager
 
 # build-module MODULE VERSION PACKAGE OUTPUT: for modules the proxy will not 'go install'
 # (kopia, restic, kyverno): download the module, build inside a writable copy of it.
@@ -159,7 +164,6 @@ endef
 # cluster), the restic mover script from the same module copy (the module zip drops the exec bit:
 # restored here) and its CRDs (config/crd/bases and the VolumeSnapshot CRDs of hack/crds), in one
 # folder: manager, mover-restic/, crds/.
-VOLSYNC := $(TOOLS)/volsync-$(VOLSYNC_UPSTREAM_VERSION)
 $(VOLSYNC):
 	@echo "building VolSync $(VOLSYNC_UPSTREAM_VERSION) (controller, restic mover script, CRDs; first run only)"
 	@mkdir -p $(TOOLS)/src
