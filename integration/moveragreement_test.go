@@ -99,7 +99,7 @@ func TestResticMoverAgreesWithTheOracle(t *testing.T) {
 
 		if i > 0 { // the repository exists
 			c := sd.job["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any) //nolint:forcetypeassert // built by seedJob
-			c["command"] = []string{"/bin/sh", "-c", strings.Replace(c["command"].([]string)[2], "restic init && ", "", 1)} //nolint:forcetypeassert // built by seedJob
+			c["command"] = []string{"/bin/sh", "-c", strings.Replace(c["command"].([]string)[2], "restic init && ", "", 1)}                      //nolint:forcetypeassert // built by seedJob
 		}
 
 		api.job(sd.name, sd.job)
@@ -294,7 +294,9 @@ func (f *fakeAPI) claim(name string) {
 	f.put("/api/v1/namespaces/agree/persistentvolumeclaims/"+name+"-cache", map[string]any{})
 }
 
-func (f *fakeAPI) job(name string, j map[string]any) { f.put("/apis/batch/v1/namespaces/agree/jobs/"+name, j) }
+func (f *fakeAPI) job(name string, j map[string]any) {
+	f.put("/apis/batch/v1/namespaces/agree/jobs/"+name, j)
+}
 
 func (f *fakeAPI) put(path string, obj any) {
 	f.mu.Lock()
