@@ -69,7 +69,7 @@ func TestResticMoverAgreesWithTheOracle(t *testing.T) {
 		api.secret("repo-"+pvc, map[string]string{"RESTIC_REPOSITORY": "s3:" + s3.URL + "/" + bucket + "/agree/" + pvc,
 			"RESTIC_PASSWORD": password, "AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey})
 
-		seed := seedJob(pvc, c.host, c.paths, c.tags)
+		seed := seedJob("seed-"+pvc, pvc, c.host, true, c.paths, c.tags)
 		api.job(seed.name, seed.job)
 
 		for _, claim := range seed.claims {
@@ -93,15 +93,7 @@ func TestResticMoverAgreesWithTheOracle(t *testing.T) {
 	api.secret("repo-pit", map[string]string{"RESTIC_REPOSITORY": "s3:" + s3.URL + "/" + bucket + "/agree/pit",
 		"RESTIC_PASSWORD": password, "AWS_ACCESS_KEY_ID": s3.AccessKey, "AWS_SECRET_ACCESS_KEY": s3.SecretKey})
 
-	for i, sd := range []seed{seedJob("pit", "volsync", []string{"/data"}, nil), seedJob("pit", "laptop", []string{"/srv/app"}, nil)} {
-		sd.name += fmt.Sprint(i)
-		sd.job["metadata"].(map[string]any)["name"] = sd.name //nolint:forcetypeassert // built by seedJob
-
-		if i > 0 { // the repository exists
-			c := sd.job["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any) //nolint:forcetypeassert // built by seedJob
-			c["command"] = []string{"/bin/sh", "-c", strings.Replace(c["command"].([]string)[2], "restic init && ", "", 1)}                      //nolint:forcetypeassert // built by seedJob
-		}
-
+	for _, sd := range []seed{seedJob("pit-0", "pit", "volsync", true, []string{"/data"}, nil), seedJob("pit-1", "pit", "laptop", false, []string{"/srv/app"}, nil)} {
 		api.job(sd.name, sd.job)
 
 		for _, claim := range sd.claims {
@@ -130,7 +122,7 @@ func TestResticMoverAgreesWithTheOracle(t *testing.T) {
 
 			name := "restore-" + pvc
 			api.claim(name)
-			api.job(name, moverJob(name, "restore", "repo-"+pvc, name))
+			api.job(name, moverJob(name, "restore", "repo-"+pvc, name, "", "0"))
 
 			res, err := runner.Run(context.Background(), "agree", name)
 			require.NoError(t, err)
@@ -171,19 +163,7 @@ func pointInTime(t *testing.T, idx repo.Index, api *fakeAPI, runner *jobrunner.R
 			name := fmt.Sprintf("pit-%d", i)
 			api.claim(name)
 
-			j := moverJob(name, "restore", "repo-pit", name)
-			env := j["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["env"].([]any) //nolint:forcetypeassert // built by moverJob
-			for _, e := range env {
-				m := e.(map[string]any) //nolint:forcetypeassert // built by moverJob
-				switch m["name"] {
-				case "RESTORE_AS_OF":
-					m["value"] = c.asOf
-				case "SELECT_PREVIOUS":
-					m["value"] = c.previous
-				}
-			}
-
-			api.job(name, j)
+			api.job(name, moverJob(name, "restore", "repo-pit", name, c.asOf, c.previous))
 
 			res, err := runner.Run(context.Background(), "agree", name)
 			require.NoError(t, err)
@@ -205,11 +185,15 @@ type seed struct {
 	claims []string
 }
 
-// seedJob is a Job running the restic CLI: init, then backup of each path (a claim mounted
-// there) with the host and tags given.
-func seedJob(pvc, host string, paths, tags []string) seed {
-	s := seed{name: "seed-" + pvc}
-	cmd := "restic init && restic backup --host " + host
+// seedJob is a Job running the restic CLI on pvc's repository: init (if initialise), then backup
+// of each path (a claim mounted there) with the host and tags given.
+func seedJob(name, pvc, host string, initialise bool, paths, tags []string) seed {
+	s := seed{name: name}
+	cmd := "restic backup --host " + host
+
+	if initialise {
+		cmd = "restic init && " + cmd
+	}
 
 	for _, tag := range tags {
 		cmd += " --tag " + tag
@@ -239,13 +223,14 @@ func seedJob(pvc, host string, paths, tags []string) seed {
 
 // moverJob is the Job VolSync v0.16.0's restic mover makes for a ReplicationDestination
 // (internal/controller/mover/restic/mover.go, ensureJob), restated: entry.sh with the action,
-// its environment (the repository Secret's keys, required or optional), the data claim at /data,
+// its environment (the repository Secret's keys, required or optional; restoreAsOf and previous
+// as RESTORE_AS_OF and SELECT_PREVIOUS), the data claim at /data,
 // a cache claim at /cache, an emptyDir at /tmp, user 568 with fsGroup 568, read-only root.
-func moverJob(name, action, secret, dataClaim string) map[string]any {
+func moverJob(name, action, secret, dataClaim, asOf, previous string) map[string]any {
 	env := append([]any{
 		map[string]any{"name": "FORGET_OPTIONS", "value": "--keep-last 1"}, map[string]any{"name": "DATA_DIR", "value": "/data"},
-		map[string]any{"name": "RESTIC_CACHE_DIR", "value": "/cache"}, map[string]any{"name": "RESTORE_AS_OF", "value": ""},
-		map[string]any{"name": "SELECT_PREVIOUS", "value": "0"}, map[string]any{"name": "RESTORE_OPTIONS", "value": ""},
+		map[string]any{"name": "RESTIC_CACHE_DIR", "value": "/cache"}, map[string]any{"name": "RESTORE_AS_OF", "value": asOf},
+		map[string]any{"name": "SELECT_PREVIOUS", "value": previous}, map[string]any{"name": "RESTORE_OPTIONS", "value": ""},
 	}, repoEnv(secret)...)
 	env = append(env, map[string]any{"name": "PRIVILEGED_MOVER", "value": "0"})
 
