@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,7 @@ func runRestic(t *testing.T, s *stack, helm string, kv kyvernoUnderTest, oracleB
 	}
 
 	s.kube.apply(t, externalSecretCRD)
-	s.kube.apply(t, render(t, helm, "restic", append(e.values, "--show-only", "templates/policies/kyverno-rbac.yaml")...))
+	s.kube.apply(t, render(t, helm, "restic", slices.Concat(e.values, []string{"--show-only", "templates/policies/kyverno-rbac.yaml"})...))
 	s.startVolSync(t, v)
 
 	dir := t.TempDir()
@@ -83,8 +84,8 @@ func runRestic(t *testing.T, s *stack, helm string, kv kyvernoUnderTest, oracleB
 
 	for _, set := range policySets {
 		t.Run(set.engine, func(t *testing.T) {
-			docs := renderManifests(t, helm, "restic", append(e.values, "--set", "policies.engine="+set.engine,
-				"--set", "policies.oracleURL="+e.o.URL())...)
+			docs := renderManifests(t, helm, "restic", slices.Concat(e.values, []string{"--set", "policies.engine=" + set.engine,
+				"--set", "policies.oracleURL=" + e.o.URL()})...)
 			installLayout(t, s.kube, docs, set.engine)
 
 			r := &run{t: t, maxCalls: kv.sets[set.engine].maxCalls, k: s.kube, o: e.o, set: kv.version + "/restic/" + set.engine,
@@ -185,8 +186,10 @@ func (r *resticRun) backupAndRestore() {
 	r.runMoverJob("ReplicationSource", pvc+"-backup", "backup")
 	r.waitStatus("replicationsources", pvc+"-backup", "lastSyncTime")
 
-	took, err := r.waitAnswer(pvc, "restore")
-	require.NoError(t, err, "the oracle must answer restore for the PVC whose backup the mover wrote")
+	var err2 error
+
+	took, ok := eventually(resticRefresh+20*time.Second, 200*time.Millisecond, func() bool { err2 = r.agrees(pvc); return err2 == nil })
+	require.True(t, ok, "the oracle must answer restore for the PVC whose backup the mover wrote: %v", err2)
 	t.Logf("restore answered %s after the backup Job ended (refresh interval %s)", took.Round(time.Millisecond), resticRefresh)
 	assert.Equal(t, "fresh", r.o.lookup(t, r.ns, pvc+"-other").Body["decision"], "exactly that PVC: another stays fresh")
 
@@ -204,7 +207,7 @@ func (r *resticRun) backupAndRestore() {
 	assert.Equal(t, "volsync-"+pvc, str(rd, "spec", "restic", "repository"))
 
 	r.runMoverJob("ReplicationDestination", pvc+"-backup", "restore")
-	status := r.waitStatus("replicationdestinations", pvc+"-backup", "latestImage")
+	status := r.waitStatus("replicationdestinations", pvc+"-backup", "latestImage", "lastManualSync")
 	assert.Equal(t, "restore-"+str(res.Body, "metadata", "uid"), str(status, "lastManualSync"), "VolSync recorded the restore of this PVC instance")
 
 	dest, err := r.e.runner.ClaimDir(r.ns, str(status, "latestImage", "name"))
@@ -234,13 +237,31 @@ func (r *resticRun) disagreement() {
 	r.waitFor(volsyncPath(r.ns, "replicationsources", pvc+"-backup"), true, 30*time.Second)
 	r.runMoverJob("ReplicationSource", pvc+"-backup", "backup")
 
-	_, err = r.waitAnswer(pvc, "restore")
+	// Once the oracle's listing holds the backup (a near miss one level deeper), the check that
+	// passed for PVC data must fail for this one.
+	var looked map[string]any
+
+	_, ok := eventually(resticRefresh+20*time.Second, 200*time.Millisecond, func() bool {
+		looked = r.o.lookup(t, r.ns, pvc).Body
+		return strings.Contains(fmt.Sprint(looked["nearMiss"]), "volsync/clusterA/"+r.ns+"/"+pvc)
+	})
+	require.True(t, ok, "the oracle never saw the backup one level deeper: %v", looked)
+
+	err = r.agrees(pvc)
 	require.Error(t, err, "the RS wrote where the oracle does not read: the check must fail")
 	t.Logf("detected: %v", err)
-
-	looked := r.o.lookup(t, r.ns, pvc).Body
 	assert.Equal(t, "unknown", looked["decision"], "not fresh either: the repository one level deeper is a near miss")
-	assert.Contains(t, fmt.Sprint(looked["nearMiss"]), "volsync/clusterA/"+r.ns+"/"+pvc, "the near miss names where the RS wrote")
+}
+
+// agrees is the check that the two sides agree on pvc after its backup: the oracle answers
+// restore for it.
+func (r *resticRun) agrees(pvc string) error {
+	looked := r.o.lookup(r.t, r.ns, pvc).Body
+	if looked["decision"] != "restore" {
+		return fmt.Errorf("%s/%s: the mover backed it up, the oracle answers %v: %v", r.ns, pvc, looked["decision"], looked)
+	}
+
+	return nil
 }
 
 // foreign: PVC foreign's repository holds only a snapshot written by the restic CLI from another
@@ -284,7 +305,7 @@ func (r *resticRun) foreign() {
 	res := r.runMoverJob("ReplicationDestination", "foreign-check", "restore")
 	assert.Contains(t, res.Log, "No eligible snapshots found", "the mover's own words")
 
-	status := r.waitStatus("replicationdestinations", "foreign-check", "latestImage")
+	status := r.waitStatus("replicationdestinations", "foreign-check", "latestImage", "lastManualSync")
 	dest, err := r.e.runner.ClaimDir(r.ns, str(status, "latestImage", "name"))
 	require.NoError(t, err)
 	assert.Empty(t, readFiles(t, dest), "the mover restored nothing")
@@ -331,16 +352,17 @@ func (r *resticRun) runMoverJob(ownerKind, owner, what string) jobrunner.Result 
 	return res
 }
 
-// waitStatus waits until VolSync recorded field in the status of kind/name and returns the
-// status.
-func (r *resticRun) waitStatus(kind, name, field string) map[string]any {
+// waitStatus waits until VolSync recorded every field in the status of kind/name and returns
+// the status.
+func (r *resticRun) waitStatus(kind, name string, fields ...string) map[string]any {
 	var status map[string]any
 
 	_, ok := eventually(60*time.Second, 200*time.Millisecond, func() bool {
 		status, _ = nested(r.k.get(r.t, volsyncPath(r.ns, kind, name)).Body, "status").(map[string]any)
-		return status[field] != nil
+
+		return !slices.ContainsFunc(fields, func(f string) bool { return status[f] == nil })
 	})
-	require.True(r.t, ok, "%s %s: VolSync recorded no status.%s: %v", kind, name, field, status)
+	require.True(r.t, ok, "%s %s: VolSync recorded not all of status %v: %v", kind, name, fields, status)
 
 	return status
 }

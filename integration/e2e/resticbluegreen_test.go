@@ -132,7 +132,7 @@ func (r *resticRun) seed(colour, repository string) map[string]string {
 	}, "")
 
 	r.runMoverJob("ReplicationSource", name, "backup")
-	r.waitStatus("replicationsources", name, "lastSyncTime")
+	r.waitStatus("replicationsources", name, "lastManualSync")
 
 	return files
 }
