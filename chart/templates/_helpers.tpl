@@ -556,3 +556,12 @@ ExternalSecret source (JSON map name -> {remoteKey, base}); the own backend's ba
 {{- end -}}
 {{- toJson $m -}}
 {{- end -}}
+
+{{/* The store key the PVC's own ExternalSecret extracts: the own backend's with backends. */}}
+{{- define "bo.remoteKey" -}}
+{{- if .Values.backends -}}
+{{- (include "bo.ownBackend" . | fromJson).moverSecret.remoteKey -}}
+{{- else -}}
+{{- .Values.policies.secret.externalSecret.remoteKey -}}
+{{- end -}}
+{{- end -}}
