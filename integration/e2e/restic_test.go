@@ -114,7 +114,9 @@ func (e *resticEnv) startOracle(t *testing.T, s *stack, oracleBin, dir string) *
 	require.Equal(t, "restic-s3", env["BACKEND_TYPE"])
 
 	files := map[string]string{"RESTIC_PASSWORD_FILE": resticPassword, "S3_ACCESS_KEY_FILE": e.s3.AccessKey, "S3_SECRET_KEY_FILE": e.s3.SecretKey}
-	oracleEnv := []string{"REFRESH_INTERVAL=" + resticRefresh.String(), "MAX_INDEX_AGE=30s"}
+	// The fleet (and with it the near misses) at every refresh, not every 10 minutes (the
+	// restic-s3 default): a near miss shows within one refresh.
+	oracleEnv := []string{"REFRESH_INTERVAL=" + resticRefresh.String(), "MAX_INDEX_AGE=30s", "RESTIC_FLEET_REFRESH_INTERVAL=0"}
 
 	for name, v := range env {
 		if _, secret := files[name]; secret {

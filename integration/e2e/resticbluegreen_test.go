@@ -154,10 +154,10 @@ func (e *resticEnv) blueGreenOracle(t *testing.T, s *stack, oracleBin, dir strin
 		content := map[string]string{"repository": colourPasswords[m[1]]}[m[2]]
 
 		switch {
-		case m[2] == "s3" && strings.Contains(m[3], "ACCESS"):
-			content = e.s3.AccessKey
-		case m[2] == "s3":
+		case m[2] == "s3" && strings.Contains(m[3], "SECRET"):
 			content = e.s3.SecretKey
+		case m[2] == "s3":
+			content = e.s3.AccessKey
 		}
 
 		file := filepath.Join(dir, m[1]+"-"+m[2]+"-"+m[3])
