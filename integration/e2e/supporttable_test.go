@@ -90,7 +90,7 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 	{"Oracle back: creates and restores pass", "{set}/oracle-back", always(ok)},
 	{"`${APP}`/`${APP}-dst` layout, gate mode: `dataSourceRef` to the user's RD, nothing generated", "layouts/app-layout/{set}", layouts},
 	{"Blue/green: RD restores from the newest snapshot's backend, RS backs up to the own one; a backend gone: denied", "layouts/blue-green/{set}", layouts},
-	{"restic on upstream VolSync v0.16.0 (its controller, its mover script run as a kubelet would): backup written, answered restore, restored byte for byte; a disagreement and a foreign snapshot detected", "restic/{set}", resticScenarios},
+	{"restic on upstream VolSync v0.16.0 (its controller, its mover script run as a kubelet would): backup written, answered restore, restored byte for byte; blue/green restores the chosen colour; a disagreement and a foreign snapshot detected", "restic/{set}", resticScenarios},
 	{"Cleanup by the real cleanup controller (every minute in the test)", "cleanup/{set}", always(ok)},
 }
 
