@@ -66,7 +66,6 @@ func runRestic(t *testing.T, s *stack, helm string, kv kyvernoUnderTest, oracleB
 		e.store[key] = map[string]string{"RESTIC_PASSWORD": pw, "AWS_ACCESS_KEY_ID": e.s3.AccessKey, "AWS_SECRET_ACCESS_KEY": e.s3.SecretKey}
 	}
 
-	s.kube.apply(t, externalSecretCRD)
 	s.kube.apply(t, render(t, helm, "restic", slices.Concat(e.values, []string{"--show-only", "templates/policies/kyverno-rbac.yaml"})...))
 	s.startVolSync(t, v)
 
