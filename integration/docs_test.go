@@ -40,7 +40,9 @@ func TestReadmeDemoAnswers(t *testing.T) {
 	require.Positive(t, start)
 
 	block := readme[start:]
-	block = block[:strings.Index(block, "\n```\n\n")]
+	end := strings.Index(block, "\n```\n\n")
+	require.Positive(t, end, "the block ends")
+	block = block[:end]
 
 	line := regexp.MustCompile(`curl -s '?http://localhost:8080(/exists/[^ ']+)'?\s+# (restore|fresh|unknown|400)\b`)
 	cases := line.FindAllStringSubmatch(block, -1)
@@ -83,8 +85,12 @@ func TestDocsNameRealSettings(t *testing.T) {
 	require.Greater(t, len(read), 30, "--help lists the settings: %s", help)
 
 	readme := readDoc(t, "../README.md")
-	cfg := readme[strings.Index(readme, "\n## Configuration\n"):]
-	cfg = cfg[:strings.Index(cfg, "\n### Several backends at once\n")]
+	cfgAt := strings.Index(readme, "\n## Configuration\n")
+	require.Positive(t, cfgAt, "README has a Configuration section")
+	cfg := readme[cfgAt:]
+	cfgEnd := strings.Index(cfg, "\n### Several backends at once\n")
+	require.Positive(t, cfgEnd, "the Configuration section is followed by Several backends at once")
+	cfg = cfg[:cfgEnd]
 
 	documented := map[string]bool{}
 
