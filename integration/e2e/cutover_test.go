@@ -194,6 +194,13 @@ func (x *cutoverRun) scenario() {
 	x.greenRestores(greenRun, final, scheduled[0], late)
 	x.generateLeavesTheTrigger(blueRun, rsPath, trigger)
 	x.undo(blueRun, greenRun, rsPath, schedule)
+
+	// Decommissioned: blue's PVC of this set goes, so that the next set's cutover on the same
+	// cluster covers its own PVC only (the Job lists every backup-labelled PVC of the cluster).
+	// No kube-controller-manager: its pvc-protection controller's part (no pod uses it) done here.
+	blueRun.k.mustOK(t, http.MethodDelete, pvcPath(x.ns, "db"), nil, "")
+	blueRun.k.mustOK(t, http.MethodPatch, pvcPath(x.ns, "db"), map[string]any{"metadata": map[string]any{"finalizers": nil}},
+		"application/merge-patch+json")
 }
 
 // app is blue's app using db: Deployment db (1 replica), its ReplicaSet and its pod, as
@@ -259,6 +266,11 @@ func (x *cutoverRun) greenRestores(r *run, final finalBackup, scheduled, late st
 	require.NoError(t, err)
 	assert.Equal(t, final.source, restores, "the RD's source (the Kopia mover's rules)")
 	assert.Equal(t, "volsync-db-restore", str(rd, "spec", "kopia", "repository"), "the RD restores from blue's repository")
+	// The Kopia mover restores the newest snapshot of the source unless previous or restoreAsOf
+	// says otherwise (the fork's api/v1alpha1/replicationdestination_types.go, v0.17.11,
+	// ReplicationDestinationKopiaSpec): neither may point it at an older one.
+	assert.Nil(t, nested(rd, "spec", "kopia", "previous"), "the RD skips snapshots")
+	assert.Nil(t, nested(rd, "spec", "kopia", "restoreAsOf"), "the RD restores as of an instant")
 
 	for id, want := range map[string]bool{final.id: true, scheduled: false} {
 		dir := filepath.Join(t.TempDir(), id)
@@ -273,12 +285,17 @@ func (x *cutoverRun) greenRestores(r *run, final finalBackup, scheduled, late st
 // included. Kyverno 1.19's GeneratingPolicy rewrites its downstream on every trigger event
 // (pkg/cel/libs/context.go, GenerateResources: an existing resource it manages is updated): the
 // manual trigger and the marks go, the schedule runs the RS again, and undo has nothing left to
-// restore there.
+// restore there. The RS is read once Kyverno has processed the update's UpdateRequest of the
+// policy generating it.
 func (x *cutoverRun) generateLeavesTheTrigger(r *run, rsPath, trigger string) {
 	t := x.t
-	r.k.mustOK(t, http.MethodPatch, pvcPath(x.ns, "db"), map[string]any{"metadata": map[string]any{"annotations": map[string]any{"e2e/touched": "yes"}}},
-		"application/merge-patch+json")
-	r.waitGenerateSettled(60 * time.Second)
+	policy := map[string]string{"clusterpolicy": "backup-oracle-generate", "cel": "backup-oracle-generate-replicationsource"}[x.engine]
+
+	took := r.k.generated(t, policy, x.ns, "db", func() {
+		r.k.mustOK(t, http.MethodPatch, pvcPath(x.ns, "db"), map[string]any{"metadata": map[string]any{"annotations": map[string]any{"e2e/touched": "yes"}}},
+			"application/merge-patch+json")
+	})
+	t.Logf("%s processed the PVC's update in %s", policy, took.Round(time.Millisecond))
 
 	rs := r.k.get(t, rsPath).Body
 	if x.k.sets[x.engine].generateRewritesRS {

@@ -166,6 +166,11 @@ func (c *colour) cutoverJob(t *testing.T, docs []manifest) job {
 	token := str(res.Body, "status", "token")
 	require.NotEmpty(t, token)
 
+	// The process authenticates as the Job's service account, and as nothing more.
+	who := newKube(c.s.kube.url, token, "", "").mustOK(t, http.MethodPost, "/apis/authentication.k8s.io/v1/selfsubjectreviews",
+		map[string]any{"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}, "")
+	require.Equal(t, "system:serviceaccount:"+release+":"+sa, str(who.Body, "status", "userInfo", "username"))
+
 	j.kubeconfig = filepath.Join(c.dir, sa+"-kubeconfig")
 	require.NoError(t, os.WriteFile(j.kubeconfig, []byte(fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -358,6 +363,100 @@ func replicaSetStandIn(ctx context.Context, t *testing.T, k *kube, ns, deploymen
 		select {
 		case <-ctx.Done():
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// urPath is the collection of Kyverno's UpdateRequests.
+const urPath = "/apis/kyverno.io/v2/namespaces/kyverno/updaterequests"
+
+// generated runs change (an operation on the PVC ns/pvc) and waits until Kyverno has processed
+// the UpdateRequest it made for policy: the admission webhook creates it in the background after
+// answering (v1.19.1 pkg/webhooks/updaterequest/generator.go, Apply), the background controller
+// deletes it once completed (pkg/background/update_request_controller.go, reconcileURStatus). It
+// watches from before the change, so no event is missed; it returns how long that took.
+func (k *kube) generated(t *testing.T, policy, ns, pvc string, change func()) time.Duration {
+	t.Helper()
+
+	list := k.get(t, urPath)
+	require.Equal(t, http.StatusOK, list.Code, list.Raw)
+
+	rv := str(list.Body, "metadata", "resourceVersion")
+	start := time.Now()
+
+	change()
+
+	var (
+		name    string
+		history []string
+	)
+
+	ok := k.watchUntil(t, urPath, rv, 60*time.Second, func(typ string, ur map[string]any) bool {
+		if str(ur, "spec", "policy") != policy || !triggeredBy(ur, ns, pvc) {
+			return false
+		}
+
+		history = append(history, fmt.Sprintf("%s %s %s %s", typ, str(ur, "metadata", "name"), str(ur, "status", "state"), str(ur, "status", "message")))
+
+		if typ == "ADDED" && name == "" {
+			name = str(ur, "metadata", "name")
+		}
+
+		return typ == "DELETED" && str(ur, "metadata", "name") == name
+	})
+	require.True(t, ok, "%s: no UpdateRequest for %s/%s processed within 60s: %v", policy, ns, pvc, history)
+
+	return time.Since(start)
+}
+
+// triggeredBy reports whether the UpdateRequest ur was made for the PVC ns/pvc.
+func triggeredBy(ur map[string]any, ns, pvc string) bool {
+	rules, _ := nested(ur, "spec", "ruleContext").([]any)
+	for _, r := range rules {
+		rc, _ := r.(map[string]any)
+		if str(rc, "trigger", "kind") == "PersistentVolumeClaim" && str(rc, "trigger", "namespace") == ns && str(rc, "trigger", "name") == pvc {
+			return true
+		}
+	}
+
+	return false
+}
+
+// watchUntil watches the collection path from resourceVersion rv and hands each object event to
+// seen until it returns true (true) or within passes (false). An ERROR event fails the test.
+func (k *kube) watchUntil(t *testing.T, path, rv string, within time.Duration, seen func(typ string, obj map[string]any) bool) bool {
+	t.Helper()
+
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url+path+"?watch=true&resourceVersion="+rv, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+k.token)
+	req.Header.Set("Accept", "application/json")
+
+	resp, err := (&http.Client{Transport: k.client.Transport}).Do(req) // bounded by ctx, not the client's timeout
+	require.NoError(t, err, "watch %s", path)
+
+	defer resp.Body.Close()
+
+	require.Equal(t, http.StatusOK, resp.StatusCode, "watch %s", path)
+
+	dec := json.NewDecoder(resp.Body)
+
+	for {
+		var ev struct {
+			Type   string         `json:"type"`
+			Object map[string]any `json:"object"`
+		}
+		if err := dec.Decode(&ev); err != nil {
+			return false // within passed (or the API server closed the watch)
+		}
+
+		require.NotEqual(t, "ERROR", ev.Type, "watch %s: %v", path, ev.Object)
+
+		if seen(ev.Type, ev.Object) {
+			return true
 		}
 	}
 }
