@@ -210,6 +210,7 @@ func TestCutoverJobRightsMatchTheBinary(t *testing.T) {
 		"blue-green-cutover-leaving.yaml":        {"cutover", "run", "--scale-workloads"},
 		"leaving, waiting for the GitOps engine": {"cutover", "run", "--timeout=2h"},
 		"blue-green.yaml":                        {"cutover", "undo", "--termination-log=/dev/termination-log"},
+		"restic-blue-green.yaml":                 {"cutover", "undo", "--termination-log=/dev/termination-log"}, // the trigger is the movers' common spec
 		"undo, scaling back":                     {"cutover", "undo", "--scale-workloads"},
 	}
 
