@@ -55,6 +55,9 @@ var s3EndpointCases = []struct {
 	{"bare IPv6 without brackets", "::1", false, "", false, "not a host:port or URL"},
 	{"no host", "https://:9000", false, "", false, "no host"},
 	{"bad host", "https://mi nio:9000", false, "", false, "not a host:port or URL"},
+	{"dashes inside a host name", "http://my-minio.lan-1:9000", false, "my-minio.lan-1:9000", false, ""},
+	{"a 63-character label, the longest", "http://" + strings.Repeat("a", 63) + ".lan:9000", false, strings.Repeat("a", 63) + ".lan:9000", false, ""},
+	{"a 64-character label", "http://" + strings.Repeat("a", 64) + ".lan:9000", false, "", false, "not a valid host name"},
 	{"underscore host is accepted (docker compose names)", "minio_1:9000", false, "minio_1:9000", false, ""},
 }
 
