@@ -34,7 +34,8 @@ func policySetAuto(t *testing.T, k *kube, helm string, kv kyvernoUnderTest) {
 
 	install := func(args ...string) (string, error) {
 		cmd := exec.Command(helm, append([]string{"install", release, chartDir, "--namespace", release, "--dry-run=server", //nolint:gosec // pinned tool
-			"--kubeconfig", k.kubeconfig, "-f", filepath.Join(chartDir, "testdata", "values", "default.yaml")}, args...)...)
+			"--kubeconfig", k.kubeconfig, "-f", filepath.Join(chartDir, "testdata", "values", "default.yaml"),
+			"--set=gate.createCanaryNamespace=false"}, args...)...) // the gate scenarios' canary namespace exists
 		out, err := cmd.CombinedOutput()
 
 		return string(out), err
