@@ -33,9 +33,11 @@ func policySetAuto(t *testing.T, k *kube, helm string, kv kyvernoUnderTest) {
 		"the chart installs the CEL set by default except where the version's default --httpBlocklist refuses a ClusterIP (default-http-flags)")
 
 	install := func(args ...string) (string, error) {
-		cmd := exec.Command(helm, append([]string{"install", release, chartDir, "--namespace", release, "--dry-run=server", //nolint:gosec // pinned tool
+		// Another release name: the gate scenarios' objects of release exist, without Helm's
+		// ownership, and so does their canary namespace.
+		cmd := exec.Command(helm, append([]string{"install", "policy-set-auto", chartDir, "--namespace", release, "--dry-run=server", //nolint:gosec // pinned tool
 			"--kubeconfig", k.kubeconfig, "-f", filepath.Join(chartDir, "testdata", "values", "default.yaml"),
-			"--set=gate.createCanaryNamespace=false"}, args...)...) // the gate scenarios' canary namespace exists
+			"--set=gate.createCanaryNamespace=false"}, args...)...)
 		out, err := cmd.CombinedOutput()
 
 		return string(out), err
