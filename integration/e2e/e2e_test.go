@@ -114,6 +114,12 @@ func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleB
 
 	t.Run("predecessor-policy", func(t *testing.T) { predecessorPolicy(t, s, k, oracleBin, repos.green) })
 
+	// The restic scenarios, on upstream VolSync's controller (which runs from here on: it would
+	// write status into the layouts' Kopia resources, which they compare).
+	if k.restic {
+		t.Run("restic", func(t *testing.T) { runRestic(t, s, helm, k, oracleBin, results) })
+	}
+
 	t.Run("cleanup", func(t *testing.T) {
 		for _, c := range cleanups {
 			t.Run(c.engine, func(t *testing.T) { c.check(t, s.kube) })
