@@ -41,6 +41,8 @@ type fakeIndex struct {
 	// FindSource's error.
 	named    map[repo.KopiaSource]int
 	namedErr error
+	// unrestorable counts snapshots the movers would not restore (IndexStats.Unrestorable).
+	unrestorable int
 }
 
 func (f *fakeIndex) NearMisses(pvc repo.PVC) []repo.NearMiss {
@@ -72,6 +74,8 @@ func (f *fakeIndex) Stats() repo.IndexStats {
 	if f.unfit {
 		st.Fitting = 0
 	}
+
+	st.Unrestorable = f.unrestorable
 
 	return st
 }
@@ -622,6 +626,28 @@ func TestEmptyIndexIsRefusedUnlessAllowed(t *testing.T) {
 			assert.Contains(t, a.Reason.Error(), "ALLOW_EMPTY_INDEX=true")
 		})
 	}
+}
+
+// TestOnlyUnrestorableIsRefusedUnlessAllowed: a backend whose snapshots the movers would all skip
+// holds no backup: refused like an empty one, with a reason that says so (not "no backup at all").
+func TestOnlyUnrestorableIsRefusedUnlessAllowed(t *testing.T) {
+	skipped := &fakeLoader{load: func(context.Context) (repo.Index, error) { return &fakeIndex{unrestorable: 3}, nil }}
+
+	c, err := cache.New(cache.Options{Backend: "fake", Loader: skipped})
+	require.NoError(t, err)
+
+	err = c.Refresh(context.Background())
+	require.ErrorIs(t, err, cache.ErrNothingRestorable)
+	require.ErrorIs(t, err, repo.ErrUnavailable)
+	assert.NotErrorIs(t, err, cache.ErrEmptyIndex)
+	assert.Contains(t, err.Error(), "3 snapshot(s) read")
+	assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision)
+	require.NotNil(t, c.Status().Refused)
+	assert.Equal(t, 3, c.Status().Refused.Unrestorable)
+
+	allowed, err := cache.New(cache.Options{Backend: "fake", Loader: skipped, AllowEmpty: true})
+	require.NoError(t, err)
+	require.NoError(t, allowed.Refresh(context.Background()), "ALLOW_EMPTY_INDEX is the explicit override")
 }
 
 func TestExplain(t *testing.T) {

@@ -30,6 +30,10 @@ type kyvernoRelease struct {
 	// statusCode key, instead of failing (1.18+): a policy reading only exists then admits an
 	// unknown PVC as if it were fresh.
 	celNon2xxBody bool
+	// autoSet: the set the chart's policies.engine auto installs on this version, told
+	// policies.kyverno.version and seeing the API versions its API server serves (chart README,
+	// "Which policy set"): the CEL set, except where the version's defaults break it.
+	autoSet string
 	// sets: the expectations of each policy set on this version, by engine.
 	sets map[string]setExpectations
 	// layouts: the layout scenarios (the ${APP}/${APP}-dst layout in gate mode, blue/green) run
@@ -94,7 +98,7 @@ const (
 // two lists differ, so a version is never run without expectations, nor dropped silently.
 var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	{
-		version: "v1.17.2", layouts: true,
+		version: "v1.17.2", layouts: true, autoSet: "cel",
 		sets: map[string]setExpectations{
 			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
 			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
@@ -106,7 +110,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	},
 	{
 		version: "v1.18.2", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
-		celNon2xxBody: true,
+		celNon2xxBody: true, autoSet: "clusterpolicy", // the CEL set only with policies.kyverno.httpBlocklistOverridden
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
@@ -114,7 +118,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	},
 	{
 		version: "v1.19.1", layouts: true, restic: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
-		celNon2xxBody: true,
+		celNon2xxBody: true, autoSet: "cel",
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			// Kyverno 1.19.1's CEL http.Get has no timeout (--apiCallTimeout does not apply to
