@@ -255,7 +255,7 @@ func (r *resticRun) disagreement() {
 
 // agrees is the check that the two sides agree on pvc after its backup: the oracle answers
 // restore for it.
-func (r *resticRun) agrees(pvc string) error {
+func (r *run) agrees(pvc string) error {
 	looked := r.o.lookup(r.t, r.ns, pvc).Body
 	if looked["decision"] != "restore" {
 		return fmt.Errorf("%s/%s: the mover backed it up, the oracle answers %v: %v", r.ns, pvc, looked["decision"], looked)
