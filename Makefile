@@ -285,10 +285,10 @@ VOLSYNC_FORK_SRC     ?=
 VOLSYNC_FORK_MANAGER ?=
 
 .PHONY: e2e-kopia-fork
-e2e-kopia-fork: $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(call kyverno-bin,$(KYVERNO_VERSION)) $(KOPIA) $(HELM) ## the Kopia scenarios on the Kopia fork (VOLSYNC_FORK_SRC=<checkout> VOLSYNC_FORK_MANAGER=<its controller>; not in make test)
+e2e-kopia-fork: $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(call kyverno-bin,$(KYVERNO_VERSION)) $(KOPIA) $(HELM) $(VERSITYGW) ## the Kopia scenarios on the Kopia fork (VOLSYNC_FORK_SRC=<checkout> VOLSYNC_FORK_MANAGER=<its controller>; not in make test)
 	@test -n "$(VOLSYNC_FORK_SRC)" -a -n "$(VOLSYNC_FORK_MANAGER)" \
 	  || { echo "usage: make e2e-kopia-fork VOLSYNC_FORK_SRC=<checkout of perfectra1n/volsync> VOLSYNC_FORK_MANAGER=<the controller built from it>"; exit 2; }
-	ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM) \
+	ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM) VERSITYGW_BIN=$(VERSITYGW) \
 	  KYVERNO_BINS="$(KYVERNO_VERSION)=$(call kyverno-bin,$(KYVERNO_VERSION))" \
 	  VOLSYNC_FORK_SRC=$(abspath $(VOLSYNC_FORK_SRC)) VOLSYNC_FORK_MANAGER=$(abspath $(VOLSYNC_FORK_MANAGER)) \
 	  $(GO) test -tags e2e,kopiafork -run '^TestKopiaFork$$' -count=1 -v -timeout 30m ./integration/e2e/

@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -174,9 +175,12 @@ type forkEnv struct {
 }
 
 // forkExport is an NFS export the layout's movers mount (moverVolumes), the repository behind
-// it, and the repository Secret in volsync-system whose KOPIA_PASSWORD it has.
+// it, and the repository Secret in volsync-system whose KOPIA_PASSWORD it has; with no server,
+// the layout's repository on S3 (forkS3Prefix in bucket volsync) and its movers' Secret.
 type forkExport struct {
 	server, path, secret, colour string
+	// repository, when set, replaces the Secret's KOPIA_REPOSITORY in the test's own clones.
+	repository string
 }
 
 // forkLayout is one layout of the chart on the fork: a values file of chart/testdata/values
@@ -184,6 +188,7 @@ type forkExport struct {
 // NFS exports its movers mount, and its scenarios.
 type forkLayout struct {
 	name, values, extra string
+	s3                  bool   // backend kopia-s3 on an S3 server the layout starts
 	rs, rd              string // {pvc}: the RS and the RD of a PVC
 	exports             []forkExport
 	scenarios           func(r *forkRun)
@@ -212,6 +217,11 @@ var forkLayouts = []forkLayout{ //nolint:gochecknoglobals // test table
 		r.step("long-name", func() { r.backupAndRestore(longPVC, "daily") })
 		r.step("old-rd-forms-detected", func() { r.oldCustomPathRDs("data") })
 	}},
+	{name: "kopia-s3", values: "kopia-s3-monitoring", s3: true, rs: "{pvc}-backup", rd: "{pvc}-backup",
+		exports: []forkExport{{secret: "volsync-kopia-s3"}}, scenarios: func(r *forkRun) {
+			r.step("data", func() { r.backupAndRestore("data", "hourly") })
+			r.step("prefix-without-slash", r.s3PrefixSlash)
+		}},
 	{name: "blue-green", values: "blue-green", extra: blueGreenValues, rs: "{pvc}-backup", rd: "{pvc}-backup", exports: []forkExport{
 		{server: "nfs.green.example.internal", path: "/volsync/kopia", secret: "volsync-kopia-green", colour: "green"},
 		{server: "nfs.blue.example.internal", path: "/volsync/kopia-blue", secret: "volsync-kopia-blue", colour: "blue"},
@@ -234,15 +244,33 @@ func (e *forkEnv) runLayout(t *testing.T, l forkLayout) {
 		args = append([]string{"-f", values}, args...)
 	}
 
+	var s3 *harness.S3Server
+
+	if l.s3 {
+		s3 = harness.StartS3(t)
+		s3.CreateBucket("volsync")
+		args = append(args, "--set", "backend.s3.endpoint="+s3.URL, "--set", "backend.s3.secure=false", "--set", "backend.s3.ca.secretName=",
+			"--set", "backend.s3.prefix="+forkS3Prefix, "--set", "policies.secret.sourceName="+l.exports[0].secret)
+		e.s.kube.apply(t, fmt.Sprintf(`apiVersion: v1
+kind: Secret
+metadata: {name: %s, namespace: volsync-system}
+stringData: {KOPIA_REPOSITORY: "s3://volsync/%s", KOPIA_PASSWORD: s3-password, KOPIA_S3_ENDPOINT: %q, KOPIA_S3_DISABLE_TLS: "true",
+  AWS_ACCESS_KEY_ID: %q, AWS_SECRET_ACCESS_KEY: %q}
+`, l.exports[0].secret, forkS3Prefix, s3.Endpoint, s3.AccessKey, s3.SecretKey))
+	}
+
 	nfs, repos, passwords := map[string]string{}, map[string]string{}, map[string]string{}
 
 	for _, x := range l.exports {
-		repo, pw := e.repository(t, x)
-		nfs[x.server+":"+x.path] = repo
+		repo, pw := e.repository(t, x, s3)
+		if x.server != "" {
+			nfs[x.server+":"+x.path] = repo
+		}
+
 		repos[x.colour], passwords[x.colour] = repo, pw
 	}
 
-	o := e.oracle(t, renderManifests(t, e.helm, l.values, args...), dir, repos, passwords)
+	o := e.oracle(t, renderManifests(t, e.helm, l.values, args...), dir, repos, passwords, s3)
 
 	runner := &jobrunner.Runner{
 		API:    jobrunner.REST{URL: e.s.kube.url, Token: e.s.kube.token, Client: e.s.kube.client},
@@ -265,10 +293,11 @@ func (e *forkEnv) runLayout(t *testing.T, l forkLayout) {
 	}
 }
 
-// repository creates the empty Kopia repository behind export x, owned by the movers' user
-// (568, the policies' moverSecurityContext), with the password of x's Secret; it returns its
-// path and the password.
-func (e *forkEnv) repository(t *testing.T, x forkExport) (string, string) {
+// repository creates the empty Kopia repository behind export x, with the password of x's
+// Secret: on NFS, a folder owned by the movers' user (568, the policies' moverSecurityContext)
+// in which the kopia CLI, run as that user, creates it; without a server, on s3 at forkS3Prefix.
+// It returns its path (the S3 location) and the password.
+func (e *forkEnv) repository(t *testing.T, x forkExport, s3 *harness.S3Server) (string, string) {
 	t.Helper()
 
 	res := e.s.kube.get(t, "/api/v1/namespaces/volsync-system/secrets/"+x.secret)
@@ -276,6 +305,10 @@ func (e *forkEnv) repository(t *testing.T, x forkExport) (string, string) {
 
 	pw, err := base64.StdEncoding.DecodeString(str(res.Body, "data", "KOPIA_PASSWORD"))
 	require.NoError(t, err)
+
+	if x.server == "" {
+		return harness.NewKopiaS3Repository(t, s3, "volsync", string(pw), "--prefix="+forkS3Prefix).Path, string(pw)
+	}
 
 	// Not under t.TempDir(), which only its owner may enter: the CLI runs as the movers' user.
 	parent, err := os.MkdirTemp("", "kopia-fork-export-")
@@ -288,33 +321,52 @@ func (e *forkEnv) repository(t *testing.T, x forkExport) (string, string) {
 	return cli.Path, string(pw)
 }
 
+// forkS3Prefix is the kopia-s3 layout's backend.s3.prefix: a folder, as the fork's movers make
+// any prefix (s3PrefixSlash).
+const forkS3Prefix = "kopia/"
+
 // moverUID is the policies' moverSecurityContext runAsUser, runAsGroup and fsGroup.
 const moverUID = 568
 
 // oracle starts the layout's oracle with the settings the chart renders into its Deployment
 // (identity, destination name, near-miss mode, empty index allowed until the first backup), on
-// the layout's repository, or with the BACKENDS_FILE it renders for several.
-func (e *forkEnv) oracle(t *testing.T, docs []manifest, dir string, repos, passwords map[string]string) *oracle {
+// the layout's repository (on s3, when not nil), or with the BACKENDS_FILE it renders for several.
+func (e *forkEnv) oracle(t *testing.T, docs []manifest, dir string, repos, passwords map[string]string, s3 *harness.S3Server) *oracle {
 	t.Helper()
 
 	env := deploymentEnv(t, docs)
 	oracleEnv := []string{"REFRESH_INTERVAL=" + forkRefresh.String(), "MAX_INDEX_AGE=30s"}
 
 	for name, v := range env {
-		if (strings.HasPrefix(name, "KOPIA_") || slices.Contains([]string{"BACKEND_TYPE", "DESTINATION_NAME_TEMPLATE", "NEAR_MISS", "ALLOW_EMPTY_INDEX"}, name)) &&
-			name != "KOPIA_REPOSITORY_PATH" && name != "KOPIA_PASSWORD_FILE" {
+		if (strings.HasPrefix(name, "KOPIA_") || strings.HasPrefix(name, "S3_") ||
+			slices.Contains([]string{"BACKEND_TYPE", "DESTINATION_NAME_TEMPLATE", "NEAR_MISS", "ALLOW_EMPTY_INDEX"}, name)) &&
+			name != "KOPIA_REPOSITORY_PATH" && !strings.HasSuffix(name, "_FILE") {
 			oracleEnv = append(oracleEnv, name+"="+v)
 		}
 	}
 
-	if env["BACKENDS_FILE"] != "" {
+	if s3 != nil {
+		for name, content := range map[string]string{"S3_ACCESS_KEY_FILE": s3.AccessKey, "S3_SECRET_KEY_FILE": s3.SecretKey} {
+			require.NotEmpty(t, env[name], "the chart renders %s", name)
+			file := filepath.Join(dir, strings.ToLower(name))
+			require.NoError(t, os.WriteFile(file, []byte(content+"\n"), 0o600))
+			oracleEnv = append(oracleEnv, name+"="+file)
+		}
+	}
+
+	switch {
+	case env["BACKENDS_FILE"] != "":
 		i := slices.IndexFunc(docs, func(d manifest) bool { return d.kind == "ConfigMap" && strings.HasSuffix(d.name, "-backends") })
 		require.GreaterOrEqual(t, i, 0, "no backends ConfigMap rendered")
 		oracleEnv = append(oracleEnv, "BACKENDS_FILE="+writeBackendsFile(t, docs[i], dir, repos, passwords))
-	} else {
+	default:
 		pw := filepath.Join(dir, "password")
 		require.NoError(t, os.WriteFile(pw, []byte(passwords[""]+"\n"), 0o600))
-		oracleEnv = append(oracleEnv, "KOPIA_REPOSITORY_PATH="+repos[""], "KOPIA_PASSWORD_FILE="+pw)
+		oracleEnv = append(oracleEnv, "KOPIA_PASSWORD_FILE="+pw)
+
+		if s3 == nil {
+			oracleEnv = append(oracleEnv, "KOPIA_REPOSITORY_PATH="+repos[""])
+		}
 	}
 
 	t.Logf("oracle: %v", oracleEnv)

@@ -3,6 +3,7 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
@@ -231,24 +232,36 @@ func (r *forkRun) controllerLogged(rd, what string) bool {
 	return false
 }
 
-// kopiaSpec is a Kopia mover spec as the policies write it (copyMethod Direct here), on the
-// layout's first export, with repository Secret secret.
+// kopiaSpec is a Kopia mover spec as the policies write it (copyMethod Direct here), with
+// repository Secret secret, mounting export x (none for a repository on S3).
 func (r *forkRun) kopiaSpec(secret string, x forkExport) map[string]any {
-	return map[string]any{
+	spec := map[string]any{
 		"repository": secret, "copyMethod": "Direct",
 		"moverSecurityContext": map[string]any{"runAsUser": moverUID, "runAsGroup": moverUID, "fsGroup": moverUID, "runAsNonRoot": true},
-		"moverVolumes": []any{map[string]any{"mountPath": "repository",
-			"volumeSource": map[string]any{"nfs": map[string]any{"server": x.server, "path": x.path}}}},
 	}
+
+	if x.server != "" {
+		spec["moverVolumes"] = []any{map[string]any{"mountPath": "repository",
+			"volumeSource": map[string]any{"nfs": map[string]any{"server": x.server, "path": x.path}}}}
+	}
+
+	return spec
 }
 
-// secretFrom creates Secret name in r.ns with the data of volsync-system/source (what the
-// policies' clone does; the test's own RS and RD use it).
-func (r *forkRun) secretFrom(name, source string) {
-	res := r.k.get(r.t, "/api/v1/namespaces/volsync-system/secrets/"+source)
+// secretFrom creates Secret name in r.ns with the data of x's Secret in volsync-system (what the
+// policies' clone does; the test's own RS and RD use it), its KOPIA_REPOSITORY replaced by
+// x.repository when set.
+func (r *forkRun) secretFrom(name string, x forkExport) {
+	res := r.k.get(r.t, "/api/v1/namespaces/volsync-system/secrets/"+x.secret)
 	require.Equal(r.t, http.StatusOK, res.Code, res.Raw)
+
+	data, _ := res.Body["data"].(map[string]any)
+	if x.repository != "" {
+		data["KOPIA_REPOSITORY"] = base64.StdEncoding.EncodeToString([]byte(x.repository))
+	}
+
 	r.k.mustOK(r.t, http.MethodPost, "/api/v1/namespaces/"+r.ns+"/secrets", map[string]any{
-		"metadata": map[string]any{"name": name}, "data": res.Body["data"],
+		"metadata": map[string]any{"name": name}, "data": data,
 	}, "")
 }
 
@@ -256,7 +269,7 @@ func (r *forkRun) secretFrom(name, source string) {
 // identity fields given (username, hostname, sourcePathOverride; empty: unset), writing to
 // export x with a clone of x's Secret.
 func (r *forkRun) userRS(name, pvc string, x forkExport, identity map[string]string) {
-	r.secretFrom(name, x.secret)
+	r.secretFrom(name, x)
 
 	kopia := r.kopiaSpec(name, x)
 	for k, v := range identity {
@@ -366,7 +379,7 @@ func (r *forkRun) appLayout() {
 	assert.Equal(t, giteaSource(r.ns), src, "the fork's RS gitea writes what kopiamover says")
 
 	r.recreate(pvc, "daily", nil)
-	r.secretFrom("gitea-volsync-secret", x.secret)
+	r.secretFrom("gitea-volsync-secret", x)
 	r.userRD(r.rdName(pvc), "gitea-volsync-secret", x, map[string]any{"sourceIdentity": map[string]any{"sourceName": pvc}})
 	r.restoresExactly(r.rdName(pvc), src, written)
 }
@@ -445,4 +458,27 @@ func (r *forkRun) blueGreen() {
 		return a["decision"] == "restore" && a["backend"] == "green"
 	})
 	assert.Equal(t, looked["source"], last["source"], "the same source in both colours")
+}
+
+// s3PrefixSlash: the fork's mover makes the prefix of an S3 KOPIA_REPOSITORY a folder
+// (mover-kopia/entry.sh, connect_repository: "Added trailing slash to S3 prefix"), so a mover
+// whose Secret says s3://volsync/kopia writes where the oracle reads with S3_PREFIX kopia/: the
+// oracle answers restore for the PVC it backed up. (The oracle uses its prefix verbatim, as Kopia
+// does: a backend.s3.prefix without the slash names another place than the movers write.)
+func (r *forkRun) s3PrefixSlash() {
+	t := r.t
+	const pvc = "noslash"
+
+	x := r.layout.exports[0]
+	x.repository = "s3://volsync/" + strings.TrimSuffix(forkS3Prefix, "/")
+	rs := kopiamover.PolicyReplicationSource(r.ns, pvc)
+
+	res := r.create("fork seed", r.ns, pvc+"-seed", "")
+	require.Equal(t, http.StatusCreated, res.Code, res.Raw)
+	r.writeClaim(pvc+"-seed", "")
+	r.userRS(pvc+"-seed", pvc+"-seed", x, map[string]string{"username": rs.Username, "hostname": rs.Hostname})
+
+	job := r.moverJob(r.runner, "ReplicationSource", pvc+"-seed", "backup")
+	assert.Contains(t, job.Log, "Added trailing slash to S3 prefix", "the fork's own words")
+	assert.Equal(t, rs.Source(), str(r.waitRestore(pvc, ""), "source"))
 }
