@@ -639,3 +639,26 @@ ExternalSecret source (JSON map name -> {remoteKey, base}); the own backend's ba
 {{- .Values.policies.secret.externalSecret.remoteKey -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+bo.externalSecretTemplate: the keys the policies set on a PVC's own ExternalSecret target over what
+the store's remoteKey holds (mergePolicy Merge), as a dict: RESTIC_REPOSITORY for the restic
+movers (s3:<base>/<namespace>/<pvc>, the namespace and PVC left as the two placeholders
+NAMESPACE_PLACEHOLDER and PVC_PLACEHOLDER for each policy set to fill), and for the Kopia movers on
+NFS, KOPIA_REPOSITORY filesystem:///mnt/<mountPath>: the fork uses the Secret's value as it is for
+an NFS moverVolume, and mounts the export at /mnt/<mountPath> (README, "Migrating from the
+predecessor").
+*/}}
+{{- define "bo.externalSecretTemplate" -}}
+{{- $p := .Values.policies -}}
+{{- $out := dict -}}
+{{- if eq $p.mover "restic" -}}
+{{- $_ := set $out "RESTIC_REPOSITORY" (printf "s3:%s/NAMESPACE_PLACEHOLDER/PVC_PLACEHOLDER" (include "bo.resticBase" .)) -}}
+{{- else -}}
+{{- $nfs := include "bo.moverNFS" . | fromJson -}}
+{{- if $nfs.server -}}
+{{- $_ := set $out "KOPIA_REPOSITORY" (printf "filesystem:///mnt/%s" $nfs.mountPath) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
+{{- end -}}

@@ -57,7 +57,7 @@ func (r *Repo) newIndex(f fleet) *Index {
 
 		switch {
 		case len(list) == 0:
-		case r.verifier == nil:
+		case !r.verifies(dir):
 			v.snapshots = unverified(list)
 		default:
 			var (
@@ -133,7 +133,7 @@ func (x *Index) decide(ctx context.Context, f repo.Finding, dir string, objs []O
 	switch {
 	case len(objs) == 0:
 		return f, nil
-	case r.verifier == nil:
+	case !r.verifies(dir):
 		f.Snapshots = unverified(objs)
 
 		return f, nil
