@@ -568,16 +568,25 @@ func TestUnfitIndexIsRefusedUnlessAllowed(t *testing.T) {
 	}}
 
 	for _, allow := range []bool{false, true} {
-		c, err := cache.New(cache.Options{Backend: "fake", Loader: unfit, AllowEmpty: allow})
+		reg := prometheus.NewRegistry()
+		c, err := cache.New(cache.Options{Backend: "fake", Loader: unfit, AllowEmpty: allow, Metrics: cache.NewMetrics(reg)})
 		require.NoError(t, err)
 
 		err = c.Refresh(context.Background())
+
+		// The fake's sources carry no layout (nothing considered): the fit is whole, not 0/0.
+		assert.Equal(t, 1.0, gaugeValue(t, reg, "backup_oracle_index_layout_fit_ratio"))
+
 		if allow {
 			require.NoError(t, err, "ALLOW_EMPTY_INDEX is the explicit override")
 			assert.Equal(t, repo.Fresh, c.Lookup(context.Background(), none).Decision)
+			assert.Nil(t, c.Status().Refused, "an index in use is not refused")
 
 			continue
 		}
+
+		require.NotNil(t, c.Status().Refused, "/status shows what the refused load read")
+		assert.Equal(t, 1, c.Status().Refused.Sources)
 
 		require.ErrorIs(t, err, cache.ErrNoFittingSource)
 		require.ErrorIs(t, err, repo.ErrUnavailable)
@@ -894,4 +903,24 @@ func TestRefreshRejectsNoIndex(t *testing.T) {
 	require.ErrorIs(t, err, repo.ErrUnavailable)
 	assert.Contains(t, err.Error(), "loader returned no index")
 	assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision)
+}
+
+// gaugeValue is the value of the gauge name's only sample in reg.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			require.Len(t, mf.GetMetric(), 1, name)
+
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+
+	t.Fatalf("no metric %s", name)
+
+	return 0
 }
