@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/server"
 )
 
 // Exit codes of the operator commands (documented in --help and the README).
@@ -387,7 +388,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	wg.Wait()
 
-	h, err := newHandler(cfg, oracle, oracle.Cutover, nil, reg, logger)
+	h, err := newHandler(cfg, oracle, oracle.Cutover, nil, reg, logger, server.Auth{})
 
 	return h, cleanup.run, err
 }
