@@ -72,6 +72,47 @@ func cliLimits(version string, suites []string) (limits map[string]string, known
 	return limits, true
 }
 
+// clientCLILimit names the CLIs that cannot evaluate the CEL policies' TLS client,
+// http.Client(caBundle).Get(...), with a mocked oracle: the 1.19.1 CLI wraps the client in its
+// mock (pkg/cel/libs/http_mock.go, mockAwareHTTPContext), a type the http library's Get
+// overloads do not take ("no such overload"). The real engine is not affected (make e2e runs
+// the CEL set over TLS on 1.19.1's controllers). Those CLIs run the suites on a copy of the
+// policies whose client is the plain http one, which changes nothing else the suites check; a
+// check on the unchanged files shows when the CLI is fixed.
+var clientCLILimit = map[string]string{"v1.19.1": "no such overload: Get(libs.mockAwareHTTPContext"} //nolint:gochecknoglobals // a table
+
+var httpClientCall = regexp.MustCompile(`http\.Client\("(?:[^"\\]|\\.)*"\)`)
+
+// withPlainHTTPClient copies the policy sets and suites to a new directory, the CEL policies'
+// http.Client("<CA>") replaced by http, and returns it.
+func withPlainHTTPClient(t *testing.T) string {
+	t.Helper()
+
+	root := t.TempDir()
+
+	err := filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
+			return err
+		}
+
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+
+		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o755); err != nil {
+			return err
+		}
+
+		return os.WriteFile(filepath.Join(root, path), httpClientCall.ReplaceAll(raw, []byte("http")), 0o600)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	return root
+}
+
 var passed = regexp.MustCompile(`Test Summary: ([1-9][0-9]*) tests passed and 0 tests failed`)
 
 // TestKyvernoTestSuites runs every suite under tests/ (a directory holding kyverno-test.yaml)
@@ -116,7 +157,20 @@ func TestKyvernoTestSuites(t *testing.T) {
 			}
 		}
 
-		t.Run(version, func(t *testing.T) { runSuites(t, filepath.Join(dir, "kubectl-kyverno"), suites, limits) })
+		t.Run(version, func(t *testing.T) {
+			cli, root := filepath.Join(dir, "kubectl-kyverno"), "."
+
+			if why, ok := clientCLILimit[version]; ok {
+				out, _ := kyvernoTest(cli, root, "cel/not-ready")
+				if !strings.Contains(out, why) {
+					t.Errorf("the %s CLI evaluates http.Client(...) now (no %q): remove it from clientCLILimit\n%s", version, why, out)
+				}
+
+				root = withPlainHTTPClient(t)
+			}
+
+			runSuites(t, cli, root, suites, limits)
+		})
 	}
 
 	for version := range missingTestFields {
@@ -129,7 +183,7 @@ func TestKyvernoTestSuites(t *testing.T) {
 // runSuites runs, in one CLI invocation, every suite without a limit (they must all pass), then
 // the limited ones: together first, which reports every suite the CLI cannot load with its
 // error, then one by one those that load (their limit shows when they run).
-func runSuites(t *testing.T, cli string, suites []string, limits map[string]string) {
+func runSuites(t *testing.T, cli, root string, suites []string, limits map[string]string) {
 	t.Helper()
 
 	var ok, limited []string
@@ -143,7 +197,7 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 	}
 
 	if len(ok) > 0 {
-		out, err := kyvernoTest(cli, ok...)
+		out, err := kyvernoTest(cli, root, ok...)
 		m := passed.FindStringSubmatch(out)
 		if err != nil || m == nil {
 			t.Fatalf("kyverno test %v: %v\n%s", ok, err, out)
@@ -156,7 +210,7 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 		return
 	}
 
-	out, err := kyvernoTest(cli, limited...)
+	out, err := kyvernoTest(cli, root, limited...)
 	if err == nil {
 		t.Fatalf("kyverno test %v passed: a limit of cliLimits is gone: remove it from missingTestFields or otherCLILimits\n%s", limited, out)
 	}
@@ -166,7 +220,7 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 	for _, suite := range limited {
 		got, notLoaded := loadErrors[suite]
 		if !notLoaded {
-			got, err = kyvernoTest(cli, suite)
+			got, err = kyvernoTest(cli, root, suite)
 			if err == nil {
 				t.Errorf("kyverno test %s passed: its limit %q is gone, remove it from missingTestFields or otherCLILimits", suite, limits[suite])
 
@@ -184,13 +238,15 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 	}
 }
 
-func kyvernoTest(cli string, suites ...string) (string, error) {
+func kyvernoTest(cli, root string, suites ...string) (string, error) {
 	args := []string{"test", "--remove-color"}
 	for _, s := range suites {
 		args = append(args, filepath.Join("tests", s))
 	}
 
-	out, err := exec.Command(cli, args...).CombinedOutput() //nolint:gosec // pinned tool
+	cmd := exec.Command(cli, args...) //nolint:gosec // pinned tool
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
 
 	return string(out), err
 }
