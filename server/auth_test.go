@@ -24,7 +24,9 @@ type fakeAuthenticator struct {
 	authenticate func(r *http.Request) (server.Caller, bool, error)
 }
 
-func (f fakeAuthenticator) Authenticate(r *http.Request) (server.Caller, bool, error) { return f.authenticate(r) }
+func (f fakeAuthenticator) Authenticate(r *http.Request) (server.Caller, bool, error) {
+	return f.authenticate(r)
+}
 
 // fakeAuthorizer answers with a function and counts the questions.
 type fakeAuthorizer struct {

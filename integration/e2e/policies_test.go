@@ -22,8 +22,12 @@ var chartDir = filepath.Join("..", "..", "chart") //nolint:gochecknoglobals // a
 func render(t *testing.T, helm, values string, args ...string) string {
 	t.Helper()
 
+	// The scenarios' oracle serves plain HTTP to everyone: the chart rendered for that
+	// (tls.enabled=false, auth.enabled=false). TODO(issue 20): run them over TLS with the tokens
+	// Kyverno sends (see README, "Who may ask": not yet covered end to end).
 	cmd := exec.Command(helm, append([]string{"template", release, chartDir, "--namespace", release,
-		"-f", filepath.Join(chartDir, "testdata", "values", values+".yaml")}, args...)...) //nolint:gosec // pinned tool
+		"-f", filepath.Join(chartDir, "testdata", "values", values+".yaml"), "--set", "tls.enabled=false", "--set", "auth.enabled=false"},
+		args...)...) //nolint:gosec // pinned tool
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "helm template:\n%s", out)
 
