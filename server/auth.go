@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -175,6 +176,10 @@ func (h *handler) guard(endpoint string, n need) gin.HandlerFunc {
 
 		if a := n(c); a != nil && !h.allowed(c, caller, *a) {
 			return
+		}
+
+		if h.logger.Enabled(c.Request.Context(), slog.LevelDebug) {
+			h.logger.Debug("authorised", "user", caller.Name, "endpoint", endpoint)
 		}
 	}
 }

@@ -34,6 +34,10 @@ type stack struct {
 	// admissionReports: the admission controller writes admission reports (off but for the gate
 	// self-test's check that its canary leaves none).
 	admissionReports bool
+	// kyvernoToken, when set, is the file holding the token the admission controller sends on
+	// service calls (as Kyverno's chart projects it: a token of its service account for the
+	// audience kyverno-svc.kyverno.io).
+	kyvernoToken string
 }
 
 // startStack starts etcd and kube-apiserver and registers the cleanup that stops everything in

@@ -36,6 +36,10 @@ type kyvernoRelease struct {
 	// on this version. Every version today (they add about 25 s to a version's run); a version
 	// on which they would cost too much can be left out here, and the support table says so.
 	layouts bool
+	// scopedTokenEnv: the controllers read the token they send on service calls from
+	// $KYVERNO_SCOPED_TOKEN_PATH (1.18+); 1.17.2 reads /var/run/secrets/kyverno/apicall/token
+	// only (pkg/engine/apicall/executor.go, getToken).
+	scopedTokenEnv bool
 }
 
 // setExpectations are the version-specific outcomes of one policy set.
@@ -92,7 +96,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 		},
 	},
 	{
-		version: "v1.18.2", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
+		version: "v1.18.2", layouts: true, scopedTokenEnv: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
 		celNon2xxBody: true,
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
@@ -100,7 +104,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 		},
 	},
 	{
-		version: "v1.19.1", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
+		version: "v1.19.1", layouts: true, scopedTokenEnv: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
 		celNon2xxBody: true,
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
