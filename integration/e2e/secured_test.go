@@ -22,7 +22,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/backup-oracle/backup-oracle/integration/harness"
-	"github.com/backup-oracle/backup-oracle/integration/harness/kopiamover"
 )
 
 // Who may ask (README, "Who may ask"), end to end: the oracle serves HTTPS and verifies callers
@@ -35,33 +34,6 @@ const (
 	policyTokenSecret  = "backup-oracle-policy-token"
 )
 
-// TestWhoMayAsk runs, on every Kyverno version (each on its own stack, concurrently), both
-// policy sets against a secured oracle; on the newest it also checks the oracle's answers to
-// callers without a token, with a token of another audience, without RBAC, a namespace's viewer,
-// an operator (API, console, CLI), and a certificate renewed on disk.
-func TestWhoMayAsk(t *testing.T) {
-	helm := harness.Tool(t, "helm")
-	harness.Tool(t, "kopia")
-	versions := kyvernoVersions(t)
-
-	dir := t.TempDir()
-	repository := newKopiaRepository(t, dir, []string{kopiamover.PolicySource(securedA, "data"), kopiamover.PolicySource(securedB, "data")})
-
-	oracleBin, err := harness.BuildOracle(dir)
-	require.NoError(t, err)
-
-	newest := versions[len(versions)-1].version
-
-	t.Run("versions", func(t *testing.T) {
-		for _, k := range versions {
-			t.Run("kyverno-"+k.version, func(t *testing.T) {
-				t.Parallel()
-				securedVersion(t, helm, k, oracleBin, repository, k.version == newest)
-			})
-		}
-	})
-}
-
 // securedStack is a stack with a secured oracle.
 type securedStack struct {
 	s      *stack
@@ -72,10 +44,13 @@ type securedStack struct {
 	port   int
 }
 
-func securedVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, repository string, callers bool) {
+// whoMayAsk runs, on stack s of Kyverno version k (the suite's, whose admission controller
+// already sends its projected token: sendKyvernoToken), both policy sets against a second,
+// secured oracle on repository; with callers (the newest version) it also checks the oracle's
+// answers to callers without a token, with a token of another audience, without RBAC, a
+// namespace's viewer, an operator (API, console, CLI), and a certificate renewed on disk.
+func whoMayAsk(t *testing.T, s *stack, helm string, k kyvernoUnderTest, oracleBin, repository string, callers bool) {
 	start := time.Now()
-	s := startStack(t)
-	s.installCRDs(t, k.bin("crds"))
 
 	ss := &securedStack{s: s, helm: helm, ca: harness.NewTestCA(t, s.dir), port: freePort(t)}
 	ss.certs = [2]string{filepath.Join(s.dir, "tls.crt"), filepath.Join(s.dir, "tls.key")}
@@ -87,23 +62,18 @@ func securedVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, re
 	s.kube.apply(t, render(t, helm, "default", ss.chartArgs("cel", "--show-only", "templates/auth.yaml",
 		"--show-only", "templates/policies/kyverno-rbac.yaml")...))
 
-	policyToken := randomHex(t)
 	for _, ns := range []string{release, securedA, securedB} {
-		s.kube.mustOK(t, http.MethodPost, "/api/v1/namespaces", map[string]any{"metadata": map[string]any{"name": ns}}, "")
+		ss.create(t, "/api/v1/namespaces", ns)
 	}
 
+	policyToken := randomHex(t)
 	s.kube.mustOK(t, http.MethodPost, "/api/v1/namespaces/"+release+"/secrets", map[string]any{"metadata": map[string]any{"name": policyTokenSecret},
 		"stringData": map[string]any{"token": policyToken}}, "")
 	tokenFile := filepath.Join(s.dir, "policy-token")
 	require.NoError(t, os.WriteFile(tokenFile, []byte(policyToken+"\n"), 0o600))
 
-	// Kyverno's admission controller sends a token of its service account for Kyverno's audience.
-	s.kube.apply(t, kyvernoSetup)
-	s.kyvernoToken = filepath.Join(s.dir, "kyverno-apicall-token")
-	require.NoError(t, os.WriteFile(s.kyvernoToken, []byte(ss.token(t, "kyverno", "kyverno-admission-controller", kyvernoAudience)), 0o600))
-
 	// The oracle asks the API server as its service account (the chart's auth-delegator role only).
-	s.kube.mustOK(t, http.MethodPost, "/api/v1/namespaces/"+release+"/serviceaccounts", map[string]any{"metadata": map[string]any{"name": release}}, "")
+	ss.create(t, "/api/v1/namespaces/"+release+"/serviceaccounts", release)
 	kubeconfig := ss.kubeconfig(t, release, release)
 
 	operator := ss.serviceAccountToken(t, "default", "e2e-operator", "ClusterRoleBinding", release+"-operator")
@@ -120,8 +90,6 @@ func securedVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, re
 	require.True(t, strings.HasPrefix(ss.oracle.URL, "https://"), ss.oracle.URL)
 	ss.oracle.WaitReady(t, time.Minute)
 
-	s.startKyverno(t, k, false)
-
 	for _, set := range policySets {
 		t.Run(set.engine, func(t *testing.T) { ss.gates(t, set) })
 	}
@@ -133,6 +101,24 @@ func securedVersion(t *testing.T, helm string, k kyvernoUnderTest, oracleBin, re
 	}
 
 	t.Logf("Kyverno %s: secured oracle checked in %s", k.version, time.Since(start).Round(time.Millisecond))
+}
+
+// sendKyvernoToken makes the admission controller s starts next send, on service calls, a token
+// of its service account for Kyverno's audience, as Kyverno's chart projects it (apiCallToken).
+func sendKyvernoToken(t *testing.T, s *stack) {
+	t.Helper()
+
+	s.kube.apply(t, kyvernoSetup)
+	ss := &securedStack{s: s}
+	s.kyvernoToken = filepath.Join(s.dir, "kyverno-apicall-token")
+	require.NoError(t, os.WriteFile(s.kyvernoToken, []byte(ss.token(t, "kyverno", "kyverno-admission-controller", kyvernoAudience)), 0o600))
+}
+
+// create creates the object named name at collection path (a namespace, a service account)
+// unless it exists: the suite's earlier steps may have made it.
+func (ss *securedStack) create(t *testing.T, path, name string) {
+	r := ss.s.kube.do(t, http.MethodPost, path, map[string]any{"metadata": map[string]any{"name": name}}, "")
+	require.Contains(t, []int{http.StatusCreated, http.StatusConflict}, r.Code, "%s %s: %v", path, name, r.Body)
 }
 
 // chartArgs are the chart's arguments for the secured oracle: engine's policies calling it over
@@ -285,7 +271,7 @@ func (ss *securedStack) callers(t *testing.T) {
 	otherAudience := ss.token(t, "default", "e2e-operator", "vault")
 
 	code, body := ss.ask(t, "", "/healthz")
-	assert.Equal(t, http.StatusOK, code, "the probes are open")
+	assert.Equal(t, http.StatusOK, code, "the probes are open: %s", body)
 
 	code, body = ss.ask(t, "", "/exists/"+securedA+"/data")
 	assert.Equal(t, http.StatusUnauthorized, code, body)
