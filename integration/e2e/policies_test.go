@@ -19,7 +19,7 @@ var chartDir = filepath.Join("..", "..", "chart") //nolint:gochecknoglobals // a
 
 // render renders the chart with one of its test value files (default: the chart's defaults
 // plus the repository location) and args.
-func render(t *testing.T, helm, values string, args ...string) string {
+func render(t testing.TB, helm, values string, args ...string) string {
 	t.Helper()
 
 	// The scenarios' oracle serves plain HTTP to everyone: the chart rendered for that

@@ -116,7 +116,7 @@ func sendKyvernoToken(t *testing.T, s *stack) {
 
 // create creates the object named name at collection path (a namespace, a service account)
 // unless it exists: the suite's earlier steps may have made it.
-func (ss *securedStack) create(t *testing.T, path, name string) {
+func (ss *securedStack) create(t testing.TB, path, name string) {
 	r := ss.s.kube.do(t, http.MethodPost, path, map[string]any{"metadata": map[string]any{"name": name}}, "")
 	require.Contains(t, []int{http.StatusCreated, http.StatusConflict}, r.Code, "%s %s: %v", path, name, r.Body)
 }
@@ -180,7 +180,7 @@ func (ss *securedStack) dryRunPVC(t *testing.T, ns, name string) map[string]any 
 }
 
 // token is a token of service account ns/name for audience (empty: the API server's).
-func (ss *securedStack) token(t *testing.T, ns, name, audience string) string {
+func (ss *securedStack) token(t testing.TB, ns, name, audience string) string {
 	spec := map[string]any{"expirationSeconds": 7200}
 	if audience != "" {
 		spec["audiences"] = []string{audience}
@@ -197,7 +197,7 @@ func (ss *securedStack) token(t *testing.T, ns, name, audience string) string {
 // serviceAccountToken creates service account ns/name, binds it to ClusterRole role (kind
 // ClusterRoleBinding, or RoleBinding in ns; no binding when role is empty) and returns a token of
 // it for the service's own audience.
-func (ss *securedStack) serviceAccountToken(t *testing.T, ns, name, kind, role string) string {
+func (ss *securedStack) serviceAccountToken(t testing.TB, ns, name, kind, role string) string {
 	k := ss.s.kube
 	k.mustOK(t, http.MethodPost, "/api/v1/namespaces/"+ns+"/serviceaccounts", map[string]any{"metadata": map[string]any{"name": name}}, "")
 
@@ -217,7 +217,7 @@ func (ss *securedStack) serviceAccountToken(t *testing.T, ns, name, kind, role s
 	return ss.token(t, ns, name, "backup-oracle")
 }
 
-func (ss *securedStack) kubeconfig(t *testing.T, ns, name string) string {
+func (ss *securedStack) kubeconfig(t testing.TB, ns, name string) string {
 	path := filepath.Join(ss.s.dir, name+"-kubeconfig")
 	require.NoError(t, os.WriteFile(path, []byte(fmt.Sprintf(`apiVersion: v1
 kind: Config
@@ -230,7 +230,7 @@ current-context: e2e
 	return path
 }
 
-func writePassword(t *testing.T, dir string) string {
+func writePassword(t testing.TB, dir string) string {
 	pw := filepath.Join(dir, "kopia-password")
 	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword+"\n"), 0o600))
 

@@ -42,7 +42,7 @@ type stack struct {
 
 // startStack starts etcd and kube-apiserver and registers the cleanup that stops everything in
 // the safe order (controllers, kube-apiserver and its exit, etcd), then checks no PID is left.
-func startStack(t *testing.T) *stack {
+func startStack(t testing.TB) *stack {
 	t.Helper()
 
 	etcdBin, apiserverBin, kubectl := harness.Tool(t, "etcd"), harness.Tool(t, "kube-apiserver"), harness.Tool(t, "kubectl")
@@ -119,7 +119,7 @@ current-context: e2e
 
 // stop stops the Kyverno controllers, then kube-apiserver (waiting for its exit), then etcd:
 // stopped together, the API server hangs. Then it checks that no started process is left.
-func (s *stack) stop(t *testing.T) {
+func (s *stack) stop(t testing.TB) {
 	for _, p := range s.controllers {
 		if !p.stop(20 * time.Second) {
 			t.Logf("%s ignored SIGTERM for 20s: killed", p.name)
@@ -153,7 +153,7 @@ func (s *stack) stop(t *testing.T) {
 	_ = os.RemoveAll(s.dir)
 }
 
-func randomHex(t *testing.T) string {
+func randomHex(t testing.TB) string {
 	t.Helper()
 
 	b := make([]byte, 16)
@@ -165,7 +165,7 @@ func randomHex(t *testing.T) string {
 
 // writeServiceAccountKeys writes sa.key and sa.pub, the key pair the API server signs and
 // checks service account tokens with.
-func writeServiceAccountKeys(t *testing.T, dir string) {
+func writeServiceAccountKeys(t testing.TB, dir string) {
 	t.Helper()
 
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
