@@ -44,6 +44,8 @@ CA_CERTIFICATES_VERSION := 20230311+deb12u1
 CHROMIUM_VERSION        := 150.0.7871.100-1~deb12u1
 # make e2e: the wrapper module integration/e2e/tools pins Kubernetes, and through it etcd.
 KUBERNETES_VERSION    := v1.35.0
+# make e2e: upstream VolSync's controller and restic mover script (and make crds' upstream CRDs).
+VOLSYNC_UPSTREAM_VERSION := v0.16.0
 ETCD_VERSION          := v3.6.5
 # make e2e: Prometheus' promtool evaluates the chart's alert expressions on the oracle's /metrics
 # (Prometheus 3.16.0, whose Go module version is v0.316.0).
@@ -70,12 +72,17 @@ ETCD               := $(TOOLS)/etcd-$(ETCD_VERSION)
 KUBE_APISERVER     := $(TOOLS)/kube-apiserver-$(KUBERNETES_VERSION)
 KUBECTL            := $(TOOLS)/kubectl-$(KUBERNETES_VERSION)
 PROMTOOL           := $(TOOLS)/promtool-$(PROMETHEUS_VERSION)
+# Upstream VolSync: manager (the controller), mover-restic/ and crds/ in one folder.
+VOLSYNC            := $(TOOLS)/volsync-$(VOLSYNC_UPSTREAM_VERSION)
 
 # Tools the test suite drives, passed to the tests as <NAME>_BIN.
 TEST_TOOLS := $(KOPIA)
 TEST_ENV   := KOPIA_BIN=$(KOPIA)
 TEST_TOOLS += $(RESTIC) $(VERSITYGW)
 TEST_ENV   += RESTIC_BIN=$(RESTIC) VERSITYGW_BIN=$(VERSITYGW)
+# Upstream VolSync's restic mover script (integration: the oracle and the real mover agree).
+TEST_TOOLS += $(VOLSYNC)
+TEST_ENV   += VOLSYNC_BIN=$(VOLSYNC)/manager
 
 # build-module MODULE VERSION PACKAGE OUTPUT: for modules the proxy will not 'go install'
 # (kopia, restic, kyverno): download the module, build inside a writable copy of it.
@@ -183,6 +190,21 @@ define build-e2e-tool
 	  mv $(2).tmp $(2); rm -rf "$$src"
 endef
 
+# Upstream VolSync (make e2e's restic scenarios): its controller (`go build ./cmd/`, run out of
+# cluster), the restic mover script from the same module copy (the module zip drops the exec bit:
+# restored here) and its CRDs (config/crd/bases and the VolumeSnapshot CRDs of hack/crds), in one
+# folder: manager, mover-restic/, crds/.
+$(VOLSYNC):
+	@echo "building VolSync $(VOLSYNC_UPSTREAM_VERSION) (controller, restic mover script, CRDs; first run only)"
+	@mkdir -p $(TOOLS)/src
+	@dir=$$(cd /tmp && GOFLAGS=-mod=mod $(GO) mod download -json github.com/backube/volsync@$(VOLSYNC_UPSTREAM_VERSION) | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+	  test -n "$$dir"; \
+	  src=$(TOOLS)/src/volsync-$(VOLSYNC_UPSTREAM_VERSION); rm -rf "$$src" $@.tmp; cp -r "$$dir" "$$src"; chmod -R u+w "$$src"; mkdir -p $@.tmp/crds; \
+	  (cd "$$src" && CGO_ENABLED=0 GOFLAGS=-mod=mod $(GO) build -trimpath -ldflags "-s -w" -o $@.tmp/manager ./cmd/); \
+	  cp -r "$$src/mover-restic" $@.tmp/mover-restic; chmod 0755 $@.tmp/mover-restic/entry.sh; \
+	  cp "$$src"/config/crd/bases/*.yaml "$$src"/hack/crds/*.yaml $@.tmp/crds/; \
+	  mv $@.tmp $@; rm -rf "$$src"
+
 $(ETCD):
 	$(call build-e2e-tool,./etcd,$@)
 
@@ -199,10 +221,10 @@ PREVIOUS_RELEASE := 464e436
 # make e2e also releases into a registry it starts (TestRelease runs make release): the
 # release's tools are its prerequisites.
 E2E_TOOLS := $(ETCD) $(KUBE_APISERVER) $(KUBECTL) $(KYVERNO_BINS) $(KOPIA) $(HELM) \
-  $(REGISTRY_BIN) $(COSIGN) $(CRANE) $(CA_BUNDLE) $(CYCLONEDX_GOMOD) $(PROMTOOL)
+  $(REGISTRY_BIN) $(COSIGN) $(CRANE) $(CA_BUNDLE) $(CYCLONEDX_GOMOD) $(PROMTOOL) $(VOLSYNC) $(RESTIC) $(VERSITYGW)
 E2E_ENV   := ETCD_BIN=$(ETCD) KUBE_APISERVER_BIN=$(KUBE_APISERVER) KUBECTL_BIN=$(KUBECTL) KOPIA_BIN=$(KOPIA) HELM_BIN=$(HELM) \
   REGISTRY_BIN=$(REGISTRY_BIN) COSIGN_BIN=$(COSIGN) CRANE_BIN=$(CRANE) PREVIOUS_RELEASE=$(PREVIOUS_RELEASE) PROMTOOL_BIN=$(PROMTOOL) \
-  $(KYVERNO_BINS_ENV)
+  $(KYVERNO_BINS_ENV) VOLSYNC_BIN=$(VOLSYNC)/manager RESTIC_BIN=$(RESTIC) VERSITYGW_BIN=$(VERSITYGW)
 
 .PHONY: tools
 tools: $(TEST_TOOLS) $(CRANE) $(CA_BUNDLE) $(GOLANGCI_LINT) $(KYVERNO_BINS) $(HELM) $(E2E_TOOLS) $(GREMLINS) $(CYCLONEDX_GOMOD) ## build every pinned tool into .tools/
@@ -280,7 +302,6 @@ fuzz-short: ## run every fuzz target for FUZZTIME_SHORT (default 100000 inputs e
 
 # The VolSync CRDs the chart tests and make e2e validate against, vendored (see its README).
 VOLSYNC_CRDS_DIR         := chart/test/testdata/crds
-VOLSYNC_UPSTREAM_VERSION := v0.16.0
 
 .PHONY: crds
 crds: ## check the vendored VolSync CRDs against their digests and the upstream module on the Go proxy

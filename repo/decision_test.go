@@ -89,6 +89,7 @@ func TestCombine(t *testing.T) {
 
 	a = repo.Combine(pvc, []repo.Answer{fresh, unknown})
 	assert.True(t, errors.Is(a.Reason, repo.ErrUnavailable), "reasons keep their class")
+	assert.NotContains(t, a.Reason.Error(), "hold(s) snapshots", "no backend holds a snapshot: the reason does not say one does")
 }
 
 func TestSortSnapshots(t *testing.T) {

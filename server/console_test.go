@@ -37,7 +37,9 @@ func TestConsole(t *testing.T) {
 	assert.Contains(t, page, `<span id="decision" class="decision decision-restore">restore</span>`)
 	assert.Contains(t, page, `VolSync would restore snapshot <code>old</code>`)
 
-	table := page[strings.Index(page, `class="snapshots"`):]
+	at := strings.Index(page, `class="snapshots"`)
+	require.Positive(t, at, "the page has a snapshot table")
+	table := page[at:]
 	assert.Less(t, strings.Index(table, "<code>k7f3a</code>"), strings.Index(table, "<code>old</code>"), "newest first")
 	assert.Contains(t, table, `<tr class="restores"><td><code>old</code> <b class="restore-mark">← VolSync restores this one</b>`, "previous=1 selects old")
 	assert.Equal(t, 1, strings.Count(table, "restore-mark"))

@@ -260,6 +260,13 @@ Included by every template that depends on them.
 {{- end -}}
 {{- $b := .Values.backend -}}
 {{- if .Values.backends }}{{ $b = include "bo.ownBackend" . | fromJson }}{{ end -}}
+{{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.secret.mode "externalSecret") (not .Values.backends) (not $p.secret.externalSecret.remoteKey) -}}
+{{- fail "policies.secret.externalSecret.remoteKey: the store's key the generated ExternalSecrets extract (the repository's password and credentials)" -}}
+{{- end -}}
+{{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.mover "restic") -}}
+{{- $_ := include "bo.resticBase" . -}}
+{{- if .Values.backends }}{{ $_ := include "bo.backendResticSecrets" . }}{{ end -}}
+{{- end -}}
 {{- if and (ne $p.engine "none") (eq $p.mode "generate") (eq $p.mover "kopia") (eq $b.type "kopia-fs") (not (include "bo.moverNFS" . | fromJson).server) -}}
 {{- fail "policies.nfs: the generated ReplicationSources and ReplicationDestinations need the Kopia repository too. With backend.repository.nfs set they mount that export; with backend.repository.existingClaim (a PVC the movers in other namespaces cannot use) set policies.nfs.server and policies.nfs.path to the NFS export behind it." -}}
 {{- end -}}
@@ -430,8 +437,19 @@ bo.moverCommon as the entries of a CEL map, on one line (for the CEL GeneratingP
 {{- fail "backends with policies.mode gate: your own ReplicationDestinations name one repository, so a PVC whose newest snapshot is in another backend would restore from the wrong one (or nothing); use policies.mode generate, or a single backend" -}}
 {{- end -}}
 {{- end -}}
-{{- if and (ne .Values.policies.engine "none") (eq .Values.policies.mode "generate") (ne .Values.policies.secret.mode "clone") -}}
-{{- fail "backends with policies.secret.mode externalSecret: not supported yet; use mode clone with each backend's moverSecret" -}}
+{{- if and (ne .Values.policies.engine "none") (eq .Values.policies.mode "generate") -}}
+{{- $external := eq .Values.policies.secret.mode "externalSecret" -}}
+{{- if and $external (ne .Values.policies.mover "restic") -}}
+{{- fail "backends with policies.secret.mode externalSecret: supported with the restic movers only; use mode clone with each backend's moverSecret" -}}
+{{- end -}}
+{{- range .Values.backends -}}
+{{- if and $external (not .moverSecret.remoteKey) -}}
+{{- fail (printf "backends[%s].moverSecret.remoteKey: with policies.secret.mode externalSecret the policies extract this backend's restic credentials and password from the store's remoteKey" .name) -}}
+{{- end -}}
+{{- if and (not $external) (not .moverSecret.sourceName) -}}
+{{- fail (printf "backends[%s].moverSecret: the policies clone this backend's VolSync repository Secret (sourceNamespace, sourceName) for the ReplicationDestinations that restore from it" .name) -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -503,6 +521,61 @@ configMap:
   items:
     - key: {{ $ca.key | default "ca.crt" | quote }}
       path: {{ $ca.key | default "ca.crt" | quote }}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The restic movers' repository base (RESTIC_REPOSITORY is s3:<base>/<namespace>/<pvc>): one value
+for both sides. Empty policies.resticRepositoryBase: derived from the oracle's own restic-s3
+backend as <endpoint>/<bucket>[/<prefix>] (the endpoint's scheme, else https unless
+backend.s3.secure is false). Set: it may name another host (the movers may reach S3 by another
+name than the oracle), but its path must be the oracle's bucket and prefix, or the movers would
+write where the oracle never looks (every PVC fresh; README, "restic"); the chart refuses such a
+base with a sentence, and also an oracle template other than {prefix}/{namespace}/{pvc} or a shared
+layout, which VolSync's movers (one repository per PVC, at base/<namespace>/<pvc>) cannot write.
+*/}}
+{{- define "bo.resticBase" -}}
+{{- $b := .Values.backend -}}
+{{- $what := "backend" -}}
+{{- if .Values.backends }}{{ $b = include "bo.ownBackend" . | fromJson }}{{ $what = printf "backends[%s]" $b.name }}{{ end -}}
+{{- include "bo.resticBaseOf" (dict "b" $b "base" .Values.policies.resticRepositoryBase "what" $what) -}}
+{{- end -}}
+
+{{/* The restic movers' base of backend .b (.what names it in messages); .base: the stated one. */}}
+{{- define "bo.resticBaseOf" -}}
+{{- $b := .b -}}
+{{- $what := .what -}}
+{{- $base := .base | default "" | trimSuffix "/" -}}
+{{- if ne $b.type "restic-s3" -}}
+{{- if not $base -}}
+{{- fail (printf "policies.resticRepositoryBase: the restic movers' repository base (s3:<base>/<namespace>/<pvc>) cannot be derived from %s of type %s; set it (a single backend only)" $what $b.type) -}}
+{{- end -}}
+{{- $base -}}
+{{- else -}}
+{{- $s3 := $b.s3 | default dict -}}
+{{- $r := $b.restic | default dict -}}
+{{- if eq ($r.layout | default "per-pvc") "shared" -}}
+{{- fail (printf "policies.mover restic with %s.restic.layout shared: VolSync's restic movers keep one repository per PVC (at <base>/<namespace>/<pvc>), they cannot back up to or restore from a shared repository" $what) -}}
+{{- end -}}
+{{- if not (has ($r.repositoryTemplate | default "") (list "" "{prefix}/{namespace}/{pvc}")) -}}
+{{- fail (printf "%s.restic.repositoryTemplate %q: the generated restic movers write <base>/<namespace>/<pvc>, which the oracle finds only with the default template {prefix}/{namespace}/{pvc}" $what $r.repositoryTemplate) -}}
+{{- end -}}
+{{- $path := list $s3.bucket (($s3.prefix | default "") | trimAll "/") | compact | join "/" -}}
+{{- if not $base -}}
+{{- if not $s3.endpoint -}}
+{{- fail (printf "policies.resticRepositoryBase: %s.s3.endpoint is empty (AWS's default), so the restic movers' base cannot be derived; set an endpoint (e.g. https://s3.amazonaws.com)" $what) -}}
+{{- end -}}
+{{- $endpoint := $s3.endpoint | trimSuffix "/" -}}
+{{- if not (contains "://" $endpoint) }}{{ $endpoint = printf "%s://%s" (ternary "https" "http" (ne $s3.secure false)) $endpoint }}{{ end -}}
+{{- printf "%s/%s" $endpoint $path -}}
+{{- else -}}
+{{- $rest := regexReplaceAll "^[A-Za-z][A-Za-z0-9+.-]*://" $base "" -}}
+{{- $given := regexReplaceAll "^[^/]*/?" $rest "" | trimAll "/" -}}
+{{- if ne $given $path -}}
+{{- fail (printf "policies.resticRepositoryBase %q puts the restic repositories under %q of the S3 server, but the oracle reads bucket %q with prefix %q (%s.s3), i.e. under %q: every PVC would be answered fresh while its backups pile up elsewhere. Leave resticRepositoryBase empty (it is then derived from %s.s3), or make its path %q (its host may differ)" .base (printf "%s/<namespace>/<pvc>" $given) ($s3.bucket | default "") ($s3.prefix | default "") $what (printf "%s/<namespace>/<pvc>" $path) $what $path) -}}
+{{- end -}}
+{{- $base -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -650,6 +723,30 @@ http
 {{- end -}}
 
 {{/*
+Blue/green with the restic movers (policies.secret.mode externalSecret): each backend's
+ExternalSecret source (JSON map name -> {remoteKey, base}); the own backend's base may be stated
+(policies.resticRepositoryBase), every other one is derived from its S3 settings.
+*/}}
+{{- define "bo.backendResticSecrets" -}}
+{{- $m := dict -}}
+{{- range .Values.backends -}}
+{{- $stated := ternary $.Values.policies.resticRepositoryBase "" (eq .role "own") -}}
+{{- $base := include "bo.resticBaseOf" (dict "b" . "base" $stated "what" (printf "backends[%s]" .name)) -}}
+{{- $_ := set $m .name (dict "remoteKey" .moverSecret.remoteKey "base" $base) -}}
+{{- end -}}
+{{- toJson $m -}}
+{{- end -}}
+
+{{/* The store key the PVC's own ExternalSecret extracts: the own backend's with backends. */}}
+{{- define "bo.remoteKey" -}}
+{{- if .Values.backends -}}
+{{- (include "bo.ownBackend" . | fromJson).moverSecret.remoteKey -}}
+{{- else -}}
+{{- .Values.policies.secret.externalSecret.remoteKey -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The static token the CEL policies send (auth.policyToken): read from its Secret at each
 admission (resource.Get; Kyverno's admission controller may get that one Secret), so a rotated
 token reaches the policies as it reaches the oracle, and never appears in a policy object.
@@ -660,4 +757,27 @@ token reaches the policies as it reaches the oracle, and never appears in a poli
   expression: >-
     string(base64.decode(string(resource.Get('v1', 'secrets', {{ .Release.Namespace | quote }}, {{ include "bo.policyTokenSecret" . | quote }}).data.token)))
 {{- end }}
+{{- end -}}
+
+{{/*
+bo.externalSecretTemplate: the keys the policies set on a PVC's own ExternalSecret target over what
+the store's remoteKey holds (mergePolicy Merge), as a dict: RESTIC_REPOSITORY for the restic
+movers (s3:<base>/<namespace>/<pvc>, the namespace and PVC left as the two placeholders
+NAMESPACE_PLACEHOLDER and PVC_PLACEHOLDER for each policy set to fill), and for the Kopia movers on
+NFS, KOPIA_REPOSITORY filesystem:///mnt/<mountPath>: the fork uses the Secret's value as it is for
+an NFS moverVolume, and mounts the export at /mnt/<mountPath> (README, "Migrating from the
+predecessor").
+*/}}
+{{- define "bo.externalSecretTemplate" -}}
+{{- $p := .Values.policies -}}
+{{- $out := dict -}}
+{{- if eq $p.mover "restic" -}}
+{{- $_ := set $out "RESTIC_REPOSITORY" (printf "s3:%s/NAMESPACE_PLACEHOLDER/PVC_PLACEHOLDER" (include "bo.resticBase" .)) -}}
+{{- else -}}
+{{- $nfs := include "bo.moverNFS" . | fromJson -}}
+{{- if $nfs.server -}}
+{{- $_ := set $out "KOPIA_REPOSITORY" (printf "filesystem:///mnt/%s" $nfs.mountPath) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}

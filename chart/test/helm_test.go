@@ -245,6 +245,10 @@ var policySets = map[string][]string{
 	"custom-identity": {"-f", "../testdata/values/custom-identity.yaml"},
 	"custom-path":     {"-f", "../testdata/values/custom-path.yaml"},
 	"custom-path-cel": {"-f", "../testdata/values/custom-path.yaml", "--set", "policies.engine=cel"},
+	// Migrating from the predecessor (README): its <pvc>-volsync identity, its store's key names
+	// mapped onto the mover's, KOPIA_REPOSITORY where the movers mount the NFS export.
+	"predecessor":     {"-f", "../testdata/values/predecessor.yaml"},
+	"predecessor-cel": {"-f", "../testdata/values/predecessor.yaml", "--set", "policies.engine=cel"},
 	// Blue/green (README, "Blue/green migration"): two backends, the RD restoring from the one the
 	// oracle names, the RS backing up to the own one.
 	"blue-green":     {"-f", "../testdata/values/blue-green.yaml"},

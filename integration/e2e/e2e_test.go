@@ -120,6 +120,12 @@ func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleB
 	// While the cleanups are pending, as the layouts.
 	t.Run("who-may-ask", func(t *testing.T) { whoMayAsk(t, s, helm, k, oracleBin, repos.green, newest) })
 
+	// The restic scenarios, on upstream VolSync's controller (which runs from here on: it would
+	// write status into the layouts' Kopia resources, which they compare).
+	if k.restic {
+		t.Run("restic", func(t *testing.T) { runRestic(t, s, helm, k, oracleBin, results) })
+	}
+
 	t.Run("cleanup", func(t *testing.T) {
 		for _, c := range cleanups {
 			t.Run(c.engine, func(t *testing.T) { c.check(t, s.kube) })

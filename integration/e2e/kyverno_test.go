@@ -109,6 +109,11 @@ func (s *stack) installCRDs(t *testing.T, kyvernoCRDs string) {
 		require.NoError(t, err, "apply CRDs from %s:\n%s", dir, out)
 	}
 
+	// The restic policies generate ExternalSecrets: Kyverno must know the kind when it starts
+	// (its discovery of a CRD added later lags, and a generate policy naming an unknown kind is
+	// refused).
+	s.kube.apply(t, externalSecretCRD)
+
 	took, ok := eventually(60*time.Second, 200*time.Millisecond, func() bool {
 		r := s.kube.get(t, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
 		items, _ := r.Body["items"].([]any)

@@ -100,6 +100,7 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 		"{set}/gate-self-test", always(ok + " armed with the oracle's canary answer")},
 	{"`${APP}`/`${APP}-dst` layout, gate mode: `dataSourceRef` to the user's RD, nothing generated", "layouts/app-layout/{set}", layouts},
 	{"Blue/green: RD restores from the newest snapshot's backend, RS backs up to the own one; a backend gone: denied", "layouts/blue-green/{set}", layouts},
+	{"restic on upstream VolSync v0.16.0 (its controller, its mover script run as a kubelet would): backup written, answered restore, restored byte for byte; blue/green restores the chosen colour; a disagreement and a foreign snapshot detected", "restic/{set}", resticScenarios},
 	{"Cleanup by the real cleanup controller (every minute in the test)", "cleanup/{set}", always(ok)},
 	{"A predecessor-style CEL policy reading only `exists`, oracle `unknown`: the PVC admitted empty (the hazard); a check of `decision`: denied", "predecessor-policy", predecessor},
 }
@@ -119,6 +120,15 @@ func predecessor(r kyvernoRelease, engine string) string {
 // layouts: the layout scenarios run on the versions marked so (the newest).
 func layouts(r kyvernoRelease, _ string) string {
 	if r.layouts {
+		return ok
+	}
+
+	return "not run (newest only)"
+}
+
+// resticScenarios: the restic scenarios run on the versions marked so.
+func resticScenarios(r kyvernoRelease, _ string) string {
+	if r.restic {
 		return ok
 	}
 

@@ -15,7 +15,10 @@ type ResticCLI struct {
 	t   testing.TB
 	bin string
 	env []string
-	// Src is the directory backed up; it holds one small file.
+	// Src is the directory backed up; it holds one small file. Its path ends in /data, so the
+	// snapshots record a path containing "/data" as VolSync's restic mover's do (it backs up its
+	// volume mounted at /data, and restores only snapshots whose path contains "/data":
+	// repo/restic's moverRestores).
 	Src string
 	// global holds options given before the command, e.g. --cacert.
 	global []string
@@ -25,7 +28,11 @@ type ResticCLI struct {
 func NewResticCLI(t testing.TB, s3 *S3Server) *ResticCLI {
 	t.Helper()
 
-	src := t.TempDir()
+	src := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(src, 0o700); err != nil {
+		t.Fatal(err)
+	}
+
 	if err := os.WriteFile(filepath.Join(src, "file"), []byte("some data\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -87,4 +94,26 @@ func (c *ResticCLI) Backup(repository, password string, tags ...string) {
 	}
 
 	c.Run(password, append(args, ".")...)
+}
+
+// BackupFrom records a snapshot of dir (restic records its absolute path) with the given host
+// and tags, as another tool than VolSync's mover would.
+func (c *ResticCLI) BackupFrom(repository, password, dir, host string, tags ...string) {
+	c.t.Helper()
+
+	args := make([]string, 0, 6+2*len(tags))
+	args = append(args, "-r", repository, "backup", "--host", host)
+
+	for _, tag := range tags {
+		args = append(args, "--tag", tag)
+	}
+
+	global := append([]string{"--no-cache", "-q"}, c.global...)
+	cmd := exec.Command(c.bin, append(append(global, args...), ".")...) //nolint:gosec // test tool
+	cmd.Env = append(slices.Clone(c.env), "RESTIC_PASSWORD="+password)
+	cmd.Dir = dir
+
+	if out, err := cmd.CombinedOutput(); err != nil {
+		c.t.Fatalf("restic backup of %s: %v\n%s", dir, err, out)
+	}
 }

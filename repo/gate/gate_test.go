@@ -247,3 +247,25 @@ func assertState(t *testing.T, reg *prometheus.Registry, want string) {
 
 	require.NoError(t, testutil.GatherAndCompare(reg, strings.NewReader(b.String()), "backup_oracle_gate_state"))
 }
+
+// TestDefaults: a zero interval and timeout take the defaults (5 minutes between checks; a check
+// bounded by 30 s), never "no pause" and "no time at all".
+func TestDefaults(t *testing.T) {
+	var remaining time.Duration
+
+	g, _ := newGate(t, func(ctx context.Context, _ repo.PVC, _, _ map[string]string) (repo.DryRun, error) {
+		require.NoError(t, ctx.Err(), "a zero timeout is the default one, not an expired context")
+
+		deadline, ok := ctx.Deadline()
+		require.True(t, ok, "a check is bounded")
+		remaining = time.Until(deadline)
+
+		return repo.DryRun{Verdict: repo.DryRunAdmitted}, nil
+	}, gate.Options{})
+
+	assert.Equal(t, gate.DefaultInterval, g.Status().Interval)
+
+	g.Check(context.Background())
+	assert.Greater(t, remaining, gate.DefaultTimeout-10*time.Second)
+	assert.LessOrEqual(t, remaining, gate.DefaultTimeout)
+}

@@ -55,6 +55,8 @@ type Settings struct {
 	RepositoryTemplate string      `yaml:"repositoryTemplate"`
 	Password           repo.Secret `yaml:"-"`
 	PasswordFile       string      `yaml:"passwordFile"`
+	// PasswordsDir holds per-PVC repository passwords (readPasswordsDir).
+	PasswordsDir string `yaml:"passwordsDir"`
 	// FleetRefreshInterval is Options.FleetRefreshInterval (0: list the fleet at every refresh).
 	FleetRefreshInterval time.Duration `yaml:"fleetRefreshInterval"`
 	// RepositoryID pins the shared repository (Options.RepositoryID).
@@ -72,6 +74,7 @@ func (s *Settings) fields() []repo.Field {
 		{Flag: "restic-repository-template", Env: []string{"RESTIC_REPOSITORY_TEMPLATE"}, YAML: "restic.repositoryTemplate", Usage: "a PVC's repository ({prefix}, {namespace}, {pvc}); default {prefix}/{namespace}/{pvc}", Value: (*repo.StringValue)(&s.RepositoryTemplate)},
 		{Flag: "restic-password", Env: []string{"RESTIC_PASSWORD"}, Usage: "restic password: every snapshot is then decrypted and authenticated (prefer the file)", Value: (*repo.SecretValue)(&s.Password)},
 		{Flag: "restic-password-file", Env: []string{"RESTIC_PASSWORD_FILE"}, YAML: "restic.passwordFile", Usage: "file holding the restic password, re-read before every refresh", Value: (*repo.StringValue)(&s.PasswordFile)},
+		{Flag: "restic-passwords-dir", Env: []string{"RESTIC_PASSWORDS_DIR"}, YAML: "restic.passwordsDir", Usage: "per-pvc layout: a directory of files <namespace>.<pvc> (a mounted Secret), each the password of that PVC's repository, used instead of RESTIC_PASSWORD for it; re-read before every refresh", Value: (*repo.StringValue)(&s.PasswordsDir)},
 		{Flag: "restic-fleet-refresh-interval", Env: []string{"RESTIC_FLEET_REFRESH_INTERVAL"}, YAML: "restic.fleetRefreshInterval", Usage: "per-pvc layout: how often every repository's snapshots/ is listed (0: at every refresh); in between, each lookup lists its own PVC's. Default 10m for restic-s3, 0 for restic-fs", Value: (*repo.DurationValue)(&s.FleetRefreshInterval)},
 		{Flag: "restic-repository-id", Env: []string{"RESTIC_REPOSITORY_ID"}, YAML: "restic.repositoryID", Usage: "shared layout: the shared repository's id (\"id\" of restic cat config, or /status); another repository at the location is refused. Needs the password", Value: (*repo.StringValue)(&s.RepositoryID)},
 	}
@@ -88,6 +91,10 @@ func (s *Settings) validate(o Options) []error {
 	o.RepositoryID = s.RepositoryID
 	if s.PasswordRef().Set() {
 		o.Password = "set"
+	}
+
+	if s.PasswordsDir != "" {
+		o.Passwords = map[repo.PVC]repo.Secret{{}: "set"}
 	}
 
 	if err := o.Validate(); err != nil {
@@ -108,7 +115,15 @@ func (s *Settings) describe() string {
 		fleet = "every " + s.FleetRefreshInterval.String() + ", lookups confirm their PVC"
 	}
 
-	out := fmt.Sprintf("layout %s, verify snapshots %t, fleet listed %s", layout, s.PasswordRef().Set(), fleet)
+	verify := fmt.Sprint(s.PasswordRef().Set())
+	if s.PasswordsDir != "" {
+		verify = "with the per-PVC passwords of " + s.PasswordsDir
+		if s.PasswordRef().Set() {
+			verify += ", else RESTIC_PASSWORD"
+		}
+	}
+
+	out := fmt.Sprintf("layout %s, verify snapshots %s, fleet listed %s", layout, verify, fleet)
 
 	switch {
 	case s.RepositoryID != "":
@@ -123,6 +138,7 @@ func (s *Settings) describe() string {
 // secrets are what a restic backend reads before every load.
 type secrets struct {
 	password             repo.Secret
+	passwords            repo.Secret // readPasswordsDir's, "" without RESTIC_PASSWORDS_DIR
 	accessKey, secretKey repo.Secret
 }
 
@@ -141,6 +157,15 @@ func (s Settings) open(env repo.OpenEnv, base Options, readKeys func() (repo.Sec
 			out.password = pw
 		}
 
+		if s.PasswordsDir != "" {
+			pws, err := readPasswordsDir(s.PasswordsDir)
+			if err != nil {
+				return secrets{}, err
+			}
+
+			out.passwords = pws
+		}
+
 		if readKeys != nil {
 			var err error
 			if out.accessKey, out.secretKey, err = readKeys(); err != nil {
@@ -156,6 +181,9 @@ func (s Settings) open(env repo.OpenEnv, base Options, readKeys func() (repo.Sec
 	return repo.Reloading(env.Name, env.Logger, read, func(sec secrets) (repo.Backend, error) {
 		o := base
 		o.Layout, o.RepositoryTemplate, o.Password = s.Layout, s.RepositoryTemplate, sec.password
+		if sec.passwords != "" {
+			o.Passwords = decodePasswords(sec.passwords)
+		}
 		o.RepositoryID, o.Pin, o.Logger = s.RepositoryID, pin, env.Logger
 		o.FleetRefreshInterval, o.LookupWait = s.FleetRefreshInterval, DefaultLookupWait
 		o.S3.AccessKey, o.S3.SecretKey, o.S3.AccessKeyFile, o.S3.SecretKeyFile = sec.accessKey, sec.secretKey, "", ""

@@ -53,10 +53,11 @@ func (r *Repo) newIndex(f fleet) *Index {
 
 	for dir, list := range f.repos {
 		v := repoView{}
+		skipped := 0
 
 		switch {
 		case len(list) == 0:
-		case r.verifier == nil:
+		case !r.verifies(dir):
 			v.snapshots = unverified(list)
 		default:
 			var (
@@ -70,12 +71,14 @@ func (r *Repo) newIndex(f fleet) *Index {
 			if pending > 0 {
 				v.listed = list
 			}
+
+			v.snapshots, skipped = r.restorable(dir, v.snapshots, pending, &v.err)
 		}
 
 		idx.repos[dir] = v
-		idx.stats.Snapshots += len(list)
+		idx.stats.Snapshots += len(list) - skipped
 
-		if len(list) > 0 {
+		if len(list)-skipped > 0 {
 			idx.stats.Sources++
 		}
 	}
@@ -130,7 +133,7 @@ func (x *Index) decide(ctx context.Context, f repo.Finding, dir string, objs []O
 	switch {
 	case len(objs) == 0:
 		return f, nil
-	case r.verifier == nil:
+	case !r.verifies(dir):
 		f.Snapshots = unverified(objs)
 
 		return f, nil
@@ -153,13 +156,40 @@ func (x *Index) decide(ctx context.Context, f repo.Finding, dir string, objs []O
 		}
 	}
 
-	if err := r.verdict(dir, pending, len(objs), failed); err != nil {
+	err := r.verdict(dir, pending, len(objs), failed)
+	if err == nil {
+		snaps, _ = r.restorable(dir, snaps, pending, &err)
+	}
+
+	if err != nil {
 		return f, err
 	}
 
 	f.Snapshots = snaps
 
 	return f, nil
+}
+
+// restorable keeps, in the per-PVC layout, the verified snapshots VolSync's restic mover would
+// restore (moverRestores) and returns how many it skipped; when it would misread one
+// (moverMisreads), *err becomes errMoverMisreads; when it would skip every snapshot of a fully
+// verified repository, errNothingRestorable. The shared layout selects by tag and is left alone.
+func (r *Repo) restorable(dir string, snaps []repo.Snapshot, pending int, err *error) ([]repo.Snapshot, int) {
+	if r.layout.shared {
+		return snaps, 0
+	}
+
+	kept, skipped, misread := moverSnapshots(snaps)
+
+	switch {
+	case *err != nil:
+	case misread > 0:
+		*err = errMoverMisreads(r.store.Location(strings.TrimSuffix(dir, "/")), misread)
+	case pending == 0 && len(kept) == 0 && skipped > 0:
+		*err = errNothingRestorable(r.store.Location(strings.TrimSuffix(dir, "/")), skipped)
+	}
+
+	return kept, skipped
 }
 
 // Find implements repo.Index. A PVC whose repository does not exist, or exists without

@@ -22,6 +22,9 @@ type layout struct {
 // a directory it lets through only costs one extra list of its snapshots/.
 const nameChars = `[a-z0-9][a-z0-9.-]*`
 
+// anyChars matches the placeholder {any} of a near-miss variant (nearmiss.go): any directory name.
+const anyChars = `[^/]+`
+
 func newLayout(o Options) layout {
 	return templateLayout(strings.ReplaceAll(o.RepositoryTemplate, "{prefix}", o.Prefix), o.Layout == LayoutShared)
 }
@@ -39,7 +42,7 @@ func templateLayout(t string, shared bool) layout {
 		}
 
 		re := regexp.QuoteMeta(s)
-		re = strings.NewReplacer(`\{namespace\}`, nameChars, `\{pvc\}`, nameChars).Replace(re)
+		re = strings.NewReplacer(`\{namespace\}`, nameChars, `\{pvc\}`, nameChars, `\{any\}`, anyChars).Replace(re)
 		l.patterns[i] = regexp.MustCompile("^" + re + "$")
 	}
 
@@ -81,6 +84,15 @@ func tag(pvc repo.PVC) string { return pvc.Namespace + "/" + pvc.Name }
 func (l layout) namespacePattern(namespace string) *regexp.Regexp {
 	re := regexp.QuoteMeta(l.template + "/")
 	re = strings.NewReplacer(`\{namespace\}`, regexp.QuoteMeta(namespace), `\{pvc\}`, nameChars).Replace(re)
+
+	return regexp.MustCompile("^" + re + "$")
+}
+
+// dirPattern matches the directories (ending with "/") the template places pvc's repository at:
+// one, unless the template holds {any} (a near-miss variant), which matches any directory name.
+func (l layout) dirPattern(pvc repo.PVC) *regexp.Regexp {
+	re := regexp.QuoteMeta(l.template + "/")
+	re = strings.NewReplacer(`\{namespace\}`, regexp.QuoteMeta(pvc.Namespace), `\{pvc\}`, regexp.QuoteMeta(pvc.Name), `\{any\}`, anyChars).Replace(re)
 
 	return regexp.MustCompile("^" + re + "$")
 }

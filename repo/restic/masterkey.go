@@ -57,7 +57,10 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, string, err
 	v.mu.Unlock()
 
 	if denied {
-		return nil, "", fmt.Errorf("%w (%d key files, unchanged since the last attempt)", errWrongPassword, len(names))
+		_, from := v.passwordFor(dir)
+
+		return nil, "", fmt.Errorf("%w of %s (%d key files, unchanged since the last attempt): the repository was written with another password; "+
+			"give this PVC's own in RESTIC_PASSWORDS_DIR (a file <namespace>.<pvc>)", errWrongPassword, from, len(names))
 	}
 
 	k, cfg, err := v.deriveKey(ctx, dir, cfgBlob, names)
@@ -66,6 +69,11 @@ func (v *verifier) masterKey(ctx context.Context, dir string) (*key, string, err
 			v.mu.Lock()
 			v.denied[dir] = fingerprint
 			v.mu.Unlock()
+
+			// Once per set of key files: the next attempts are refused above without a log line.
+			v.logger.Warn("restic: the password does not open this repository's keys: its snapshots cannot be verified and its PVC is answered unknown "+
+				"until the password or the key files change (a per-PVC password goes in RESTIC_PASSWORDS_DIR as <namespace>.<pvc>)",
+				"repository", v.store.Location(strings.TrimSuffix(dir, "/")), "err", err)
 		}
 
 		return nil, "", err
@@ -103,7 +111,9 @@ func (v *verifier) deriveKey(ctx context.Context, dir string, cfgBlob []byte, na
 			continue
 		}
 
-		k, err := openKeyFile(kf, []byte(v.password.Reveal()))
+		pw, _ := v.passwordFor(dir)
+
+		k, err := openKeyFile(kf, []byte(pw.Reveal()))
 		if errors.Is(err, errUnauthenticated) {
 			continue
 		}
@@ -125,7 +135,10 @@ func (v *verifier) deriveKey(ctx context.Context, dir string, cfgBlob []byte, na
 		return nil, repoConfig{}, errors.Join(errs...)
 	}
 
-	return nil, repoConfig{}, fmt.Errorf("%w (%d key files tried)", errWrongPassword, len(names))
+	_, from := v.passwordFor(dir)
+
+	return nil, repoConfig{}, fmt.Errorf("%w of %s (%d key files tried): the repository was written with another password; "+
+		"give this PVC's own in RESTIC_PASSWORDS_DIR (a file <namespace>.<pvc>)", errWrongPassword, from, len(names))
 }
 
 func (v *verifier) openConfig(k *key, blob []byte) (repoConfig, error) {

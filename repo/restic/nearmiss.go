@@ -2,6 +2,7 @@ package restic
 
 import (
 	"context"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -32,6 +33,7 @@ const (
 	ruleNoNamespace = "a repository named after the PVC without the namespace level (it may hold this PVC's data from any namespace)"
 	ruleJoined      = "a repository named <namespace>-<pvc>, one level instead of two"
 	ruleSplit       = "a repository at <namespace>/<pvc>, two levels instead of one"
+	ruleDeeper      = "a repository one directory level deeper than the oracle's template puts it (the movers' repository base has a level the oracle's prefix lacks, e.g. <base>/clusterA/<namespace>/<pvc>)"
 )
 
 // variants derives the variant layouts of the per-PVC template t (prefix expanded): where t
@@ -53,6 +55,13 @@ func variants(t string) []variant {
 		if strings.Contains(t, s.from) {
 			out = append(out, variant{rule: s.rule, layout: templateLayout(strings.Replace(t, s.from, s.to, 1), false)})
 		}
+	}
+
+	// One level deeper: a directory of any name before the first placeholder.
+	segs := splitPath(t)
+	if i := slices.IndexFunc(segs, func(s string) bool { return strings.Contains(s, "{") }); i >= 0 {
+		deeper := append(append(slices.Clone(segs[:i]), "{any}"), segs[i:]...)
+		out = append(out, variant{rule: ruleDeeper, layout: templateLayout(strings.Join(deeper, "/"), false)})
 	}
 
 	return out
@@ -145,14 +154,21 @@ func (r *Repo) expand(ctx context.Context, l layout, seen map[string]Listing, re
 
 		var next []string
 
+		// Below this level, is there another placeholder? Then an own directory without
+		// snapshots may be no repository but a level of a variant (an empty prefix's deeper
+		// variant: <level>/<namespace>/<pvc> looks like namespace <level>, PVC <namespace>).
+		deeperPattern := slices.ContainsFunc(l.patterns[i+1:], func(p *regexp.Regexp) bool { return p != nil })
+
 		for _, d := range dirs {
-			if d != "" && isRepository(seen[d], d) {
+			if d != "" && (isRepository(seen[d], d) || hasConfig(seen[d], d)) {
 				continue
 			}
 
 			for _, child := range seen[d].Dirs {
 				name := strings.TrimSuffix(strings.TrimPrefix(child, d), "/")
-				if _, own := repos[d+name+"/"]; !own && l.matches(i, name) {
+				objs, own := repos[d+name+"/"]
+
+				if l.matches(i, name) && (!own || deeperPattern && len(objs) == 0) {
 					next = append(next, d+name+"/")
 				}
 			}
@@ -162,6 +178,12 @@ func (r *Repo) expand(ctx context.Context, l layout, seen map[string]Listing, re
 	}
 
 	return dirs, nil
+}
+
+// hasConfig reports whether the listing of dir holds a restic repository's config object: an
+// initialised repository (its snapshots/ may not exist yet on S3), never descended into.
+func hasConfig(l Listing, dir string) bool {
+	return slices.ContainsFunc(l.Objects, func(o Object) bool { return o.Key == dir+"config" })
 }
 
 // isRepository reports whether the listing of dir shows a restic repository: a config object
@@ -183,21 +205,22 @@ func (x *Index) strayNearMisses(pvc repo.PVC) []repo.NearMiss {
 	var out []repo.NearMiss
 
 	for _, v := range x.repo.variants {
-		d := v.layout.dir(pvc)
-		objs := x.strays[d]
+		for _, d := range x.strayDirs(v.layout, pvc) {
+			objs := x.strays[d]
 
-		if d == own || len(objs) == 0 || slices.ContainsFunc(out, func(n repo.NearMiss) bool { return n.Source == x.location(d) }) {
-			continue
-		}
-
-		n := repo.NearMiss{Source: x.location(d), Rule: v.rule, Snapshots: len(objs)}
-		for _, o := range objs {
-			if o.ModTime.After(n.Latest) {
-				n.Latest = o.ModTime
+			if d == own || len(objs) == 0 || slices.ContainsFunc(out, func(n repo.NearMiss) bool { return n.Source == x.location(d) }) {
+				continue
 			}
-		}
 
-		out = append(out, n)
+			n := repo.NearMiss{Source: x.location(d), Rule: v.rule, Snapshots: len(objs)}
+			for _, o := range objs {
+				if o.ModTime.After(n.Latest) {
+					n.Latest = o.ModTime
+				}
+			}
+
+			out = append(out, n)
+		}
 	}
 
 	slices.SortFunc(out, func(a, b repo.NearMiss) int { return strings.Compare(a.Source, b.Source) })
@@ -207,3 +230,23 @@ func (x *Index) strayNearMisses(pvc repo.PVC) []repo.NearMiss {
 
 // location names the repository at dir for humans.
 func (x *Index) location(dir string) string { return x.store.Location(strings.TrimSuffix(dir, "/")) }
+
+// strayDirs returns the stray repositories variant layout l places pvc's at: one directory, or,
+// for a layout with {any}, every stray directory it matches.
+func (x *Index) strayDirs(l layout, pvc repo.PVC) []string {
+	if !strings.Contains(l.template, "{any}") {
+		return []string{l.dir(pvc)}
+	}
+
+	re := l.dirPattern(pvc)
+
+	var out []string
+
+	for d := range x.strays {
+		if re.MatchString(d) {
+			out = append(out, d)
+		}
+	}
+
+	return out
+}

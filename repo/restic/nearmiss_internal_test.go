@@ -13,12 +13,15 @@ func TestVariants(t *testing.T) {
 		template string
 		want     map[string]string // variant template → rule
 	}{
-		{"volsync/{namespace}/{pvc}", map[string]string{"volsync/{pvc}": ruleNoNamespace, "volsync/{namespace}-{pvc}": ruleJoined}},
-		{"{namespace}/{pvc}", map[string]string{"{pvc}": ruleNoNamespace, "{namespace}-{pvc}": ruleJoined}},
-		{"b/{namespace}/{pvc}/restic", map[string]string{"b/{pvc}/restic": ruleNoNamespace, "b/{namespace}-{pvc}/restic": ruleJoined}},
-		{"volsync/{namespace}-{pvc}", map[string]string{"volsync/{pvc}": ruleNoNamespace, "volsync/{namespace}/{pvc}": ruleSplit}},
-		{"volsync/{pvc}/{namespace}", map[string]string{}},   // no known variant of this order
-		{"volsync/{namespace}/x/{pvc}", map[string]string{}}, // not adjacent
+		{"volsync/{namespace}/{pvc}", map[string]string{"volsync/{pvc}": ruleNoNamespace, "volsync/{namespace}-{pvc}": ruleJoined,
+			"volsync/{any}/{namespace}/{pvc}": ruleDeeper}},
+		{"{namespace}/{pvc}", map[string]string{"{pvc}": ruleNoNamespace, "{namespace}-{pvc}": ruleJoined, "{any}/{namespace}/{pvc}": ruleDeeper}},
+		{"b/{namespace}/{pvc}/restic", map[string]string{"b/{pvc}/restic": ruleNoNamespace, "b/{namespace}-{pvc}/restic": ruleJoined,
+			"b/{any}/{namespace}/{pvc}/restic": ruleDeeper}},
+		{"volsync/{namespace}-{pvc}", map[string]string{"volsync/{pvc}": ruleNoNamespace, "volsync/{namespace}/{pvc}": ruleSplit,
+			"volsync/{any}/{namespace}-{pvc}": ruleDeeper}},
+		{"volsync/{pvc}/{namespace}", map[string]string{"volsync/{any}/{pvc}/{namespace}": ruleDeeper}},     // only one level deeper
+		{"volsync/{namespace}/x/{pvc}", map[string]string{"volsync/{any}/{namespace}/x/{pvc}": ruleDeeper}}, // not adjacent: only deeper
 	}
 
 	for _, tc := range cases {

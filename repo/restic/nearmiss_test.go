@@ -25,6 +25,7 @@ const (
 	noNamespaceLevel = "a repository named after the PVC without the namespace level (it may hold this PVC's data from any namespace)"
 	joined           = "a repository named <namespace>-<pvc>, one level instead of two"
 	split            = "a repository at <namespace>/<pvc>, two levels instead of one"
+	deeper           = "a repository one directory level deeper than the oracle's template puts it (the movers' repository base has a level the oracle's prefix lacks, e.g. <base>/clusterA/<namespace>/<pvc>)"
 )
 
 // TestPerPVCNearMisses: repositories written by the real restic CLI on the real S3 server at
@@ -53,6 +54,13 @@ func TestPerPVCNearMisses(t *testing.T) {
 	write("volsync/team/web", 0)       // a PVC named like the namespace web (volsync/web is a directory)
 	write("volsync/shop/snapshots", 1) // a PVC named "snapshots": volsync/shop is still no repository
 
+	write("volsync/clusterA/shop/orders", 1) // one level deeper (a movers' base …/volsync/clusterA)
+
+	// The case: prefix "" (the bucket's root), the movers' base one level deeper. A
+	// level named like a namespace is descended into where the layout's own directory holds no
+	// snapshot.
+	write("cluster-a/web/app", 1)
+
 	// A flat template, {prefix}/{namespace}-{pvc} with prefix "flat".
 	write("flat/app-db", 1)     // app/db's own
 	write("flat/shop/redis", 1) // two levels instead of one
@@ -76,6 +84,10 @@ func TestPerPVCNearMisses(t *testing.T) {
 		{"a namespace-pvc directory of another namespace is none", "", "volsync", pvc("shop", "x"), 0, nil},
 		{"nothing anywhere", "", "volsync", pvc("shop", "absent"), 0, nil},
 		{"own backup", "", "volsync", pvc("shop", "db"), 1, nil},
+		{"one level deeper", "", "volsync", pvc("shop", "orders"), 0, []nearMiss{{"volsync/clusterA/shop/orders", deeper, 1}}},
+		{"one level deeper, empty prefix", "", "", pvc("web", "app"), 0, []nearMiss{{"cluster-a/web/app", deeper, 1}}},
+		{"empty prefix: another prefix's repositories are one level deeper", "", "", pvc("web", "cache"), 0,
+			[]nearMiss{{"volsync/web/cache", deeper, 1}}},
 		{"flat: two levels", "{prefix}/{namespace}-{pvc}", "flat", pvc("shop", "redis"), 0, []nearMiss{{"flat/shop/redis", split, 1}}},
 		{"flat: no namespace", "{prefix}/{namespace}-{pvc}", "flat", pvc("shop", "queue"), 0, []nearMiss{{"flat/queue", noNamespaceLevel, 1}}},
 		{"flat: another PVC's own repository is none", "{prefix}/{namespace}-{pvc}", "flat", pvc("x", "app-db"), 0, nil},

@@ -54,6 +54,10 @@ type Options struct {
 	// decrypted and authenticated and reports its time, host, paths and tags. Without it, a
 	// snapshot exists when an object exists under the repository's snapshots/.
 	Password repo.Secret
+	// Passwords (RESTIC_PASSWORDS_DIR), per-PVC layout only: a PVC's own repository password,
+	// used instead of Password for that PVC's repository (VolSync users often give each PVC's
+	// repository its own). A repository with neither is listed without verification.
+	Passwords map[repo.PVC]repo.Secret `json:"-"`
 	// ListConcurrency bounds concurrent list requests while building an index (default 16).
 	ListConcurrency int
 	// VerifyConcurrency bounds concurrent repository verifications, hence scrypt key derivations
@@ -192,6 +196,10 @@ func (o Options) validate(location bool) error {
 
 		if o.Password == "" {
 			add("the shared layout needs the password: snapshot tags are encrypted")
+		}
+
+		if len(o.Passwords) > 0 {
+			add("per-PVC passwords (RESTIC_PASSWORDS_DIR) need the per-pvc layout: a shared repository has one password")
 		}
 	default:
 		add("layout %q is neither %q nor %q", o.Layout, LayoutPerPVC, LayoutShared)

@@ -17,7 +17,7 @@ type Repo struct {
 	store    *countingStorage
 	layout   layout
 	variants []variant // per-PVC layout: where else a PVC's repository is found (nearmiss.go)
-	verifier *verifier // nil without a password
+	verifier *verifier // nil without any password
 	cancel   context.CancelFunc
 	lookups  chan struct{} // bounds the listings lookups send at once
 
@@ -67,14 +67,14 @@ func NewWithStorage(opts Options, store Storage) (*Repo, error) {
 		r.variants = variants(r.layout.template)
 	}
 
-	if opts.Password != "" {
+	if opts.Password != "" || len(opts.Passwords) > 0 {
 		dec, err := newDecoder()
 		if err != nil {
 			cancel()
 			return nil, err
 		}
 
-		if r.verifier, err = newVerifier(base, r.store, dec, opts); err != nil {
+		if r.verifier, err = newVerifier(base, r.store, dec, opts, r.layout); err != nil {
 			cancel()
 			return nil, err
 		}
@@ -113,7 +113,7 @@ func (r *Repo) Load(ctx context.Context) (repo.Index, error) {
 	}
 
 	if r.verifier != nil {
-		r.waitVerified(ctx, r.verifier.refresh(f.repos))
+		r.waitVerified(ctx, r.verifier.refresh(r.verified(f.repos)))
 	}
 
 	if err := ctx.Err(); err != nil {
@@ -206,4 +206,27 @@ func (r *Repo) Requests() RequestCounts { return r.store.counts() }
 func (r *Repo) Close(context.Context) error {
 	r.cancel()
 	return nil
+}
+
+// verifies reports whether the snapshots of the repository at dir are verified: a password is
+// known for it (Options.Password, or its PVC's of Options.Passwords).
+func (r *Repo) verifies(dir string) bool {
+	return r.verifier != nil && r.verifier.hasPassword(dir)
+}
+
+// verified keeps the repositories whose snapshots are verified.
+func (r *Repo) verified(repos map[string][]Object) map[string][]Object {
+	if r.opts.Password != "" {
+		return repos
+	}
+
+	out := make(map[string][]Object, len(repos))
+
+	for dir, objs := range repos {
+		if r.verifies(dir) {
+			out[dir] = objs
+		}
+	}
+
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -34,11 +35,14 @@ type verifier struct {
 	store    Storage
 	dec      *decoder
 	password repo.Secret
-	keys     *lru.Cache[string, cachedKey]
-	jobs     *queue // bounds concurrent repository verifications (I/O)
-	derive   *queue // bounds concurrent scrypt derivations (CPU, memory)
-	timeout  time.Duration
-	base     context.Context // cancelled by Repo.Close
+	// passwords are the per-PVC ones (Options.Passwords), by repository directory.
+	passwords map[string]pvcPassword
+	logger    *slog.Logger
+	keys      *lru.Cache[string, cachedKey]
+	jobs      *queue // bounds concurrent repository verifications (I/O)
+	derive    *queue // bounds concurrent scrypt derivations (CPU, memory)
+	timeout   time.Duration
+	base      context.Context // cancelled by Repo.Close
 
 	mu       sync.Mutex
 	snaps    map[string]map[string]repo.Snapshot // dir → id → verified snapshot
@@ -47,18 +51,52 @@ type verifier struct {
 	inflight map[string]chan struct{}            // dir → closed when its verification ends
 }
 
-func newVerifier(base context.Context, store Storage, dec *decoder, o Options) (*verifier, error) {
+// pvcPassword is a PVC's own repository password and where it came from.
+type pvcPassword struct {
+	secret repo.Secret
+	pvc    repo.PVC
+}
+
+func newVerifier(base context.Context, store Storage, dec *decoder, o Options, l layout) (*verifier, error) {
 	keys, err := lru.New[string, cachedKey](o.KeyCacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("restic: key cache: %w", err)
 	}
 
+	passwords := make(map[string]pvcPassword, len(o.Passwords))
+	for pvc, pw := range o.Passwords {
+		passwords[l.dir(pvc)] = pvcPassword{secret: pw, pvc: pvc}
+	}
+
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+
 	return &verifier{
-		store: store, dec: dec, password: o.Password, keys: keys, timeout: o.VerifyTimeout, base: base,
+		store: store, dec: dec, password: o.Password, passwords: passwords, logger: logger,
+		keys: keys, timeout: o.VerifyTimeout, base: base,
 		jobs: newQueue(o.ListConcurrency), derive: newQueue(o.VerifyConcurrency),
 		snaps: map[string]map[string]repo.Snapshot{}, failed: map[string]error{}, denied: map[string]string{},
 		inflight: map[string]chan struct{}{},
 	}, nil
+}
+
+// hasPassword reports whether a password is known for the repository at dir.
+func (v *verifier) hasPassword(dir string) bool {
+	_, own := v.passwords[dir]
+
+	return own || v.password != ""
+}
+
+// passwordFor returns the password of the repository at dir and where it comes from, for
+// messages: its PVC's own file of RESTIC_PASSWORDS_DIR, or RESTIC_PASSWORD.
+func (v *verifier) passwordFor(dir string) (repo.Secret, string) {
+	if p, ok := v.passwords[dir]; ok {
+		return p.secret, fmt.Sprintf("the file %s.%s of RESTIC_PASSWORDS_DIR", p.pvc.Namespace, p.pvc.Name)
+	}
+
+	return v.password, "RESTIC_PASSWORD"
 }
 
 // refresh forgets repositories and snapshots no longer listed, starts a background verification
