@@ -72,61 +72,6 @@ func cliLimits(version string, suites []string) (limits map[string]string, known
 	return limits, true
 }
 
-// clientCLILimit names the CLIs that cannot evaluate the CEL policies' TLS client,
-// http.Client(caBundle).Get(...), with a mocked oracle: the 1.19.1 CLI wraps the client in its
-// mock (pkg/cel/libs/http_mock.go, mockAwareHTTPContext), a type the http library's Get
-// overloads do not take ("no such overload"). The real engine is not affected (make e2e runs
-// the CEL set over TLS on 1.19.1's controllers). Those CLIs run the suites on a copy of the
-// policies whose client is the plain http one, which changes nothing else the suites check; a
-// check on the unchanged files shows when the CLI is fixed.
-var clientCLILimit = map[string]string{"v1.19.1": "no such overload: Get(libs.mockAwareHTTPContext"} //nolint:gochecknoglobals // a table
-
-var httpClientCall = regexp.MustCompile(`http\.Client\("(?:[^"\\]|\\.)*"\)`)
-
-// withPlainHTTPClient copies the policy sets and suites to a new directory, the CEL policies'
-// http.Client("<CA>") replaced by http, and returns it.
-func withPlainHTTPClient(t *testing.T) string {
-	t.Helper()
-
-	// The suites reach the chart's CRDs at ../chart: the copy sits beside a link to it.
-	root := filepath.Join(t.TempDir(), "policies")
-
-	chart, err := filepath.Abs(filepath.Join("..", "chart"))
-	if err == nil {
-		err = os.MkdirAll(root, 0o755)
-	}
-
-	if err == nil {
-		err = os.Symlink(chart, filepath.Join(filepath.Dir(root), "chart"))
-	}
-
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	err = filepath.WalkDir(".", func(path string, d os.DirEntry, err error) error {
-		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".yaml") {
-			return err
-		}
-
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-
-		if err := os.MkdirAll(filepath.Join(root, filepath.Dir(path)), 0o755); err != nil {
-			return err
-		}
-
-		return os.WriteFile(filepath.Join(root, path), httpClientCall.ReplaceAll(raw, []byte("http")), 0o600)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	return root
-}
-
 var passed = regexp.MustCompile(`Test Summary: ([1-9][0-9]*) tests passed and 0 tests failed`)
 
 // TestKyvernoTestSuites runs every suite under tests/ (a directory holding kyverno-test.yaml)
@@ -172,18 +117,7 @@ func TestKyvernoTestSuites(t *testing.T) {
 		}
 
 		t.Run(version, func(t *testing.T) {
-			cli, root := filepath.Join(dir, "kubectl-kyverno"), "."
-
-			if why, ok := clientCLILimit[version]; ok {
-				out, _ := exec.Command(cli, "test", "--remove-color", "--detailed-results", filepath.Join("tests", "cel", "not-ready")).CombinedOutput() //nolint:gosec // pinned tool
-				if !strings.Contains(string(out), why) {
-					t.Errorf("the %s CLI evaluates http.Client(...) now (no %q): remove it from clientCLILimit\n%s", version, why, out)
-				}
-
-				root = withPlainHTTPClient(t)
-			}
-
-			runSuites(t, cli, root, suites, limits)
+			runSuites(t, filepath.Join(dir, "kubectl-kyverno"), ".", suites, limits)
 		})
 	}
 

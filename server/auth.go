@@ -214,6 +214,8 @@ func forbidden(caller Caller, a Access, reason string) string {
 // deny ends the request with code and the message: an unknown decision on /exists and /explain,
 // an error body elsewhere.
 func (h *handler) deny(c *gin.Context, code int, msg string) {
+	h.logger.Debug("refused", "code", code, "endpoint", c.FullPath(), "reason", msg) // msg names the caller, never the token
+
 	if code == http.StatusUnauthorized {
 		c.Header("WWW-Authenticate", `Bearer realm="backup-oracle"`)
 	}

@@ -713,13 +713,16 @@ and 127.0.0.1 (kubectl port-forward).
 {{- end -}}
 {{- end -}}
 
-{{/* The CEL http client: one trusting the oracle's CA over TLS. */}}
+{{/*
+The CEL http client: the library's own, which trusts the admission controller's system trust
+store, so over TLS the oracle's CA must be there (Kyverno's chart: admissionController
+caCertificates.data, README "Who may ask"). Not http.Client(caBundle): on every supported version
+(1.17.2-1.19.1) it returns a value the Get overloads do not take ("no such overload:
+Get(http.contextImpl, ...)", kyverno/sdk extensions/cel/libs/http/impl.go, http_client_string
+wraps the *contextImpl that contextImpl.Client returns), seen on the real controllers in make e2e.
+*/}}
 {{- define "bo.celHTTP" -}}
-{{- if .Values.tls.enabled -}}
-http.Client({{ include "bo.caBundle" . | toJson }})
-{{- else -}}
 http
-{{- end -}}
 {{- end -}}
 
 {{/*

@@ -147,7 +147,7 @@ var (
 
 // normaliseGenerated replaces what the chart generates at each render (the CA, the serving
 // certificate and key, the policies' token) by fixed text: the example CA of
-// testdata/example-ca.pem (a valid certificate, so the CEL policies' http.Client accepts it in
+// testdata/example-ca.pem (a valid certificate, as the ClusterPolicies' caBundle must be in
 // kyverno test) and base64("generated").
 func normaliseGenerated(t *testing.T, out string) string {
 	t.Helper()

@@ -85,7 +85,7 @@ func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleB
 	o := newOracle(t, s, oracleBin, repos.green)
 	o.start(t)
 
-	sendKyvernoToken(t, s) // as Kyverno's chart has it; the plain oracle ignores it
+	prepareKyvernoClient(t, s) // as Kyverno's chart has it; the plain oracle ignores the token
 	s.startKyverno(t, k, true)
 	t.Run("default-http-flags", func(t *testing.T) { defaultHTTPFlags(t, s.kube, helm, k, o, results) })
 

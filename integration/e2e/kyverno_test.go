@@ -180,7 +180,12 @@ func kyvernoEnv(name, svc string) []string {
 func (s *stack) startAdmissionController(t *testing.T, k kyvernoUnderTest, defaultHTTP bool) *proc {
 	t.Helper()
 
-	bin, env, wrap := s.scopedToken(k, k.bin("kyverno"), kyvernoEnv("kyverno-admission-controller", "kyverno-svc"))
+	env := kyvernoEnv("kyverno-admission-controller", "kyverno-svc")
+	if s.oracleCA != nil {
+		env = append(env, "SSL_CERT_FILE="+s.oracleCA.File)
+	}
+
+	bin, env, wrap := s.scopedToken(k, k.bin("kyverno"), env)
 	p := startProc(t, s.dir, "kyverno-admission-controller", bin, env,
 		append(wrap, append(s.kyvernoFlags(t, k, defaultHTTP), "--serverIP="+hostPort(s.webhookPort), "--webhookServerHost=127.0.0.1",
 			fmt.Sprintf("--webhookServerPort=%d", s.webhookPort),

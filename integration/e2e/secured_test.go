@@ -45,14 +45,15 @@ type securedStack struct {
 }
 
 // whoMayAsk runs, on stack s of Kyverno version k (the suite's, whose admission controller
-// already sends its projected token: sendKyvernoToken), both policy sets against a second,
+// already sends its projected token and trusts s.oracleCA: prepareKyvernoClient), both policy sets against a second,
 // secured oracle on repository; with callers (the newest version) it also checks the oracle's
 // answers to callers without a token, with a token of another audience, without RBAC, a
 // namespace's viewer, an operator (API, console, CLI), and a certificate renewed on disk.
 func whoMayAsk(t *testing.T, s *stack, helm string, k kyvernoUnderTest, oracleBin, repository string, callers bool) {
 	start := time.Now()
 
-	ss := &securedStack{s: s, helm: helm, ca: harness.NewTestCA(t, s.dir), port: freePort(t)}
+	require.NotNil(t, s.oracleCA, "prepareKyvernoClient ran before Kyverno started")
+	ss := &securedStack{s: s, helm: helm, ca: s.oracleCA, port: freePort(t)}
 	ss.certs = [2]string{filepath.Join(s.dir, "tls.crt"), filepath.Join(s.dir, "tls.key")}
 	ss.ca.Issue(t, ss.certs[0], ss.certs[1], 1)
 
@@ -103,10 +104,14 @@ func whoMayAsk(t *testing.T, s *stack, helm string, k kyvernoUnderTest, oracleBi
 	t.Logf("Kyverno %s: secured oracle checked in %s", k.version, time.Since(start).Round(time.Millisecond))
 }
 
-// sendKyvernoToken makes the admission controller s starts next send, on service calls, a token
-// of its service account for Kyverno's audience, as Kyverno's chart projects it (apiCallToken).
-func sendKyvernoToken(t *testing.T, s *stack) {
+// prepareKyvernoClient makes the admission controller s starts next send, on service calls, a
+// token of its service account for Kyverno's audience, as Kyverno's chart projects it
+// (apiCallToken), and trust the CA of the secured oracle (s.oracleCA), as Kyverno's chart's
+// caCertificates.data makes it.
+func prepareKyvernoClient(t *testing.T, s *stack) {
 	t.Helper()
+
+	s.oracleCA = harness.NewTestCA(t, s.dir)
 
 	s.kube.apply(t, kyvernoSetup)
 	ss := &securedStack{s: s}
@@ -142,7 +147,10 @@ func (ss *securedStack) gates(t *testing.T, set policySet) {
 	}
 
 	policies := render(t, ss.helm, "default", ss.chartArgs(set.engine, show...)...)
-	require.Contains(t, policies, "BEGIN CERTIFICATE", "the policies carry the oracle's CA")
+	require.Contains(t, policies, "https://"+hostPort(ss.port))
+	if set.engine == "clusterpolicy" { // the CEL set's client trusts the controller's trust store (prepareKyvernoClient)
+		require.Contains(t, policies, "BEGIN CERTIFICATE", "the ClusterPolicies carry the oracle's CA")
+	}
 	ss.s.kube.apply(t, policies)
 
 	t.Cleanup(func() {

@@ -38,6 +38,10 @@ type stack struct {
 	// service calls (as Kyverno's chart projects it: a token of its service account for the
 	// audience kyverno-svc.kyverno.io).
 	kyvernoToken string
+	// oracleCA, when set, signs the secured oracle's certificate; the admission controller
+	// trusts it as its system trust store (SSL_CERT_FILE), as Kyverno's chart's
+	// caCertificates.data has it: the CEL set's http library trusts nothing else.
+	oracleCA *harness.TestCA
 }
 
 // startStack starts etcd and kube-apiserver and registers the cleanup that stops everything in

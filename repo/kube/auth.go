@@ -81,9 +81,14 @@ func SubjectAccessReviewRule() Rule {
 // concurrent use.
 type Authenticator struct {
 	delegate authenticator.Request
-	tokens   *expirable.LRU[[sha256.Size]byte, tokenResult]
-	refused  *expirable.LRU[[sha256.Size]byte, tokenResult]
-	runners  []func(context.Context)
+	// audiences go into each request's context: the token authenticator puts them in the
+	// TokenReview's spec.audiences only from there (k8s.io/apiserver's webhook token
+	// authenticator, AuthenticateToken; the API server itself sets them in its
+	// WithAuthentication filter). Without them the review checks the API server's audience.
+	audiences authenticator.Audiences
+	tokens    *expirable.LRU[[sha256.Size]byte, tokenResult]
+	refused   *expirable.LRU[[sha256.Size]byte, tokenResult]
+	runners   []func(context.Context)
 }
 
 type tokenResult struct {
@@ -129,6 +134,7 @@ func (c *Client) Authenticator(cfg AuthConfig) (*Authenticator, error) {
 	size := max(cfg.CacheSize, 1)
 	ttl := max(cfg.CacheTTL, time.Second)
 	a.delegate = delegate
+	a.audiences = cfg.Audiences
 	a.tokens = expirable.NewLRU[[sha256.Size]byte, tokenResult](size, nil, ttl)
 	a.refused = expirable.NewLRU[[sha256.Size]byte, tokenResult](size, nil, max(ttl/10, time.Second))
 
@@ -162,6 +168,10 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, bool, error) {
 		if res, ok := a.refused.Get(key); ok {
 			return Identity{}, false, res.err
 		}
+	}
+
+	if len(a.audiences) > 0 {
+		r = r.WithContext(authenticator.WithAudiences(r.Context(), a.audiences))
 	}
 
 	resp, ok, err := a.delegate.AuthenticateRequest(r)
