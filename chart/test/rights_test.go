@@ -12,9 +12,6 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// right is one (namespace, API group, resource, verb): a rule flattened.
-type right struct{ namespace, group, resource, verb string }
-
 // rule is an RBAC rule, as `backup-oracle rights -o json` prints it and as a Role holds it.
 type rule struct {
 	Namespace string   `json:"namespace" yaml:"-"`
