@@ -37,6 +37,7 @@ const (
 // securedStack is a stack with a secured oracle.
 type securedStack struct {
 	s      *stack
+	k      kyvernoUnderTest
 	helm   string
 	ca     *harness.TestCA
 	certs  [2]string // the oracle's certificate and key files
@@ -53,7 +54,7 @@ func whoMayAsk(t *testing.T, s *stack, helm string, k kyvernoUnderTest, oracleBi
 	start := time.Now()
 
 	require.NotNil(t, s.oracleCA, "prepareKyvernoClient ran before Kyverno started")
-	ss := &securedStack{s: s, helm: helm, ca: s.oracleCA, port: freePort(t)}
+	ss := &securedStack{s: s, k: k, helm: helm, ca: s.oracleCA, port: freePort(t)}
 	ss.certs = [2]string{filepath.Join(s.dir, "tls.crt"), filepath.Join(s.dir, "tls.key")}
 	ss.ca.Issue(t, ss.certs[0], ss.certs[1], 1)
 
@@ -160,6 +161,11 @@ func (ss *securedStack) gates(t *testing.T, set policySet) {
 
 	var got map[string]any
 
+	if set.engine == "cel" && ss.k.mutatingNoResourceLib {
+		ss.failSafe(t)
+		return
+	}
+
 	took, ok := eventually(90*time.Second, 500*time.Millisecond, func() bool {
 		got = ss.dryRunPVC(t, securedA, "data")
 		return str(got, "spec", "dataSourceRef", "name") == "data-backup"
@@ -173,6 +179,24 @@ func (ss *securedStack) gates(t *testing.T, set policySet) {
 
 	want := map[string]string{"clusterpolicy": "system:serviceaccount:kyverno:kyverno-admission-controller", "cel": "backup-oracle:static-token"}[set.engine]
 	assert.Contains(t, ss.oracle.Stderr(), `user=`+want, "the oracle authorised the identity the %s set sends", set.engine)
+}
+
+// failSafe: on a version whose MutatingPolicy cannot read the token (mutatingNoResourceLib),
+// the CEL set denies the PVC with a backup (the mutation did not apply) once its validation
+// reached the oracle as the static token's caller; a PVC without backup is still admitted.
+func (ss *securedStack) failSafe(t *testing.T) {
+	var got map[string]any
+
+	_, ok := eventually(90*time.Second, 500*time.Millisecond, func() bool {
+		got = ss.dryRunPVC(t, securedA, "data")
+		return strings.Contains(str(got, "message"), "the mutation did not apply")
+	})
+	require.True(t, ok, "the PVC with a backup is denied (no data source): %v\n%s", got, ss.oracle.Stderr())
+
+	fresh := ss.dryRunPVC(t, securedA, "never-backed-up")
+	assert.Equal(t, "never-backed-up", str(fresh, "metadata", "name"), "admitted: %v", fresh)
+	assert.Contains(t, ss.oracle.Stderr(), "user=backup-oracle:static-token", "the validation asked as the static token's caller")
+	t.Logf("Kyverno %s, CEL set with authentication: the PVC to restore denied, fail safe (%s)", ss.k.version, str(got, "message"))
 }
 
 // dryRunPVC sends a server-side dry-run create of a labelled PVC and returns what admission made

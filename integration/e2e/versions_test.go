@@ -40,6 +40,11 @@ type kyvernoRelease struct {
 	// $KYVERNO_SCOPED_TOKEN_PATH (1.18+); 1.17.2 reads /var/run/secrets/kyverno/apicall/token
 	// only (pkg/engine/apicall/executor.go, getToken).
 	scopedTokenEnv bool
+	// mutatingNoResourceLib: a MutatingPolicy cannot evaluate the resource library (1.17.2:
+	// "nil pointer dereference" evaluating a variable that reads a Secret with resource.Get), so
+	// the CEL set with authentication, whose token comes from resource.Get, never mutates: the
+	// ValidatingPolicy then denies the PVCs to restore (fail safe; README, "Who may ask").
+	mutatingNoResourceLib bool
 	// restic: the restic scenarios (upstream VolSync's controller and its restic mover script run
 	// by the Job runner, backups restored byte for byte) run on this version: the newest only.
 	// They prove that the movers and the oracle agree, which does not depend on Kyverno's version:
@@ -94,7 +99,7 @@ const (
 // two lists differ, so a version is never run without expectations, nor dropped silently.
 var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	{
-		version: "v1.17.2", layouts: true,
+		version: "v1.17.2", layouts: true, mutatingNoResourceLib: true,
 		sets: map[string]setExpectations{
 			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
 			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
