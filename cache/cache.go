@@ -40,6 +40,14 @@ const (
 var ErrEmptyIndex = errors.New("the backend holds no backup at all, which is what a wrong path, prefix or bucket looks like; " +
 	"for a new installation with no backup yet, set ALLOW_EMPTY_INDEX=true until the first backup exists")
 
+// ErrNothingRestorable is the reason an index holding snapshots, none of which the movers would
+// restore, is refused like an empty one (see Options.AllowEmpty): a backup the mover skips is no
+// backup, and a fleet of them is what snapshots written by another tool or for another path
+// look like.
+var ErrNothingRestorable = errors.New("the backend holds snapshots, but none VolSync's mover would restore " +
+	"(restic: its hostname, a tag or its first path must contain /data; GET /explain/<namespace>/<pvc> of one of them says why); " +
+	"for a new installation with no backup of the movers' yet, set ALLOW_EMPTY_INDEX=true until the first backup exists")
+
 // ErrNoFittingSource is the reason an index whose sources none of the identity settings could
 // have produced is refused (see Options.AllowEmpty): settings that differ from the movers'
 // (another source name template, path or hostname) make every PVC answer fresh.
@@ -226,6 +234,8 @@ func (c *Cache) Refresh(ctx context.Context) error {
 	switch {
 	case err == nil && idx == nil:
 		err = fmt.Errorf("%s: loader returned no index: %w", c.opts.Backend, repo.ErrUnavailable)
+	case err == nil && idx.Stats().Sources == 0 && idx.Stats().Unrestorable > 0 && !c.opts.AllowEmpty:
+		err = fmt.Errorf("%s: %w: %w: %d snapshot(s) read", c.opts.Backend, repo.ErrUnavailable, ErrNothingRestorable, idx.Stats().Unrestorable)
 	case err == nil && idx.Stats().Sources == 0 && !c.opts.AllowEmpty:
 		err = fmt.Errorf("%s: %w: %w", c.opts.Backend, repo.ErrUnavailable, ErrEmptyIndex)
 	case err == nil && idx.Stats().Fitting == 0 && !c.opts.AllowEmpty:

@@ -41,6 +41,8 @@ type fakeIndex struct {
 	// FindSource's error.
 	named    map[repo.KopiaSource]int
 	namedErr error
+	// unrestorable counts snapshots the movers would not restore (IndexStats.Unrestorable).
+	unrestorable int
 }
 
 func (f *fakeIndex) NearMisses(pvc repo.PVC) []repo.NearMiss {
@@ -72,6 +74,8 @@ func (f *fakeIndex) Stats() repo.IndexStats {
 	if f.unfit {
 		st.Fitting = 0
 	}
+
+	st.Unrestorable = f.unrestorable
 
 	return st
 }
@@ -568,16 +572,25 @@ func TestUnfitIndexIsRefusedUnlessAllowed(t *testing.T) {
 	}}
 
 	for _, allow := range []bool{false, true} {
-		c, err := cache.New(cache.Options{Backend: "fake", Loader: unfit, AllowEmpty: allow})
+		reg := prometheus.NewRegistry()
+		c, err := cache.New(cache.Options{Backend: "fake", Loader: unfit, AllowEmpty: allow, Metrics: cache.NewMetrics(reg)})
 		require.NoError(t, err)
 
 		err = c.Refresh(context.Background())
+
+		// The fake's sources carry no layout (nothing considered): the fit is whole, not 0/0.
+		assert.Equal(t, 1.0, gaugeValue(t, reg, "backup_oracle_index_layout_fit_ratio"))
+
 		if allow {
 			require.NoError(t, err, "ALLOW_EMPTY_INDEX is the explicit override")
 			assert.Equal(t, repo.Fresh, c.Lookup(context.Background(), none).Decision)
+			assert.Nil(t, c.Status().Refused, "an index in use is not refused")
 
 			continue
 		}
+
+		require.NotNil(t, c.Status().Refused, "/status shows what the refused load read")
+		assert.Equal(t, 1, c.Status().Refused.Sources)
 
 		require.ErrorIs(t, err, cache.ErrNoFittingSource)
 		require.ErrorIs(t, err, repo.ErrUnavailable)
@@ -613,6 +626,28 @@ func TestEmptyIndexIsRefusedUnlessAllowed(t *testing.T) {
 			assert.Contains(t, a.Reason.Error(), "ALLOW_EMPTY_INDEX=true")
 		})
 	}
+}
+
+// TestOnlyUnrestorableIsRefusedUnlessAllowed: a backend whose snapshots the movers would all skip
+// holds no backup: refused like an empty one, with a reason that says so (not "no backup at all").
+func TestOnlyUnrestorableIsRefusedUnlessAllowed(t *testing.T) {
+	skipped := &fakeLoader{load: func(context.Context) (repo.Index, error) { return &fakeIndex{unrestorable: 3}, nil }}
+
+	c, err := cache.New(cache.Options{Backend: "fake", Loader: skipped})
+	require.NoError(t, err)
+
+	err = c.Refresh(context.Background())
+	require.ErrorIs(t, err, cache.ErrNothingRestorable)
+	require.ErrorIs(t, err, repo.ErrUnavailable)
+	assert.NotErrorIs(t, err, cache.ErrEmptyIndex)
+	assert.Contains(t, err.Error(), "3 snapshot(s) read")
+	assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision)
+	require.NotNil(t, c.Status().Refused)
+	assert.Equal(t, 3, c.Status().Refused.Unrestorable)
+
+	allowed, err := cache.New(cache.Options{Backend: "fake", Loader: skipped, AllowEmpty: true})
+	require.NoError(t, err)
+	require.NoError(t, allowed.Refresh(context.Background()), "ALLOW_EMPTY_INDEX is the explicit override")
 }
 
 func TestExplain(t *testing.T) {
@@ -894,4 +929,24 @@ func TestRefreshRejectsNoIndex(t *testing.T) {
 	require.ErrorIs(t, err, repo.ErrUnavailable)
 	assert.Contains(t, err.Error(), "loader returned no index")
 	assert.Equal(t, repo.Unknown, c.Lookup(context.Background(), none).Decision)
+}
+
+// gaugeValue is the value of the gauge name's only sample in reg.
+func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			require.Len(t, mf.GetMetric(), 1, name)
+
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+
+	t.Fatalf("no metric %s", name)
+
+	return 0
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -260,6 +262,62 @@ func TestDocsLinksExist(t *testing.T) {
 			target := filepath.Join(filepath.Dir(doc), m[1])
 			_, err := os.Stat(target)
 			assert.NoError(t, err, "%s links to %s", doc, m[1])
+
+			if m[2] != "" && err == nil && strings.HasSuffix(target, ".md") {
+				assert.Contains(t, headingAnchors(t, target), m[2][1:], "%s links to a heading of %s", doc, m[1])
+			}
+		}
+
+		// Links within the same document: [text](#anchor).
+		anchors := headingAnchors(t, doc)
+		for _, m := range regexp.MustCompile(`\]\(#([^)]+)\)`).FindAllStringSubmatch(readDoc(t, doc), -1) {
+			assert.Contains(t, anchors, m[1], "%s links to its own heading #%s", doc, m[1])
 		}
 	}
+}
+
+// headingAnchors are the anchors GitHub gives the headings of a Markdown file: lower case,
+// punctuation other than '-' and '_' removed, spaces as '-', a repeated one suffixed -1, -2...
+// (github/cmark-gfm's extension and GitHub's renderer; restated, not copied). Headings inside
+// fenced code blocks are not headings.
+func headingAnchors(t *testing.T, doc string) map[string]bool {
+	t.Helper()
+
+	anchors := map[string]bool{}
+	seen := map[string]int{}
+	inFence := false
+
+	for _, line := range strings.Split(readDoc(t, doc), "\n") {
+		if strings.HasPrefix(line, "```") {
+			inFence = !inFence
+		}
+
+		if inFence || !strings.HasPrefix(line, "#") {
+			continue
+		}
+
+		text := strings.TrimSpace(strings.TrimLeft(line, "#"))
+
+		var b strings.Builder
+
+		for _, r := range strings.ToLower(text) {
+			switch {
+			case r == ' ':
+				b.WriteRune('-')
+			case r == '-' || r == '_' || unicode.IsLetter(r) || unicode.IsDigit(r):
+				b.WriteRune(r)
+			}
+		}
+
+		a := b.String()
+		if n := seen[a]; n > 0 {
+			anchors[fmt.Sprintf("%s-%d", a, n)] = true
+		} else {
+			anchors[a] = true
+		}
+
+		seen[a]++
+	}
+
+	return anchors
 }

@@ -32,6 +32,8 @@ func TestKopiaPVCOf(t *testing.T) {
 		{"onedr0p style: RS named after the app", repo.KopiaIdentity{SourceName: "{pvc}", Path: "/data"}, "gitea@apps:/data", repo.PVC{Namespace: "apps", Name: "gitea"}},
 		{"explicit username and hostname templates", repo.KopiaIdentity{UserName: "{pvc}", HostName: "{namespace}.prod", Path: "/data"}, "my.db@web.prod:/data", repo.PVC{Namespace: "web", Name: "my.db"}},
 		{"explicit hostname not matching: nothing", repo.KopiaIdentity{UserName: "{pvc}", HostName: "{namespace}.prod", Path: "/data"}, "db@web.staging:/data", repo.PVC{}},
+		{"hostname template, username not ours: the namespace from the template's group", repo.KopiaIdentity{UserName: "{pvc}", HostName: "{namespace}-prod", Path: "/data"}, "other@web-prod:/var/lib", repo.PVC{Namespace: "web"}},
+		{"a namespace of 63 characters, the longest allowed", def, "redis@" + strings.Repeat("n", 63) + ":/var/lib/redis", repo.PVC{Namespace: strings.Repeat("n", 63)}},
 		{"kopiur style path", repo.KopiaIdentity{UserName: "daily", HostName: "{namespace}", SourceName: "x", Path: "/pvc/data"}, "daily@web:/pvc/data", repo.PVC{Namespace: "web"}},
 		{"namespace in the source name", repo.KopiaIdentity{SourceName: "{namespace}-{pvc}", Path: "/data"}, "web-app@web:/data", repo.PVC{Namespace: "web", Name: "app"}},
 		{"namespace in the source name disagreeing with the host", repo.KopiaIdentity{SourceName: "{namespace}-{pvc}", Path: "/data"}, "db-app@web:/data", repo.PVC{Namespace: "web"}},

@@ -123,9 +123,12 @@ func TestParsePointInTime(t *testing.T) {
 		assert.Contains(t, err.Error(), "asOf")
 	}
 
-	n, err := repo.ParsePrevious("2")
-	require.NoError(t, err)
-	assert.Equal(t, 2, n)
+	// The edges of the documented range, 0 (the newest) and 10000, are accepted.
+	for s, want := range map[string]int{"0": 0, "2": 2, "10000": 10000} {
+		n, err := repo.ParsePrevious(s)
+		require.NoError(t, err, s)
+		assert.Equal(t, want, n, s)
+	}
 
 	for _, bad := range []string{"", "-1", "x", "1.5", "10001"} {
 		_, err := repo.ParsePrevious(bad)

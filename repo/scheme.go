@@ -168,7 +168,7 @@ func LearnNamingSchemes(users []HostUser, paths []string, id KopiaIdentity, decl
 	}
 
 	slices.SortFunc(s.Learned, func(a, b NamingScheme) int {
-		return cmp.Or(b.Usernames-a.Usernames, strings.Compare(a.Template(), b.Template()))
+		return cmp.Or(cmp.Compare(b.Usernames, a.Usernames), strings.Compare(a.Template(), b.Template()))
 	})
 
 	return s
@@ -204,14 +204,17 @@ func schemeWord(a NamingScheme, host string, names map[string]bool) bool {
 }
 
 // wordAffixes returns a username's first word as a prefix and its last word as a suffix, each
-// with its separator; nothing for a one-word username.
+// with its separator; nothing for a one-word username. Separators at either end are no word
+// ("_a-snap" carries "-snap"; an explicit username is stored verbatim, so it may have them).
 func wordAffixes(user string) []NamingScheme {
-	first := strings.IndexAny(user, "-_")
-	last := strings.LastIndexAny(user, "-_")
+	user = strings.Trim(user, "-_")
 
-	if first <= 0 || last >= len(user)-1 {
+	first := strings.IndexAny(user, "-_")
+	if first == -1 {
 		return nil
 	}
+
+	last := strings.LastIndexAny(user, "-_")
 
 	return []NamingScheme{{Affix: user[:first+1], Prefix: true}, {Affix: user[last:]}}
 }

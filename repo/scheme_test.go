@@ -66,6 +66,16 @@ func TestLearnNamingSchemes(t *testing.T) {
 		{"a minority scheme that rules its namespaces", append(many("legacy", "-bk", 4), many("other", "", 30)...), byPVC, []string{"{pvc}-bk:4"}},
 		{"underscores separate words too", users("web", "a_bk", "b_bk"), byPVC, []string{"{pvc}_bk:2"}},
 		{"a trailing separator is not a word", users("web", "a-", "b-", "c-"), byPVC, []string{}},
+		{"separators at the ends are no words: the prefix is still one", users("web", "snap-a-", "snap-b-", "snap-c-"), byPVC, []string{"snap-{pvc}:3"}},
+		{"separators at the ends are no words: the suffix is still one", users("web", "_a-snap", "_b-snap", "-c-snap"), byPVC, []string{"{pvc}-snap:3"}},
+		{"a StatefulSet ordinal, even 9, is a name", users("web", "a-9", "b-9", "c-9"), byPVC, []string{}},
+		{"most carried first, then by template", users("web", "a-volsync", "b-volsync", "c-volsync", "snap-a", "snap-b"), byPVC,
+			[]string{"{pvc}-volsync:3", "snap-{pvc}:2"}},
+		{"three carriers rule a namespace of three", append(many("legacy", "-bk", 3), many("other", "", 30)...), byPVC, []string{"{pvc}-bk:3"}},
+		{"two thirds of a namespace exactly", append(append(many("legacy", "-bk", 4), users("legacy", "x", "y")...), many("other", "", 30)...), byPVC,
+			[]string{"{pvc}-bk:4"}},
+		{"less than two thirds of a namespace, and of the repository", append(append(many("legacy", "-bk", 3), many("legacy", "", 7)...), many("other", "", 30)...), byPVC,
+			[]string{}},
 	}
 
 	for _, tc := range cases {
@@ -123,6 +133,15 @@ func TestSchemeUsernames(t *testing.T) {
 	assert.Contains(t, longGot, "snap-"+strings.Repeat("l", 45))
 	assert.Contains(t, got["myapp-volsync"].Describe(), "KOPIA_SOURCE_NAME_TEMPLATE={pvc}-volsync")
 	assert.Contains(t, got["myapp-volsync"].Describe(), `"-volsync" is carried by 2 usernames of the repository`)
+	assert.Contains(t, got["myapp-dst"].Describe(), "(a known naming scheme;", "a scheme on the known list only")
+	assert.NotContains(t, longGot, "volsync", "no settings' username: no empty stem")
+	assert.NotContains(t, longGot, "snap")
+
+	// A settings' username other than the sanitised name is a second stem.
+	custom := s.Usernames(repo.PVC{Namespace: "media", Name: "db"}, "db-custom")
+	require.Contains(t, custom, "db-custom-volsync")
+	assert.True(t, custom["db-custom-volsync"].OfSettings)
+	assert.False(t, custom["db-volsync"].OfSettings)
 }
 
 func TestParseSchemes(t *testing.T) {
@@ -154,6 +173,11 @@ func TestParseSchemes(t *testing.T) {
 func TestLayoutFitWarning(t *testing.T) {
 	assert.Empty(t, repo.LayoutFit{Considered: 4, Expected: 2}.Warning(), "half is not a minority")
 	assert.Empty(t, repo.LayoutFit{}.Warning())
+	assert.NotEmpty(t, repo.LayoutFit{Considered: 3, Expected: 1}.Warning(), "less than half is")
+
+	w0 := repo.LayoutFit{Considered: 3}.Warning()
+	assert.Contains(t, w0, "fit 0 of the 3 sources", "no other scheme named")
+	assert.NotContains(t, w0, "KOPIA_SOURCE_NAME_TEMPLATE")
 
 	w := repo.LayoutFit{Considered: 5, Expected: 1, Others: []repo.SchemeCount{{Scheme: "{pvc}-volsync", Sources: 4}}}.Warning()
 	assert.Contains(t, w, "fit 1 of the 5 sources")

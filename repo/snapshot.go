@@ -84,6 +84,10 @@ type IndexStats struct {
 	// them). A repository holding sources but none fitting is what identity settings that
 	// differ from the movers' look like.
 	Fitting int
+	// Unrestorable counts the snapshots read that the movers would not restore (restic: outside
+	// the mover's "/data" rule, see repo/restic mover.go), counted in neither Snapshots nor
+	// Sources: a backend holding only those holds no backup.
+	Unrestorable int
 	// Layout is how well the settings fit the sources, and the schemes the others follow
 	// (Kopia; the zero value elsewhere).
 	Layout LayoutFit

@@ -41,9 +41,11 @@ type backendStatus struct {
 	Sources     int        `json:"sources"`
 	Snapshots   int        `json:"snapshots"`
 	// FittingSources counts the sources the identity settings could have produced.
-	FittingSources int      `json:"fittingSources"`
-	RepositoryID   string   `json:"repositoryID,omitempty"`
-	IndexAgeSecond *float64 `json:"indexAgeSeconds,omitempty"`
+	FittingSources int `json:"fittingSources"`
+	// UnrestorableSnapshots counts the snapshots read that the movers would not restore.
+	UnrestorableSnapshots int      `json:"unrestorableSnapshots,omitempty"`
+	RepositoryID          string   `json:"repositoryID,omitempty"`
+	IndexAgeSecond        *float64 `json:"indexAgeSeconds,omitempty"`
 	// Layout is how well the identity settings fit the sources (Kopia).
 	Layout *layoutStatus `json:"layout,omitempty"`
 	// Refused is what the last load read before a guard refused it (no source fits the settings).
@@ -68,10 +70,11 @@ type schemeCount struct {
 }
 
 type refusedStatus struct {
-	Sources        int           `json:"sources"`
-	Snapshots      int           `json:"snapshots"`
-	FittingSources int           `json:"fittingSources"`
-	Layout         *layoutStatus `json:"layout,omitempty"`
+	Sources               int           `json:"sources"`
+	Snapshots             int           `json:"snapshots"`
+	FittingSources        int           `json:"fittingSources"`
+	UnrestorableSnapshots int           `json:"unrestorableSnapshots,omitempty"`
+	Layout                *layoutStatus `json:"layout,omitempty"`
 }
 
 func newLayoutStatus(f repo.LayoutFit) *layoutStatus {
@@ -153,12 +156,13 @@ func (h *handler) statuses() []backendStatus {
 	for _, s := range statuses {
 		b := backendStatus{
 			Backend: s.Backend, Ready: s.NotReady == nil, Generation: s.Generation,
-			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots, FittingSources: s.Stats.Fitting, RepositoryID: s.Stats.RepositoryID,
+			Sources: s.Stats.Sources, Snapshots: s.Stats.Snapshots, FittingSources: s.Stats.Fitting, UnrestorableSnapshots: s.Stats.Unrestorable, RepositoryID: s.Stats.RepositoryID,
 			Layout: newLayoutStatus(s.Stats.Layout),
 		}
 
 		if r := s.Refused; r != nil {
-			b.Refused = &refusedStatus{Sources: r.Sources, Snapshots: r.Snapshots, FittingSources: r.Fitting, Layout: newLayoutStatus(r.Layout)}
+			b.Refused = &refusedStatus{Sources: r.Sources, Snapshots: r.Snapshots, FittingSources: r.Fitting, UnrestorableSnapshots: r.Unrestorable,
+				Layout: newLayoutStatus(r.Layout)}
 		}
 
 		if s.NotReady != nil {

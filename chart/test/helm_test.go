@@ -234,29 +234,35 @@ func renderRefused(t *testing.T, values string, args ...string) (want, out strin
 	return string(m[1]), out
 }
 
-// policySets are the directories of policies/ and the chart values each is rendered from.
+// policySets are the directories of policies/ and the chart values each is rendered from: every
+// layout, mover and mode with each set (the CEL set's directory is the ClusterPolicy set's with
+// -cel, except the defaults' clusterpolicy and cel). policies/parity_test.go holds their kyverno
+// test suites to the same cases.
 var policySets = map[string][]string{
-	"clusterpolicy": {"-f", "../testdata/values/default.yaml"},
+	"clusterpolicy": {"-f", "../testdata/values/default.yaml", "--set", "policies.engine=clusterpolicy"},
 	"cel":           {"-f", "../testdata/values/default.yaml", "--set", "policies.engine=cel"},
-	"restic":        {"-f", "../testdata/values/restic.yaml"},
+	"restic":        {"-f", "../testdata/values/restic.yaml", "--set", "policies.engine=clusterpolicy"},
+	"restic-cel":    {"-f", "../testdata/values/restic.yaml", "--set", "policies.engine=cel"},
 	// Fitting existing setups (README, "Fitting an existing setup"): the ${APP}/${APP}-dst layout in
 	// gate mode, every identity setting, another snapshot path.
-	"app-layout":      {"-f", "../testdata/values/app-layout.yaml"},
-	"custom-identity": {"-f", "../testdata/values/custom-identity.yaml"},
-	"custom-path":     {"-f", "../testdata/values/custom-path.yaml"},
-	"custom-path-cel": {"-f", "../testdata/values/custom-path.yaml", "--set", "policies.engine=cel"},
+	"app-layout":          {"-f", "../testdata/values/app-layout.yaml", "--set", "policies.engine=clusterpolicy"},
+	"app-layout-cel":      {"-f", "../testdata/values/app-layout.yaml", "--set", "policies.engine=cel"},
+	"custom-identity":     {"-f", "../testdata/values/custom-identity.yaml", "--set", "policies.engine=clusterpolicy"},
+	"custom-identity-cel": {"-f", "../testdata/values/custom-identity.yaml", "--set", "policies.engine=cel"},
+	"custom-path":         {"-f", "../testdata/values/custom-path.yaml", "--set", "policies.engine=clusterpolicy"},
+	"custom-path-cel":     {"-f", "../testdata/values/custom-path.yaml", "--set", "policies.engine=cel"},
 	// Migrating from the predecessor (README): its <pvc>-volsync identity, its store's key names
 	// mapped onto the mover's, KOPIA_REPOSITORY where the movers mount the NFS export.
-	"predecessor":     {"-f", "../testdata/values/predecessor.yaml"},
+	"predecessor":     {"-f", "../testdata/values/predecessor.yaml", "--set", "policies.engine=clusterpolicy"},
 	"predecessor-cel": {"-f", "../testdata/values/predecessor.yaml", "--set", "policies.engine=cel"},
 	// Blue/green (README, "Blue/green migration"): two backends, the RD restoring from the one the
 	// oracle names, the RS backing up to the own one.
-	"blue-green":     {"-f", "../testdata/values/blue-green.yaml"},
+	"blue-green":     {"-f", "../testdata/values/blue-green.yaml", "--set", "policies.engine=clusterpolicy"},
 	"blue-green-cel": {"-f", "../testdata/values/blue-green.yaml", "--set", "policies.engine=cel"},
 }
 
 // TestPoliciesMatchRender checks that policies/<set>/ holds exactly the chart's policy templates
-// rendered for that set (clusterpolicy and cel with the default values).
+// rendered for that set.
 func TestPoliciesMatchRender(t *testing.T) {
 	for set, args := range policySets {
 		t.Run(set, func(t *testing.T) {

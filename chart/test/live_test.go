@@ -40,7 +40,7 @@ spec: {accessModes: [ReadWriteOnce], resources: {requests: {storage: 1Gi}}}
 
 // liveSets are the chart templates applied per policy engine.
 var liveSets = map[string][]string{
-	"clusterpolicy": {"--show-only", "templates/policies/clusterpolicy-admission.yaml"},
+	"clusterpolicy": {"--set", "policies.engine=clusterpolicy", "--show-only", "templates/policies/clusterpolicy-admission.yaml"},
 	"cel":           {"--set", "policies.engine=cel", "--show-only", "templates/policies/cel-validate.yaml", "--show-only", "templates/policies/cel-mutate.yaml"},
 }
 

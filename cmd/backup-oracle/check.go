@@ -88,7 +88,7 @@ func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int 
 			fmt.Fprintf(stdout, "  backend %d: FAILED: %v\n", i+1, err)
 
 			if r := c.Status().Refused; r != nil {
-				fmt.Fprintf(stdout, "  backend %d: read %d sources (%d fit the identity settings), %d snapshots\n", i+1, r.Sources, r.Fitting, r.Snapshots)
+				fmt.Fprintf(stdout, "  backend %d: read %d sources (%d fit the identity settings), %d snapshots%s\n", i+1, r.Sources, r.Fitting, r.Snapshots, unrestorable(r.Unrestorable))
 				printLayout(stdout, i+1, r.Layout)
 			}
 
@@ -103,8 +103,8 @@ func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int 
 			id = ", repository id " + st.RepositoryID
 		}
 
-		fmt.Fprintf(stdout, "  backend %d: opened: %d sources (%d fit the identity settings), %d snapshots%s\n",
-			i+1, st.Sources, st.Fitting, st.Snapshots, id)
+		fmt.Fprintf(stdout, "  backend %d: opened: %d sources (%d fit the identity settings), %d snapshots%s%s\n",
+			i+1, st.Sources, st.Fitting, st.Snapshots, unrestorable(st.Unrestorable), id)
 
 		if printLayout(stdout, i+1, st.Layout) {
 			code = 1
@@ -124,4 +124,13 @@ func printLayout(w io.Writer, n int, f repo.LayoutFit) bool {
 	}
 
 	return false
+}
+
+// unrestorable is the note on snapshots the movers would not restore, empty when there are none.
+func unrestorable(n int) string {
+	if n == 0 {
+		return ""
+	}
+
+	return fmt.Sprintf(" (and %d snapshot(s) VolSync's mover would not restore, left out)", n)
 }

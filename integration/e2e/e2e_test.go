@@ -98,6 +98,7 @@ func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleB
 	gate := setupGate(t, s, helm, promtool)
 
 	t.Run("chart/server-side-dry-run", func(t *testing.T) { chartDryRun(t, s.kube, helm) })
+	t.Run("chart/policy-set-auto", func(t *testing.T) { policySetAuto(t, s.kube, helm, k) })
 
 	var cleanups []pendingCleanup
 
@@ -249,8 +250,8 @@ func chartDryRun(t *testing.T, k *kube, helm string) {
 		values string
 		args   []string
 	}{
-		{"default", nil},
-		{"default", []string{"--set", "policies.engine=cel"}},
+		{"default", nil}, // policies.engine auto, rendered without a cluster: the CEL set
+		{"default", []string{"--set", "policies.engine=clusterpolicy"}},
 		{"existing-claim-nfs-movers", nil},
 	} {
 		manifests := render(t, helm, c.values, c.args...)

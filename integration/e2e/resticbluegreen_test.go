@@ -56,7 +56,7 @@ func (e *resticEnv) blueGreen(t *testing.T, s *stack, oracleBin string, set poli
 	values := filepath.Join(dir, "values.yaml")
 	require.NoError(t, os.WriteFile(values, []byte(resticBlueGreenValues), 0o600))
 
-	args := []string{"-f", values, "--set", "backends[0].s3.endpoint=" + e.s3.Endpoint, "--set", "backends[1].s3.endpoint=" + e.s3.Endpoint}
+	args := []string{"-f", values, "--set", "backend.s3.ca=null", "--set", "backends[0].s3.endpoint=" + e.s3.Endpoint, "--set", "backends[1].s3.endpoint=" + e.s3.Endpoint}
 
 	// The seeds' PVCs carry no backup label: the main restic oracle stands by.
 	r := &resticRun{run: &run{t: t, maxCalls: kv.sets[set.engine].maxCalls, k: s.kube, o: e.o, set: kv.version + "/restic-blue-green/" + set.engine,

@@ -56,6 +56,16 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 		}
 	}},
 	{"The chart's manifests accepted (server-side dry run)", "chart/server-side-dry-run", always(ok)},
+	{"`policies.engine: auto` (the default) on the API server's API versions: refused without `policies.kyverno.version`; with it, the set installed", "chart/policy-set-auto", func(r kyvernoRelease, _ string) string {
+		switch {
+		case r.autoSet == "cel":
+			return ok + " CEL"
+		case r.mutatingNoResourceLib:
+			return ok + " ClusterPolicy (CEL with `auth.enabled: false`)"
+		}
+
+		return ok + " ClusterPolicy (CEL with `httpBlocklistOverridden`)"
+	}},
 	{"Restore: `dataSourceRef` set, RD generated with the looked-up identity", "{set}/restore", always(ok)},
 	{"Fresh, unlabelled, excluded namespace: unchanged (0 calls for the last two)", "{set}/untouched", always(ok)},
 	{"RS generated once the PVC is bound (not on `/status` alone)", "{set}/bound", always(ok)},

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -31,6 +32,11 @@ const upgradeNamespace = "upgrade"
 // before an old one goes; an old one stops on SIGTERM after the chart's shutdown delay). A
 // prober creates PVCs throughout, and every create must be admitted, restored or denied as it
 // should: before, during (the policies replaced by Helm, the replicas rolled) and after.
+//
+// The previous release installed the ClusterPolicy set by default; this chart's default
+// (policies.engine auto) needs policies.kyverno.version on a cluster serving the CEL policies:
+// the user's values alone are refused with the sentence naming it (the previous release stays),
+// and with it stated the upgrade replaces the ClusterPolicy set by the version's autoSet.
 func upgradeFromPrevious(t *testing.T, rel released, k kyvernoUnderTest) {
 	rev := previousRelease(t)
 	prevChart := filepath.Join(checkout(t, rev, "chart"), "chart")
@@ -51,30 +57,40 @@ func upgradeFromPrevious(t *testing.T, rel released, k kyvernoUnderTest) {
 
 	svc := startService(t)
 	userArgs := []string{"-n", release, "-f", values, "--set", "policies.oracleURL=" + svc.URL()}
+	newArgs := append(slices.Clone(userArgs), "--set", "policies.kyverno.version="+k.version)
 	oci := []string{"oci://" + rel.chart, "--version", rel.version, "--plain-http"}
 
 	t.Run("oci-server-side-dry-run", func(t *testing.T) {
-		out := helmStep(t, rel, s.kube, append(append([]string{"install", release}, oci...), append(userArgs, "--dry-run=server")...)...)
+		out, err := command(rel.env, "", harness.Tool(t, "helm"), append(append(append([]string{"install", release}, oci...), userArgs...),
+			"--dry-run=server", "--kubeconfig", s.kube.kubeconfig)...)
+		require.Error(t, err, "installed without policies.kyverno.version on a cluster serving the CEL policies:\n%s", out)
+		assert.Contains(t, err.Error(), "Set policies.kyverno.version", "the refusal names the value")
+
+		out = helmStep(t, rel, s.kube, append(append([]string{"install", release}, oci...), append(newArgs, "--dry-run=server")...)...)
 		assert.Contains(t, out, "image: \""+rel.image+":"+rel.version+"\"", "the Deployment's image is the registry's")
 	})
 
 	prevEnv := replicaEnv(t, renderChart(t, rel, prevChart, userArgs...), repo, pw)
-	newEnv := replicaEnv(t, renderChart(t, rel, oci[0], append(oci[1:], userArgs...)...), repo, pw)
+	newEnv := replicaEnv(t, renderChart(t, rel, oci[0], append(oci[1:], newArgs...)...), repo, pw)
 
 	old := []*harness.Oracle{startReplica(t, svc, prevBin, prevEnv), startReplica(t, svc, prevBin, prevEnv)}
 
 	helmStep(t, rel, s.kube, append([]string{"install", release, prevChart}, userArgs...)...)
-	waitPolicies(t, s.kube, chartName(t, prevChart))
+	waitPolicies(t, s.kube, chartName(t, prevChart), "clusterpolicy")
 
-	p := newProber(s.kube, upgradeNamespace, k.sets["clusterpolicy"].nearMissReason)
+	p := newProber(s.kube, upgradeNamespace, k.sets["clusterpolicy"].nearMissReason && k.sets[k.autoSet].nearMissReason)
 	p.cycle() // before: the previous release admits as it should
 
 	ctx, stop := context.WithCancel(context.Background())
 	done := p.run(ctx)
 
 	p.setPhase("helm upgrade")
-	helmStep(t, rel, s.kube, append(append([]string{"upgrade", release}, oci...), userArgs...)...)
-	waitPolicies(t, s.kube, "backup-oracle-"+rel.version)
+	out, err := command(rel.env, "", harness.Tool(t, "helm"), append(append(append([]string{"upgrade", release}, oci...), userArgs...),
+		"--kubeconfig", s.kube.kubeconfig)...)
+	require.Error(t, err, "upgraded without policies.kyverno.version:\n%s", out)
+	assert.Contains(t, err.Error(), "Set policies.kyverno.version", "the refusal names the value")
+	helmStep(t, rel, s.kube, append(append([]string{"upgrade", release}, oci...), newArgs...)...)
+	waitPolicies(t, s.kube, "backup-oracle-"+rel.version, k.autoSet)
 
 	p.setPhase("rollout")
 	rollOut(t, svc, old, newBin, newEnv)
@@ -92,7 +108,7 @@ func upgradeFromPrevious(t *testing.T, rel released, k kyvernoUnderTest) {
 		assert.Empty(t, wrong[phase], "admission went wrong in phase %q", phase)
 	}
 
-	checkUpgraded(t, rel, s.kube, chartName(t, prevChart))
+	checkUpgraded(t, rel, s.kube, chartName(t, prevChart), k.autoSet)
 }
 
 // renderChart renders chart (a folder or an oci:// reference with its flags) as helm template.
@@ -153,12 +169,22 @@ func rollOut(t *testing.T, svc *service, old []*harness.Oracle, bin string, env 
 }
 
 // waitPolicies waits until, once Helm has applied chart (it returns when every object is
-// stored), Kyverno reports every ClusterPolicy ready and its webhooks match PVCs.
-func waitPolicies(t *testing.T, k *kube, chart string) {
+// stored), Kyverno reports every admission and generate policy of engine's set ready and its
+// webhooks match PVCs.
+func waitPolicies(t *testing.T, k *kube, chart, engine string) {
 	t.Helper()
 
+	i := slices.IndexFunc(policySets, func(p policySet) bool { return p.engine == engine })
+	require.GreaterOrEqual(t, i, 0, "no policy set %q", engine)
+
 	took, ok := eventually(90*time.Second, 100*time.Millisecond, func() bool {
-		return policiesReady(t, k, "clusterpolicies.kyverno.io") && webhooksMatchPVCs(t, k)
+		for _, kind := range policySets[i].kinds {
+			if !policiesReady(t, k, kind) {
+				return false
+			}
+		}
+
+		return webhooksMatchPVCs(t, k)
 	})
 	require.True(t, ok, "the policies of %s are not ready", chart)
 	t.Logf("policies of %s ready %s after helm returned", chart, took.Round(time.Millisecond))
@@ -175,8 +201,9 @@ func waitCycles(p *prober, phase string, n int) {
 
 // checkUpgraded checks the release after the upgrade: its history (the previous chart, then the
 // released one), the stored Deployment (two replicas, the registry's image, which resolves
-// there to the index of both platforms) and the PodDisruptionBudget.
-func checkUpgraded(t *testing.T, rel released, k *kube, previous string) {
+// there to the index of both platforms), the policies (engine's set, the other one removed by
+// Helm) and the PodDisruptionBudget.
+func checkUpgraded(t *testing.T, rel released, k *kube, previous, engine string) {
 	t.Helper()
 
 	var history []struct {
@@ -201,6 +228,18 @@ func checkUpgraded(t *testing.T, rel released, k *kube, previous string) {
 	assert.Equal(t, rel.image+":"+rel.version, image, "the Deployment's image")
 	assert.Len(t, platformDigests(t, released{image: rel.image, version: rel.version, env: rel.env}), len(imagePlatforms),
 		"the Deployment's image resolves in the registry")
+
+	for set, path := range map[string]string{
+		"clusterpolicy": "/apis/kyverno.io/v1/clusterpolicies/backup-oracle-admission",
+		"cel":           "/apis/policies.kyverno.io/v1/validatingpolicies/backup-oracle-admission",
+	} {
+		want := http.StatusNotFound
+		if set == engine {
+			want = http.StatusOK
+		}
+
+		assert.Equal(t, want, k.get(t, path).Code, "%s after the upgrade to the %s set", path, engine)
+	}
 
 	pdb := k.get(t, "/apis/policy/v1/namespaces/"+release+"/poddisruptionbudgets/"+release)
 	require.Equal(t, http.StatusOK, pdb.Code, pdb.Raw)

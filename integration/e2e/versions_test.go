@@ -30,6 +30,10 @@ type kyvernoRelease struct {
 	// statusCode key, instead of failing (1.18+): a policy reading only exists then admits an
 	// unknown PVC as if it were fresh.
 	celNon2xxBody bool
+	// autoSet: the set the chart's policies.engine auto installs on this version, told
+	// policies.kyverno.version and seeing the API versions its API server serves (chart README,
+	// "Which policy set"): the CEL set, except where the version's defaults break it.
+	autoSet string
 	// sets: the expectations of each policy set on this version, by engine.
 	sets map[string]setExpectations
 	// layouts: the layout scenarios (the ${APP}/${APP}-dst layout in gate mode, blue/green) run
@@ -100,6 +104,7 @@ const (
 var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	{
 		version: "v1.17.2", layouts: true, mutatingNoResourceLib: true,
+		autoSet: "clusterpolicy", // the CEL set only with auth.enabled=false (mutatingNoResourceLib)
 		sets: map[string]setExpectations{
 			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
 			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
@@ -111,7 +116,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	},
 	{
 		version: "v1.18.2", layouts: true, scopedTokenEnv: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
-		celNon2xxBody: true,
+		celNon2xxBody: true, autoSet: "clusterpolicy", // the CEL set only with policies.kyverno.httpBlocklistOverridden
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			"cel":           {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
@@ -119,7 +124,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	},
 	{
 		version: "v1.19.1", layouts: true, restic: true, scopedTokenEnv: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
-		celNon2xxBody: true,
+		celNon2xxBody: true, autoSet: "cel",
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			// Kyverno 1.19.1's CEL http.Get has no timeout (--apiCallTimeout does not apply to

@@ -77,6 +77,7 @@ func (r *Repo) newIndex(f fleet) *Index {
 
 		idx.repos[dir] = v
 		idx.stats.Snapshots += len(list) - skipped
+		idx.stats.Unrestorable += skipped
 
 		if len(list)-skipped > 0 {
 			idx.stats.Sources++

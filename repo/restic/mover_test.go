@@ -67,6 +67,7 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 	stats := idx.Stats()
 	assert.Equal(t, 5, stats.Sources, "foreign-only and two-paths hold no snapshot the mover restores")
 	assert.Equal(t, 5, stats.Snapshots, "the foreign snapshots are not counted")
+	assert.Equal(t, 4, stats.Unrestorable, "but counted apart: foreign-only's two, foreign-later's newer one, two-paths' one")
 
 	for _, c := range []struct {
 		pvc   repo.PVC
