@@ -370,21 +370,8 @@ func blueGreen(t *testing.T, s *stack, helm string, kv kyvernoUnderTest, oracleB
 	// concurrently on the same repositories.
 	repos.blue = copyRepository(t, repos.blue, filepath.Join(dir, "blue"))
 
-	// The rendered file with the mount paths the chart chose pointed at the test's files.
-	backends := str(docs[i].obj, "data", "backends.yaml")
-	for colour, repo := range map[string]string{"green": repos.green, "blue": repos.blue} {
-		pw := filepath.Join(dir, colour+"-password")
-		require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword+"\n"), 0o600))
-
-		for from, to := range map[string]string{"/repositories/" + colour + "\n": repo + "\n", "/secrets/" + colour + "/repository/password\n": pw + "\n"} {
-			require.Contains(t, backends, from, "the rendered BACKENDS_FILE")
-			backends = strings.Replace(backends, from, to, 1)
-		}
-	}
-
-	file := filepath.Join(dir, "backends.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(backends), 0o600))
-	t.Logf("BACKENDS_FILE:\n%s", backends)
+	file := writeBackendsFile(t, docs[i], dir, map[string]string{"green": repos.green, "blue": repos.blue},
+		map[string]string{"green": kopiaPassword, "blue": kopiaPassword})
 
 	o := newOracleEnv(t, s, oracleBin, []string{"BACKENDS_FILE=" + file, "REFRESH_INTERVAL=2s", "MAX_INDEX_AGE=20s"})
 	o.start(t)
@@ -402,6 +389,30 @@ func blueGreen(t *testing.T, s *stack, helm string, kv kyvernoUnderTest, oracleB
 			r.blueGreen(repos.blue)
 		})
 	}
+}
+
+// writeBackendsFile writes the BACKENDS_FILE of the rendered backends ConfigMap cm into dir,
+// with the mount paths the chart chose for each colour's repository and password pointed at the
+// test's repository (repos) and a file holding its password (passwords); it returns its path.
+func writeBackendsFile(t *testing.T, cm manifest, dir string, repos, passwords map[string]string) string {
+	t.Helper()
+
+	backends := str(cm.obj, "data", "backends.yaml")
+	for colour, repo := range repos {
+		pw := filepath.Join(dir, colour+"-password")
+		require.NoError(t, os.WriteFile(pw, []byte(passwords[colour]+"\n"), 0o600))
+
+		for from, to := range map[string]string{"/repositories/" + colour + "\n": repo + "\n", "/secrets/" + colour + "/repository/password\n": pw + "\n"} {
+			require.Contains(t, backends, from, "the rendered BACKENDS_FILE")
+			backends = strings.Replace(backends, from, to, 1)
+		}
+	}
+
+	file := filepath.Join(dir, "backends.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(backends), 0o600))
+	t.Logf("BACKENDS_FILE:\n%s", backends)
+
+	return file
 }
 
 // copyRepository copies the repository at src to dst (a new folder) and returns dst.

@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io/fs"
@@ -257,7 +256,7 @@ func (r *resticRun) disagreement() {
 
 // agrees is the check that the two sides agree on pvc after its backup: the oracle answers
 // restore for it.
-func (r *resticRun) agrees(pvc string) error {
+func (r *run) agrees(pvc string) error {
 	looked := r.o.lookup(r.t, r.ns, pvc).Body
 	if looked["decision"] != "restore" {
 		return fmt.Errorf("%s/%s: the mover backed it up, the oracle answers %v: %v", r.ns, pvc, looked["decision"], looked)
@@ -313,60 +312,9 @@ func (r *resticRun) foreign() {
 	assert.Empty(t, readFiles(t, dest), "the mover restored nothing")
 }
 
-// runMoverJob waits for the mover Job VolSync creates for the owner, runs it with the Job
-// runner and requires it to succeed; it returns the run's result.
+// runMoverJob runs the mover Job VolSync makes for the owner and requires it to succeed.
 func (r *resticRun) runMoverJob(ownerKind, owner, what string) jobrunner.Result {
-	t := r.t
-
-	var name string
-
-	took, ok := eventually(60*time.Second, 200*time.Millisecond, func() bool {
-		list := r.k.get(t, "/apis/batch/v1/namespaces/"+r.ns+"/jobs")
-		items, _ := list.Body["items"].([]any)
-
-		for _, it := range items {
-			j, _ := it.(map[string]any)
-			refs, _ := nested(j, "metadata", "ownerReferences").([]any)
-
-			for _, ref := range refs {
-				m, _ := ref.(map[string]any)
-				if m["kind"] == ownerKind && m["name"] == owner && nested(j, "status", "succeeded") == nil {
-					name = str(j, "metadata", "name")
-					return true
-				}
-			}
-		}
-
-		return false
-	})
-	require.True(t, ok, "VolSync made no Job for %s %s/%s", ownerKind, r.ns, owner)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-
-	start := time.Now()
-	res, err := r.e.runner.Run(ctx, r.ns, name)
-	require.NoError(t, err)
-	require.Equal(t, 0, res.ExitCode, "%s Job %s:\n%s", what, name, res.Log)
-	require.Contains(t, res.Log, "=== Done ===", "%s Job %s ran to its end", what, name)
-	t.Logf("%s Job %s (made %s after the %s) ran in %s", what, name, took.Round(time.Millisecond), ownerKind, time.Since(start).Round(time.Millisecond))
-
-	return res
-}
-
-// waitStatus waits until VolSync recorded every field in the status of kind/name and returns
-// the status.
-func (r *resticRun) waitStatus(kind, name string, fields ...string) map[string]any {
-	var status map[string]any
-
-	_, ok := eventually(60*time.Second, 200*time.Millisecond, func() bool {
-		status, _ = nested(r.k.get(r.t, volsyncPath(r.ns, kind, name)).Body, "status").(map[string]any)
-
-		return !slices.ContainsFunc(fields, func(f string) bool { return status[f] == nil })
-	})
-	require.True(r.t, ok, "%s %s: VolSync recorded not all of status %v: %v", kind, name, fields, status)
-
-	return status
+	return r.moverJob(r.e.runner, ownerKind, owner, what)
 }
 
 // waitAnswer waits for the oracle's answer for pvc to be want, at most one refresh

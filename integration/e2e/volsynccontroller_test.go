@@ -33,8 +33,7 @@ func findVolSync(t *testing.T) volsyncTool {
 // startVolSync applies upstream VolSync's VolumeSnapshot CRDs (its controller watches
 // VolumeSnapshots), checks that the ReplicationSource/Destination CRDs the stack installed (the
 // Kopia fork's, a superset) describe restic exactly as upstream's do, and starts the controller
-// out of cluster with the admin kubeconfig, as its Deployment would run it: no leader election,
-// metrics and probes on 127.0.0.1. It returns once the controller reports ready.
+// (runVolSyncManager).
 func (s *stack) startVolSync(t *testing.T, v volsyncTool) {
 	t.Helper()
 
@@ -50,15 +49,24 @@ func (s *stack) startVolSync(t *testing.T, v volsyncTool) {
 		require.Equal(t, up, fork, "%s: the installed CRD's spec.restic differs from upstream VolSync's", kind)
 	}
 
+	s.runVolSyncManager(t, "volsync", v.manager)
+}
+
+// runVolSyncManager starts a VolSync controller (manager) out of cluster with the admin
+// kubeconfig, as its Deployment would run it: no leader election, metrics and probes on
+// 127.0.0.1. It returns once the controller reports ready.
+func (s *stack) runVolSyncManager(t *testing.T, name, manager string) *proc {
+	t.Helper()
+
 	metrics, probes := freePort(t), freePort(t)
-	p := startProc(t, s.dir, "volsync", v.manager, nil, "--kubeconfig="+s.kube.kubeconfig, "--leader-elect=false",
+	p := startProc(t, s.dir, name, manager, nil, "--kubeconfig="+s.kube.kubeconfig, "--leader-elect=false",
 		"--metrics-bind-address="+hostPort(metrics), "--metrics-secure=false", "--health-probe-bind-address="+hostPort(probes),
 		"--zap-devel=false", "--zap-log-level=info")
 	s.controllers = append(s.controllers, p)
 	s.all = append(s.all, p.pid())
 
 	took, ok := eventually(60*time.Second, 100*time.Millisecond, func() bool {
-		require.False(t, p.exited(), "volsync exited:\n%s", p.tail(30))
+		require.False(t, p.exited(), "%s exited:\n%s", name, p.tail(30))
 
 		r, err := http.Get(fmt.Sprintf("http://%s/readyz", hostPort(probes))) //nolint:noctx // short poll
 		if err != nil {
@@ -68,8 +76,10 @@ func (s *stack) startVolSync(t *testing.T, v volsyncTool) {
 
 		return r.StatusCode == http.StatusOK
 	})
-	require.True(t, ok, "volsync not ready:\n%s", p.tail(30))
-	t.Logf("VolSync controller ready in %s", took.Round(time.Millisecond))
+	require.True(t, ok, "%s not ready:\n%s", name, p.tail(30))
+	t.Logf("%s controller ready in %s", name, took.Round(time.Millisecond))
+
+	return p
 }
 
 // resticSchema is the v1alpha1 openAPIV3Schema of spec.restic in a VolSync CRD file.
