@@ -116,7 +116,9 @@ func TestKyvernoTestSuites(t *testing.T) {
 			}
 		}
 
-		t.Run(version, func(t *testing.T) { runSuites(t, filepath.Join(dir, "kubectl-kyverno"), suites, limits) })
+		t.Run(version, func(t *testing.T) {
+			runSuites(t, filepath.Join(dir, "kubectl-kyverno"), ".", suites, limits)
+		})
 	}
 
 	for version := range missingTestFields {
@@ -129,7 +131,7 @@ func TestKyvernoTestSuites(t *testing.T) {
 // runSuites runs, in one CLI invocation, every suite without a limit (they must all pass), then
 // the limited ones: together first, which reports every suite the CLI cannot load with its
 // error, then one by one those that load (their limit shows when they run).
-func runSuites(t *testing.T, cli string, suites []string, limits map[string]string) {
+func runSuites(t *testing.T, cli, root string, suites []string, limits map[string]string) {
 	t.Helper()
 
 	var ok, limited []string
@@ -143,7 +145,7 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 	}
 
 	if len(ok) > 0 {
-		out, err := kyvernoTest(cli, ok...)
+		out, err := kyvernoTest(cli, root, ok...)
 		m := passed.FindStringSubmatch(out)
 		if err != nil || m == nil {
 			t.Fatalf("kyverno test %v: %v\n%s", ok, err, out)
@@ -156,7 +158,7 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 		return
 	}
 
-	out, err := kyvernoTest(cli, limited...)
+	out, err := kyvernoTest(cli, root, limited...)
 	if err == nil {
 		t.Fatalf("kyverno test %v passed: a limit of cliLimits is gone: remove it from missingTestFields or otherCLILimits\n%s", limited, out)
 	}
@@ -166,7 +168,7 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 	for _, suite := range limited {
 		got, notLoaded := loadErrors[suite]
 		if !notLoaded {
-			got, err = kyvernoTest(cli, suite)
+			got, err = kyvernoTest(cli, root, suite)
 			if err == nil {
 				t.Errorf("kyverno test %s passed: its limit %q is gone, remove it from missingTestFields or otherCLILimits", suite, limits[suite])
 
@@ -184,13 +186,15 @@ func runSuites(t *testing.T, cli string, suites []string, limits map[string]stri
 	}
 }
 
-func kyvernoTest(cli string, suites ...string) (string, error) {
+func kyvernoTest(cli, root string, suites ...string) (string, error) {
 	args := []string{"test", "--remove-color"}
 	for _, s := range suites {
 		args = append(args, filepath.Join("tests", s))
 	}
 
-	out, err := exec.Command(cli, args...).CombinedOutput() //nolint:gosec // pinned tool
+	cmd := exec.Command(cli, args...) //nolint:gosec // pinned tool
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
 
 	return string(out), err
 }

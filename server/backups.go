@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,6 +23,9 @@ type backupsResponse struct {
 	StaleFor string        `json:"staleFor,omitempty"`
 	Backups  []backupEntry `json:"backups"`
 	Errors   []backendErr  `json:"errors,omitempty"`
+	// VisibleNamespaces is set when the caller may list backups in some namespaces only: the
+	// list holds theirs, and nothing else (README, "Who may ask").
+	VisibleNamespaces []string `json:"visibleNamespaces,omitempty"`
 }
 
 type backupEntry struct {
@@ -55,6 +59,9 @@ func (h *handler) backups(c *gin.Context) {
 	}
 
 	out := h.inventory(ns, stale)
+	if !h.restrict(c, &out, ns) {
+		return
+	}
 
 	code := http.StatusOK
 	if !out.Complete {
@@ -134,6 +141,64 @@ func ledgerFile(backups []backupEntry) []byte {
 	}
 
 	return []byte(out.String())
+}
+
+// restrict keeps, of out, what the caller may list: everything with the right cluster-wide, else
+// the namespaces it may list backups in (backend errors, which may name repository locations,
+// are then summarised). It answers 403 (or 503) itself and returns false when the caller may see
+// nothing: ?namespace= it may not list, or no namespace of the inventory.
+func (h *handler) restrict(c *gin.Context, out *backupsResponse, namespace string) bool {
+	if unrestricted(c) {
+		return true
+	}
+
+	if namespace != "" {
+		return h.allowed(c, callerOf(c), Access{Verb: VerbList, Resource: ResourceBackups, Namespace: namespace}) && h.redactErrors(c, out)
+	}
+
+	namespaces := make([]string, 0, len(out.Backups))
+	for _, b := range out.Backups {
+		namespaces = append(namespaces, b.Namespace)
+	}
+
+	all, visible, err := h.visibleNamespaces(c, namespaces)
+
+	switch {
+	case err != nil:
+		h.deny(c, http.StatusServiceUnavailable, fmt.Sprintf("cannot check which namespaces %q may list backups of: %v", callerOf(c).Name, err))
+		return false
+	case all:
+		return true
+	case len(visible) == 0:
+		h.deny(c, http.StatusForbidden, forbidden(callerOf(c), Access{Verb: VerbList, Resource: ResourceBackups}, "nor in any namespace holding backups"))
+		return false
+	}
+
+	kept := out.Backups[:0]
+	for _, b := range out.Backups {
+		if visible[b.Namespace] {
+			kept = append(kept, b)
+		}
+	}
+
+	out.Backups = kept
+	out.VisibleNamespaces = slices.Sorted(maps.Keys(visible))
+
+	return h.redactErrors(c, out)
+}
+
+// redactErrors replaces the backends' errors by a sentence for a caller who may not see the
+// repositories (their errors name locations and credentials' files). It returns true.
+func (h *handler) redactErrors(c *gin.Context, out *backupsResponse) bool {
+	if ok, err := h.may(c, Access{Verb: VerbGet, Resource: ResourceRepositories}); ok && err == nil {
+		return true
+	}
+
+	for i := range out.Errors {
+		out.Errors[i].Error = "not authoritative (the reason is on /status, for those who may get repositories." + APIGroup + ")"
+	}
+
+	return true
 }
 
 // inventory builds the /backups body; the console shows the same.

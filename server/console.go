@@ -2,12 +2,15 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"embed"
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -99,6 +102,11 @@ type consoleData struct {
 	Stale     int
 	Broken    int
 	Generated time.Time
+	// Caller is who the page is for, when authentication is on.
+	Caller string
+	// Hidden says what the caller may not see (the backends and the gate); Scope, which
+	// namespaces the inventory is restricted to.
+	Hidden, Scope string
 }
 
 type consoleRow struct {
@@ -131,16 +139,15 @@ func (h *handler) consolePage(c *gin.Context) {
 	if d.Query != "" {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), h.timeout)
 		var serr string
-		d.Result, serr = h.search(ctx, d.Query, d.AsOf, d.Previous, d.Source)
+		d.Result, serr = h.search(ctx, c, d.Query, d.AsOf, d.Previous, d.Source)
 		d.QueryError = strings.TrimSpace(d.QueryError + "\n" + serr)
 
 		cancel()
 	}
 
-	d.Gate = h.gateStatus()
-	d.Backends = h.statuses()
-	d.Cutover = h.cutoverStatus()
-	d.Inventory = h.inventory("", 0)
+	if !h.consoleScope(c, &d) {
+		return
+	}
 
 	for _, b := range d.Inventory.Backups {
 		row := consoleRow{backupEntry: b, State: "ok"}
@@ -165,18 +172,93 @@ func (h *handler) consolePage(c *gin.Context) {
 		return
 	}
 
-	// Read-only, self-contained: no script, no external resource, forms to this page only.
+	// Read-only, self-contained: no script, no external resource, forms to this page only, never
+	// framed, cached or sent as a referrer (its URLs name PVCs).
 	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-	c.Header("X-Content-Type-Options", "nosniff")
+	c.Header("X-Frame-Options", "DENY")
+	c.Header("Referrer-Policy", "no-referrer")
 	c.Data(http.StatusOK, "text/html; charset=utf-8", buf.Bytes())
+}
+
+// consoleScope fills the parts of the page the caller may see: the backends, the gate and the
+// cutover with get repositories, the inventory's namespaces it may list. It answers 503 itself
+// and returns false when that cannot be told.
+func (h *handler) consoleScope(c *gin.Context, d *consoleData) bool {
+	if !unrestricted(c) {
+		d.Caller = callerOf(c).Name
+	}
+
+	repos, err := h.may(c, Access{Verb: VerbGet, Resource: ResourceRepositories})
+	if err != nil {
+		h.deny(c, http.StatusServiceUnavailable, fmt.Sprintf("cannot check what %q may see: %v", d.Caller, err))
+		return false
+	}
+
+	if repos {
+		d.Gate, d.Backends, d.Cutover = h.gateStatus(), h.statuses(), h.cutoverStatus()
+	} else {
+		d.Hidden = "The backends, the gate self-test and the cutover are shown to those who may get repositories." + APIGroup + "."
+	}
+
+	d.Inventory = h.inventory("", 0)
+
+	if unrestricted(c) {
+		return true
+	}
+
+	namespaces := make([]string, 0, len(d.Inventory.Backups))
+	for _, b := range d.Inventory.Backups {
+		namespaces = append(namespaces, b.Namespace)
+	}
+
+	all, visible, err := h.visibleNamespaces(c, namespaces)
+	if err != nil {
+		h.deny(c, http.StatusServiceUnavailable, fmt.Sprintf("cannot check which namespaces %q may list backups of: %v", d.Caller, err))
+		return false
+	}
+
+	if !all {
+		kept := d.Inventory.Backups[:0]
+		for _, b := range d.Inventory.Backups {
+			if visible[b.Namespace] {
+				kept = append(kept, b)
+			}
+		}
+
+		d.Inventory.Backups = kept
+		d.Scope = "Only the namespaces you may list backups." + APIGroup + " in: " + strings.Join(slices.Sorted(maps.Keys(visible)), ", ") + "."
+
+		if len(visible) == 0 {
+			d.Scope = "You may list backups." + APIGroup + " in no namespace holding backups."
+		}
+	}
+
+	if !repos {
+		h.redactErrors(c, &d.Inventory)
+	}
+
+	return true
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+
+	return err.Error()
 }
 
 // search runs the console's query "namespace/pvc" like /explain does, from the named source
 // when one is given.
-func (h *handler) search(ctx context.Context, q, asOf, previous, source string) (*explainResponse, string) {
+func (h *handler) search(ctx context.Context, c *gin.Context, q, asOf, previous, source string) (*explainResponse, string) {
 	ns, name, ok := strings.Cut(q, "/")
 	if !ok {
 		return nil, "search for namespace/pvc, e.g. shop/postgres"
+	}
+
+	access := Access{Verb: VerbGet, Resource: ResourceBackups, Namespace: ns}
+	if ok, err := h.may(c, access); err != nil || !ok {
+		return nil, cmp.Or(errString(err), forbidden(callerOf(c), access, ""))
 	}
 
 	pvc := repo.PVC{Namespace: ns, Name: name}

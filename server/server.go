@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -65,6 +66,12 @@ type Options struct {
 	Cutover func() repo.CutoverStatus
 	// Gate is the gate self-test shown on /status and the console; nil leaves it out.
 	Gate Gate
+	// Auth says who may ask; the zero value serves everyone.
+	Auth Auth
+	// TrustedProxies are the addresses or CIDRs whose X-Forwarded-For gin believes (for the
+	// client address in logs); none by default. Identity headers are another matter: only a
+	// proxy the Authenticator verifies (client certificate) may state one.
+	TrustedProxies []string
 }
 
 type handler struct {
@@ -81,6 +88,7 @@ type handler struct {
 	renders         *lru.Cache[repo.PVC, *renderedAnswer]
 	cutover         func() repo.CutoverStatus
 	gate            Gate
+	auth            Auth
 }
 
 // New returns the HTTP handler.
@@ -109,34 +117,67 @@ func New(opts Options) (http.Handler, error) {
 		opts.DefaultStaleFor = DefaultStaleFor
 	}
 
+	if (opts.Auth.Authenticator == nil) != (opts.Auth.Authorizer == nil) {
+		return nil, errors.New("server: an authenticator needs an authorizer, and the other way round")
+	}
+
+	if err := ValidateAnonymous(opts.Auth.Anonymous); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+
 	h := &handler{
 		oracle: opts.Oracle, timeout: opts.RequestTimeout, logger: opts.Logger, now: opts.Now,
 		metrics: newHTTPMetrics(opts.Registerer), openAPI: opts.OpenAPI, replicationName: opts.ReplicationName,
 		staleFor: opts.DefaultStaleFor, console: consoleTemplate(), renders: newRenderCache(opts.RenderCacheSize),
-		cutover: opts.Cutover, destinationName: opts.DestinationName, gate: opts.Gate,
+		cutover: opts.Cutover, destinationName: opts.DestinationName, gate: opts.Gate, auth: opts.Auth,
 	}
 
 	r := gin.New()
-	r.HandleMethodNotAllowed = true
-	r.Use(h.observe, h.recover)
+	if err := r.SetTrustedProxies(opts.TrustedProxies); err != nil {
+		return nil, fmt.Errorf("server: trusted proxies: %w", err)
+	}
 
-	r.GET("/exists/:namespace/:pvc", h.exists)
+	r.HandleMethodNotAllowed = true
+	r.Use(h.observe, h.recover, securityHeaders)
+
+	// Who may ask what (README, "Who may ask"): the probes are open; every other endpoint needs
+	// an authenticated caller holding the permission its guard names.
+	r.GET("/exists/:namespace/:pvc", h.guard("exists", pvcNeed), h.exists)
 	r.GET("/readyz", h.readyz)
 	r.GET("/healthz", h.healthz)
-	r.GET("/status", h.status)
-	r.GET("/explain/:namespace/:pvc", h.explain)
-	r.GET("/snapshots/:namespace/:pvc", h.snapshots)
-	r.GET("/identity/:namespace/:pvc", h.identity)
-	r.GET("/backups", h.backups)
-	r.GET("/openapi.yaml", h.openapi)
-	r.GET("/", h.consolePage)
-	r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
+	r.GET("/status", h.guard("status", repositoriesNeed), h.status)
+	r.GET("/explain/:namespace/:pvc", h.guard("explain", pvcNeed), h.explain)
+	r.GET("/snapshots/:namespace/:pvc", h.guard("snapshots", pvcNeed), h.snapshots)
+	r.GET("/identity/:namespace/:pvc", h.guard("identity", repositoriesNeed), h.identity)
+	r.GET("/backups", h.guard("backups", nil), h.backups)
+	r.GET("/openapi.yaml", h.guard("openapi", pathNeed("/openapi.yaml")), h.openapi)
+	r.GET("/", h.guard("console", nil), h.consolePage)
+	r.GET("/metrics", h.guard("metrics", pathNeed("/metrics")), gin.WrapH(promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{})))
 	r.NoRoute(h.noRoute)
 	r.NoMethod(func(c *gin.Context) {
 		c.JSON(http.StatusMethodNotAllowed, errorBody{Error: "method " + c.Request.Method + " not allowed: the API is read-only, use GET"})
 	})
 
 	return r, nil
+}
+
+//nolint:gochecknoglobals // constant header values, shared so that setting them allocates nothing
+var (
+	nosniff = []string{"nosniff"}
+	noStore = []string{"no-store"}
+	hsts    = []string{"max-age=31536000"}
+)
+
+// securityHeaders: no answer is sniffed into another type or kept by a cache (they describe the
+// cluster's data and depend on who asks).
+func securityHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h["X-Content-Type-Options"] = nosniff
+	h["Cache-Control"] = noStore
+
+	if c.Request.TLS != nil {
+		h["Strict-Transport-Security"] = hsts
+	}
 }
 
 // recover turns a panic into a 500 with a JSON body; it should never run.

@@ -37,7 +37,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The oracle's base URL as Kyverno calls it. */}}
 {{- define "bo.oracleURL" -}}
-{{- default (printf "http://%s.%s.svc:%d" (include "bo.fullname" .) .Release.Namespace (int .Values.service.port)) .Values.policies.oracleURL | trimSuffix "/" -}}
+{{- default (printf "%s://%s.%s.svc:%d" (ternary "https" "http" .Values.tls.enabled) (include "bo.fullname" .) .Release.Namespace (int .Values.service.port)) .Values.policies.oracleURL | trimSuffix "/" -}}
 {{- end -}}
 
 {{/* Name templates expanded with Kyverno (JMESPath) variables. */}}
@@ -116,6 +116,12 @@ refuses to guess"): its value is the reason, required; the oracle is then asked 
     service:
       url: >-
         {{ include "bo.oracleURL" . }}/exists/{{ "{{request.object.metadata.namespace}}" }}/{{ "{{request.object.metadata.name}}" }}?unknownStatus=200{{ "{{" }} (request.object.metadata.annotations."{{ include "bo.acceptNearMissAnnotation" . }}" && '&accept=near-miss') || '' }}{{ include "bo.restoreSourceQuery" . }}
+      {{- if .Values.tls.enabled }}
+      # The oracle's CA. No Authorization header: Kyverno (1.17.2+) then sends its controller's
+      # projected token of audience kyverno-svc.kyverno.io (its chart's apiCallToken).
+      caBundle: |-
+        {{- include "bo.caBundle" . | trim | nindent 8 }}
+      {{- end }}
     default: {{ include "bo.unknownPayload" . }}
 {{- end -}}
 
@@ -321,11 +327,13 @@ oracle is unreachable, which fails the policy closed. The kyverno CLI's apiCallR
 */}}
 {{- define "bo.celOracle" -}}
 {{ include "bo.restoreSourceCEL" . }}
+{{- include "bo.celToken" . }}
 - name: oracleResponse
   expression: >-
-    http.Get({{ include "bo.oracleURL" . | quote }} + '/exists/' + object.metadata.namespace + '/' + object.metadata.name +
+    {{ include "bo.celHTTP" . }}.Get({{ include "bo.oracleURL" . | quote }} + '/exists/' + object.metadata.namespace + '/' + object.metadata.name +
     '?unknownStatus=200' + (has(object.metadata.annotations) && {{ include "bo.acceptNearMissAnnotation" . | quote }} in object.metadata.annotations &&
-    object.metadata.annotations[{{ include "bo.acceptNearMissAnnotation" . | quote }}] != '' ? '&accept=near-miss' : '') + variables.restoreQuery)
+    object.metadata.annotations[{{ include "bo.acceptNearMissAnnotation" . | quote }}] != '' ? '&accept=near-miss' : '') + variables.restoreQuery
+    {{- include "bo.celHeaders" . }})
 - name: oracle
   expression: >-
     variables.oracleResponse != null && 'body' in variables.oracleResponse ? variables.oracleResponse.body : variables.oracleResponse
@@ -672,6 +680,107 @@ two; repo/kube states each call's rule next to the call). Argument: (dict "mode"
 {{- end -}}
 
 {{/*
+TLS material (README, "Who may ask"): {ca, crt, key} PEM, computed once per render and kept in
+.Values (so every template sees the same). cert-manager or existingSecret: only the CA
+(tls.caBundle; the certificate is not the chart's). Else the Secret <fullname>-tls when it
+exists (kept across upgrades), or a new CA and certificate for the Service's names, localhost
+and 127.0.0.1 (kubectl port-forward).
+*/}}
+{{- define "bo.tlsMaterial" -}}
+{{- if not (hasKey .Values "__boTLS") -}}
+{{- $t := .Values.tls -}}
+{{- $m := dict "ca" "" "crt" "" "key" "" -}}
+{{- if and $t.enabled (or $t.certManager.enabled $t.existingSecret) -}}
+{{- if not $t.caBundle -}}
+{{- fail "tls.caBundle: with tls.certManager.enabled or tls.existingSecret the chart needs the CA (PEM) that signs the certificate: the policies must trust it, and it is not known when the chart renders" -}}
+{{- end -}}
+{{- $_ := set $m "ca" $t.caBundle -}}
+{{- else if $t.enabled -}}
+{{- $name := printf "%s-tls" (include "bo.fullname" .) -}}
+{{- $old := lookup "v1" "Secret" .Release.Namespace $name -}}
+{{- if and $old $old.data (index $old.data "ca.crt") (index $old.data "tls.crt") (index $old.data "tls.key") -}}
+{{- $_ := set $m "ca" (index $old.data "ca.crt" | b64dec) -}}
+{{- $_ := set $m "crt" (index $old.data "tls.crt" | b64dec) -}}
+{{- $_ := set $m "key" (index $old.data "tls.key" | b64dec) -}}
+{{- else -}}
+{{- $svc := include "bo.fullname" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $ca := genCA (printf "%s-ca" $svc) (int $t.validityDays) -}}
+{{- $names := list $svc (printf "%s.%s" $svc $ns) (printf "%s.%s.svc" $svc $ns) (printf "%s.%s.svc.cluster.local" $svc $ns) "localhost" -}}
+{{- $cert := genSignedCert (printf "%s.%s.svc" $svc $ns) (list "127.0.0.1") $names (int $t.validityDays) $ca -}}
+{{- $_ := set $m "ca" $ca.Cert -}}
+{{- $_ := set $m "crt" $cert.Cert -}}
+{{- $_ := set $m "key" $cert.Key -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set .Values "__boTLS" $m -}}
+{{- end -}}
+{{- toJson (get .Values "__boTLS") -}}
+{{- end -}}
+
+{{/* The CA the policies trust (PEM), empty without TLS. */}}
+{{- define "bo.caBundle" -}}
+{{- (include "bo.tlsMaterial" . | fromJson).ca -}}
+{{- end -}}
+
+{{/* The Secret holding the serving certificate. */}}
+{{- define "bo.tlsSecretName" -}}
+{{- .Values.tls.existingSecret | default (printf "%s-tls" (include "bo.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Secret holding the CEL policies' static token (key token). */}}
+{{- define "bo.policyTokenSecret" -}}
+{{- .Values.auth.policyToken.existingSecret | default (printf "%s-policy-token" (include "bo.fullname" .)) -}}
+{{- end -}}
+
+{{/* The static token the CEL policies send: the existing Secret's, kept, or a new one. */}}
+{{- define "bo.policyToken" -}}
+{{- if not (hasKey .Values "__boPolicyToken") -}}
+{{- $old := lookup "v1" "Secret" .Release.Namespace (include "bo.policyTokenSecret" .) -}}
+{{- $token := "" -}}
+{{- if and $old $old.data (index $old.data "token") -}}
+{{- $token = index $old.data "token" | b64dec -}}
+{{- else -}}
+{{- $token = randAlphaNum 48 -}}
+{{- end -}}
+{{- $_ := set .Values "__boPolicyToken" $token -}}
+{{- end -}}
+{{- get .Values "__boPolicyToken" -}}
+{{- end -}}
+
+{{/* The service port's name: https or http. */}}
+{{- define "bo.portName" -}}{{ ternary "https" "http" .Values.tls.enabled }}{{- end -}}
+
+{{/* The rights delegated authentication and authorisation need (backup-oracle rights: kube.TokenReviewRule, kube.SubjectAccessReviewRule). */}}
+{{- define "bo.authRules" -}}
+- apiGroups: [authentication.k8s.io]
+  resources: [tokenreviews]
+  verbs: [create]
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+{{- end -}}
+
+{{/* The CEL policies' header argument: the static token (bo.celToken), none without authentication. */}}
+{{- define "bo.celHeaders" -}}
+{{- if .Values.auth.enabled -}}
+, {'Authorization': 'Bearer ' + string(variables.oracleToken)}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The CEL http client: the library's own, which trusts the admission controller's system trust
+store, so over TLS the oracle's CA must be there (Kyverno's chart: admissionController
+caCertificates.data, README "Who may ask"). Not http.Client(caBundle): on every supported version
+(1.17.2-1.19.1) it returns a value the Get overloads do not take ("no such overload:
+Get(http.contextImpl, ...)", kyverno/sdk extensions/cel/libs/http/impl.go, http_client_string
+wraps the *contextImpl that contextImpl.Client returns), seen on the real controllers in make e2e.
+*/}}
+{{- define "bo.celHTTP" -}}
+http
+{{- end -}}
+
+{{/*
 Blue/green with the restic movers (policies.secret.mode externalSecret): each backend's
 ExternalSecret source (JSON map name -> {remoteKey, base}); the own backend's base may be stated
 (policies.resticRepositoryBase), every other one is derived from its S3 settings.
@@ -693,6 +802,19 @@ ExternalSecret source (JSON map name -> {remoteKey, base}); the own backend's ba
 {{- else -}}
 {{- .Values.policies.secret.externalSecret.remoteKey -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The static token the CEL policies send (auth.policyToken): read from its Secret at each
+admission (resource.Get; Kyverno's admission controller may get that one Secret), so a rotated
+token reaches the policies as it reaches the oracle, and never appears in a policy object.
+*/}}
+{{- define "bo.celToken" -}}
+{{- if .Values.auth.enabled }}
+- name: oracleToken
+  expression: >-
+    string(base64.decode(string(resource.Get('v1', 'secrets', {{ .Release.Namespace | quote }}, {{ include "bo.policyTokenSecret" . | quote }}).data.token)))
+{{- end }}
 {{- end -}}
 
 {{/*

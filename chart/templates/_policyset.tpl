@@ -38,6 +38,8 @@ cluster allows a set that acts. Every template that depends on the set includes 
 {{- $visible := include "bo.kyvernoVisible" . -}}
 {{- $cel := include "bo.celServed" . -}}
 {{- $blocked := and $v (semverCompare ">=1.18.0-0, <1.19.0-0" $v) (not $p.kyverno.httpBlocklistOverridden) -}}
+{{- $tokenless := and $v (semverCompare ">=1.17.0-0, <1.18.0-0" $v) .Values.auth.enabled -}}
+{{- $tokenlessWhy := printf "Kyverno %s's MutatingPolicy cannot read the token the CEL set sends with auth.enabled (resource.Get fails there), so every PVC with a backup would be denied, never restored (README, \"Who may ask\")" $v -}}
 {{- $noCEL := "" -}}
 {{- if and $v (semverCompare "<1.17.0-0" $v) -}}
 {{- $noCEL = printf "Kyverno %s has no policies.kyverno.io/v1 (it arrives with 1.17)" $v -}}
@@ -61,8 +63,11 @@ cluster allows a set that acts. Every template that depends on the set includes 
 {{- if $noCEL -}}{{- fail (printf "policies.engine=cel: %s; use policies.engine=auto or clusterpolicy" $noCEL) -}}{{- end -}}
 {{- if $blocked -}}{{- fail (printf "policies.engine=cel: %s. Override --httpBlocklist on every Kyverno controller (policies README, \"Kyverno versions\") and set policies.kyverno.httpBlocklistOverridden=true, or use policies.engine=clusterpolicy" $blockedWhy) -}}{{- end -}}
 {{- if $unknown -}}{{- fail (printf "policies.engine=cel: %s" $ask) -}}{{- end -}}
+{{- if $tokenless -}}{{- fail (printf "policies.engine=cel: %s; use policies.engine=auto or clusterpolicy, or Kyverno 1.18+" $tokenlessWhy) -}}{{- end -}}
 {{- else if $noCEL -}}
 {{- $set = "clusterpolicy" -}}{{- $why = printf "policies.engine=auto: %s" $noCEL -}}
+{{- else if $tokenless -}}
+{{- $set = "clusterpolicy" -}}{{- $why = printf "policies.engine=auto: %s" $tokenlessWhy -}}
 {{- else if $blocked -}}
 {{- $set = "clusterpolicy" -}}{{- $why = printf "policies.engine=auto: %s; override it on every controller and set policies.kyverno.httpBlocklistOverridden=true for the CEL set" $blockedWhy -}}
 {{- else if $unknown -}}

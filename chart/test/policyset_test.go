@@ -44,12 +44,15 @@ func TestPolicySetChoice(t *testing.T) {
 		engine  string // policies.engine; empty: the chart's default
 		version string // policies.kyverno.version
 		blockOK bool   // policies.kyverno.httpBlocklistOverridden
+		noAuth  bool   // auth.enabled=false
 		apis    []string
 		want    string // cel, clusterpolicy, none; or "refused: <part of the sentence>"
 		why     string // part of the reason in the comment
 	}{
 		{name: "default, no cluster", want: "cel", why: "rendered without a cluster"},
-		{name: "1.17 stated", version: "1.17.2", want: "cel", why: "Kyverno 1.17.2 serves the CEL policies"},
+		{name: "1.17 stated", version: "1.17.2", want: "clusterpolicy", why: "Kyverno 1.17.2's MutatingPolicy cannot read the token"},
+		{name: "1.17 stated, authentication off", version: "1.17.2", noAuth: true, want: "cel", why: "Kyverno 1.17.2 serves the CEL policies"},
+		{name: "cel on 1.17 with authentication", engine: "cel", version: "1.17.2", want: "refused: MutatingPolicy cannot read the token"},
 		{name: "1.18 stated", version: "1.18.2", want: "clusterpolicy", why: "default --httpBlocklist refuses CEL http calls"},
 		{name: "1.18 stated, blocklist overridden", version: "v1.18.2", blockOK: true, want: "cel", why: "(--httpBlocklist overridden)"},
 		{name: "1.18 minor stated", version: "1.18", want: "clusterpolicy", why: "Kyverno 1.18's default --httpBlocklist"},
@@ -80,6 +83,10 @@ func TestPolicySetChoice(t *testing.T) {
 			args := []string{"-f", "../testdata/values/default.yaml", "--set", "policies.kyverno.version=" + tc.version}
 			if tc.engine != "" {
 				args = append(args, "--set", "policies.engine="+tc.engine)
+			}
+
+			if tc.noAuth {
+				args = append(args, "--set", "auth.enabled=false")
 			}
 
 			if tc.blockOK {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/server"
 )
 
 // Exit codes of the operator commands (documented in --help and the README).
@@ -117,6 +118,7 @@ func findCommand(name string) (command, bool) {
 type cliFlags struct {
 	server, output, asOf, previous, staleFor, accept, source string
 	timeout, wait                                            time.Duration
+	remote                                                   remoteFlags
 }
 
 // runCommand runs an operator command and returns its exit code.
@@ -131,6 +133,7 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 			fs.StringVar(&f.server, "server", getenv("BACKUP_ORACLE_SERVER"), "ask the backup-oracle at this URL instead of reading the repository [$BACKUP_ORACLE_SERVER]")
 			fs.StringVar(&f.output, "o", "text", "output: text (tables), json (the API's answer), or for list ledger (an expected-backups ledger, EXPECTED_BACKUPS_FILE)")
 			fs.DurationVar(&f.timeout, "timeout", 2*time.Minute, "bound on the whole command (loading the repository, or asking the server)")
+			f.remote.register(fs, getenv)
 
 			if c.pointInTime {
 				fs.StringVar(&f.asOf, "as-of", "", "VolSync's restoreAsOf (RFC 3339): the newest snapshot at or before it")
@@ -184,7 +187,7 @@ func runCommand(ctx context.Context, c command, args, environ []string, stdout, 
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 
-	a, err := newAsker(ctx, cfg, f.server, stderr)
+	a, err := newAsker(ctx, cfg, f.server, f.remote, stderr)
 	defer a.close()
 
 	var (
@@ -266,14 +269,16 @@ func checkArgs(c command, pos []string, output string) error {
 // in-process on the configured backends (loaded once, no listener; asking again reuses them, so
 // a verification started by the first question goes on).
 type asker struct {
-	base  string
-	h     http.Handler
-	close func()
+	base   string
+	client *remoteClient
+	h      http.Handler
+	close  func()
 }
 
-func newAsker(ctx context.Context, cfg Config, base string, stderr io.Writer) (*asker, error) {
+func newAsker(ctx context.Context, cfg Config, base string, rf remoteFlags, stderr io.Writer) (*asker, error) {
 	if base != "" {
-		return &asker{base: base, close: func() {}}, nil
+		c, err := newRemoteClient(rf, cfg.Gate.Kubeconfig)
+		return &asker{base: base, client: c, close: func() {}}, err
 	}
 
 	// The answer carries the reasons; the log only says what kept the repository from loading.
@@ -287,7 +292,7 @@ func newAsker(ctx context.Context, cfg Config, base string, stderr io.Writer) (*
 
 func (a *asker) get(ctx context.Context, path string) (int, []byte, error) {
 	if a.base != "" {
-		return askServer(ctx, a.base, path)
+		return a.client.ask(ctx, a.base, path)
 	}
 
 	rec := httptest.NewRecorder()
@@ -342,26 +347,6 @@ func pending(body []byte) bool {
 	return json.Unmarshal(body, &r) == nil && (r.Pending || r.Answer.Pending)
 }
 
-func askServer(ctx context.Context, base, path string) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(base, "/")+path, nil) //nolint:gosec // G704: --server is the operator's own choice of oracle
-	if err != nil {
-		return 0, nil, fmt.Errorf("--server %q: %w", base, err)
-	}
-
-	resp, err := http.DefaultClient.Do(req) //nolint:gosec // G704: --server is the operator's own choice of oracle
-	if err != nil {
-		return 0, nil, fmt.Errorf("ask %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return 0, nil, fmt.Errorf("read answer of %s: %w", base, err)
-	}
-
-	return resp.StatusCode, b, nil
-}
-
 // loadOnce builds the backends and caches as the server does, refreshes each once (bounded by
 // REFRESH_TIMEOUT and ctx) and returns the API handler over them. closeAll releases everything.
 func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handler, func(), error) {
@@ -387,7 +372,7 @@ func loadOnce(ctx context.Context, cfg Config, logger *slog.Logger) (http.Handle
 
 	wg.Wait()
 
-	h, err := newHandler(cfg, oracle, oracle.Cutover, nil, reg, logger)
+	h, err := newHandler(cfg, oracle, oracle.Cutover, nil, reg, logger, server.Auth{})
 
 	return h, cleanup.run, err
 }

@@ -57,6 +57,8 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Gate is the gate self-test's and the coverage report's settings.
 	Gate GateConfig
+	// Auth is TLS and who may ask.
+	Auth AuthConfig
 	// BackendType is the kind of the one backend the environment describes (BACKEND_TYPE).
 	BackendType string
 	// BackendsFile, when set, lists the backends instead (several, in order of preference).
@@ -94,6 +96,7 @@ func defaultConfig() Config {
 		StaleFor:          server.DefaultStaleFor,
 		ShutdownTimeout:   10 * time.Second,
 		Gate:              defaultGateConfig(),
+		Auth:              defaultAuthConfig(),
 		BackendType:       registry()[0].Name, // the registry's first kind is the default
 	}
 }
@@ -108,6 +111,10 @@ type setting struct {
 
 // settings are the service's own settings; each backend kind declares its own (repo.Field).
 func (c *Config) settings(kinds repo.Registry) []setting {
+	return append(c.serviceSettings(kinds), c.Auth.settings()...)
+}
+
+func (c *Config) serviceSettings(kinds repo.Registry) []setting {
 	return []setting{
 		{"backend", []string{"BACKEND_TYPE"}, "backend kind: " + strings.Join(kinds.Names(), ", "), (*repo.StringValue)(&c.BackendType)},
 		{"backends-file", []string{"BACKENDS_FILE"}, "YAML file listing several backends in order of preference (replaces the backend settings)", (*repo.StringValue)(&c.BackendsFile)},
@@ -135,7 +142,7 @@ func (c *Config) settings(kinds repo.Registry) []setting {
 		{"shutdown-timeout", []string{"SHUTDOWN_TIMEOUT"}, "after the delay, bound on the wait for in-flight requests", (*repo.DurationValue)(&c.ShutdownTimeout)},
 		{"gate-check-interval", []string{"GATE_CHECK_INTERVAL"}, "pause between two gate self-tests (a server-side dry-run create of a canary PVC through the API server); 0 turns the self-test off", (*repo.DurationValue)(&c.Gate.Interval)},
 		{"gate-canary-namespace", []string{"GATE_CANARY_NAMESPACE"}, "namespace of the gate self-test's canary PVC: one the policies cover, holding nothing else (the chart creates it); empty turns the self-test off", (*repo.StringValue)(&c.Gate.Namespace)},
-		{"kubeconfig", []string{"KUBECONFIG"}, "kubeconfig file for the Kubernetes API (the gate self-test); empty: the pod's service account", (*repo.StringValue)(&c.Gate.Kubeconfig)},
+		{"kubeconfig", []string{"KUBECONFIG"}, "kubeconfig file for the Kubernetes API (the gate self-test, AUTH_MODE=kubernetes); empty: the pod's service account", (*repo.StringValue)(&c.Gate.Kubeconfig)},
 		{"policies-label-key", []string{"POLICIES_LABEL_KEY"}, "the label the policies select backup-labelled PVCs by (chart: policies.labelKey); the canary carries it", (*repo.StringValue)(&c.Gate.LabelKey)},
 		{"policies-label-values", []string{"POLICIES_LABEL_VALUES"}, "comma-separated values of that label the policies handle (chart: the keys of policies.schedules); the canary carries the first", (*listValue)(&c.Gate.LabelValues)},
 		{"policies-excluded-namespaces", []string{"POLICIES_EXCLUDED_NAMESPACES"}, "comma-separated namespaces the policies exclude (chart: policies.excludedNamespaces); one holding backups is reported: its PVCs are never checked", (*listValue)(&c.Gate.Excluded)},
@@ -423,6 +430,7 @@ func (c *Config) Validate() error {
 	}
 
 	errs = append(errs, c.Gate.validate()...)
+	errs = append(errs, c.Auth.validate()...)
 
 	if _, err := repo.ParseNearMissMode(c.NearMiss); err != nil {
 		errs = append(errs, err)

@@ -131,7 +131,8 @@ func runGate(ctx context.Context, args, environ []string, stdout, stderr io.Writ
 const rightsUsage = `Usage: backup-oracle rights [-o json]
 
 The Kubernetes API rights this configuration needs, each with the reason (the chart renders its
-Role from the same list, and its tests compare the two). With the gate self-test off: none.
+Role from the same list, and its tests compare the two). With the gate self-test off and
+AUTH_MODE=none: none.
 
 Flags (every setting of the service is accepted):
 `
@@ -148,7 +149,7 @@ func runRights(args, environ []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	rules := cfg.Gate.rules()
+	rules := append(cfg.Gate.rules(), cfg.Auth.rules()...)
 
 	if f.output == "json" {
 		enc := json.NewEncoder(stdout)
@@ -159,7 +160,7 @@ func runRights(args, environ []string, stdout, stderr io.Writer) int {
 	}
 
 	if len(rules) == 0 {
-		fmt.Fprintln(stdout, "none: "+cfg.Gate.off())
+		fmt.Fprintln(stdout, "none: "+cfg.Gate.off()+"; AUTH_MODE is "+cfg.Auth.Mode)
 	}
 
 	for _, r := range rules {

@@ -21,11 +21,13 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/klog/v2"
 
 	backuporacle "github.com/backup-oracle/backup-oracle"
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/repo"
 	"github.com/backup-oracle/backup-oracle/repo/gate"
+	"github.com/backup-oracle/backup-oracle/repo/kube"
 	"github.com/backup-oracle/backup-oracle/repo/ledger"
 	"github.com/backup-oracle/backup-oracle/server"
 )
@@ -114,8 +116,14 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 	gin.SetMode(gin.ReleaseMode) // a process-wide setting: the program's, not the handler's
 
 	logger := newLogger(cfg, stderr)
+	klog.SetSlogLogger(logger) // k8s.io libraries (certificate reloads, reviews) log through ours
+
 	for _, w := range cfg.Warnings {
 		logger.Warn("configuration", "warning", w)
+	}
+
+	for _, w := range cfg.Auth.warnings() {
+		logger.Warn("security", "warning", w)
 	}
 
 	if err := serve(ctx, cfg, logger, stdout); err != nil {
@@ -166,17 +174,38 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 
 	stopping := &atomic.Bool{}
 
-	handler, err := newHandler(cfg, drainingOracle{Group: oracle, stopping: stopping}, oracle.Cutover, g, reg, logger)
+	auth, runAuth, err := buildAuth(cfg.Auth, cfg.Gate.Kubeconfig, logger)
 	if err != nil {
 		return err
 	}
+
+	handler, err := newHandler(cfg, drainingOracle{Group: oracle, stopping: stopping}, oracle.Cutover, g, reg, logger, auth)
+	if err != nil {
+		return err
+	}
+
+	srv := newHTTPServer(handler, cfg)
+	scheme := "http"
+
+	if cfg.Auth.TLSCertFile != "" {
+		t, err := kube.NewServingTLS(cfg.Auth.TLSCertFile, cfg.Auth.TLSKeyFile, cfg.Auth.ProxyClientCA)
+		if err != nil {
+			return err
+		}
+
+		t.Run(ctx)
+
+		srv.TLSConfig, scheme = t.Config, "https"
+	}
+
+	runAuth(ctx)
 
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", cfg.listenAddress())
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.listenAddress(), err)
 	}
 
-	url := "http://" + dialable(ln.Addr())
+	url := scheme + "://" + dialable(ln.Addr())
 	fmt.Fprintf(stdout, "backup-oracle %s listening on %s\n", version, url)
 	logger.Info("listening", "address", ln.Addr().String(), "backends", backendNames(cfg.Backends), "version", version)
 
@@ -184,7 +213,7 @@ func serve(ctx context.Context, cfg Config, logger *slog.Logger, stdout io.Write
 		go demo.announce(ctx, oracle, url, stdout)
 	}
 
-	return runUntilShutdown(ctx, newHTTPServer(handler, cfg), ln, oracle, shutdown{stopping: stopping, delay: cfg.ShutdownDelay, timeout: cfg.ShutdownTimeout},
+	return runUntilShutdown(ctx, srv, ln, oracle, shutdown{stopping: stopping, delay: cfg.ShutdownDelay, timeout: cfg.ShutdownTimeout},
 		cfg.RefreshInterval, logger, g.Run)
 }
 
@@ -276,13 +305,13 @@ func buildOracle(cfg Config, reg prometheus.Registerer, logger *slog.Logger, cle
 // newHandler is the HTTP API over the caches, as the server and the CLI's in-process mode use it
 // (the latter without a gate: g nil).
 func newHandler(cfg Config, oracle server.Oracle, cutover func() repo.CutoverStatus, g *gate.Gate, reg *prometheus.Registry,
-	logger *slog.Logger,
+	logger *slog.Logger, auth server.Auth,
 ) (http.Handler, error) {
 	rs, rd := replicationNames(cfg.Backends, cfg.DestinationNameTemplate)
 	opts := server.Options{
 		Oracle: oracle, Registerer: reg, Gatherer: reg, RequestTimeout: cfg.HTTPTimeout, RenderCacheSize: cfg.CacheSize, Logger: logger,
 		OpenAPI: backuporacle.OpenAPI, ReplicationName: rs, DestinationName: rd, DefaultStaleFor: cfg.StaleFor,
-		Cutover: cutover,
+		Cutover: cutover, Auth: auth, TrustedProxies: cfg.Auth.TrustedProxies,
 	}
 
 	if g != nil {

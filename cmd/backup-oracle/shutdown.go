@@ -67,7 +67,14 @@ func runUntilShutdown(ctx context.Context, srv *http.Server, ln net.Listener, or
 
 	served := make(chan error, 1)
 
-	go func() { served <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			served <- srv.ServeTLS(ln, "", "") // the certificate comes from TLSConfig (reloaded)
+			return
+		}
+
+		served <- srv.Serve(ln)
+	}()
 
 	for _, run := range background {
 		refreshers.Go(func() { run(ctx) })

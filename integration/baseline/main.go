@@ -1,5 +1,6 @@
 // Command baseline is the yardstick of the throughput benchmark: the smallest useful net/http
-// server, answering a fixed JSON body, started on 127.0.0.1:0 like backup-oracle.
+// server, answering a fixed JSON body, started on 127.0.0.1:0 like backup-oracle; over HTTPS
+// when TLS_CERT_FILE and TLS_KEY_FILE are set (the yardstick of the secured service).
 package main
 
 import (
@@ -24,10 +25,18 @@ func main() {
 		_, _ = w.Write(body)
 	})
 
-	fmt.Printf("baseline listening on http://%s\n", ln.Addr())
-
 	srv := &http.Server{Handler: mux} //nolint:gosec // benchmark yardstick on loopback
-	if err := srv.Serve(ln); err != nil {
+
+	cert, key := os.Getenv("TLS_CERT_FILE"), os.Getenv("TLS_KEY_FILE")
+	if cert == "" {
+		fmt.Printf("baseline listening on http://%s\n", ln.Addr())
+		err = srv.Serve(ln)
+	} else {
+		fmt.Printf("baseline listening on https://%s\n", ln.Addr())
+		err = srv.ServeTLS(ln, cert, key)
+	}
+
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -25,6 +25,7 @@ func TestRestoreAsCode(t *testing.T) {
 	promtool := harness.Tool(t, "promtool")
 	harness.Tool(t, "kopia")
 	versions := kyvernoVersions(t)
+	newest := versions[len(versions)-1].version
 
 	sources := []string{kopiamover.ReplicationSource{Name: "probe-backup", Namespace: defaultsNamespace}.Source(),
 		kopiamover.PolicySource(excludedWithBackups, "snapshot-store")} // a backup the policies never check
@@ -40,7 +41,8 @@ func TestRestoreAsCode(t *testing.T) {
 		sources = append(sources, nearMissSource(namespaceOf(set)), namedSource(namespaceOf(set)))
 	}
 
-	sources = append(sources, kopiamover.PolicySource(predecessorNamespace, predecessorPVC))
+	sources = append(sources, kopiamover.PolicySource(predecessorNamespace, predecessorPVC),
+		kopiamover.PolicySource(securedA, "data"), kopiamover.PolicySource(securedB, "data")) // whoMayAsk's
 
 	dir := t.TempDir()
 	repos := repositories{green: newKopiaRepository(t, dir, append(sources, greenLayoutSources()...))}
@@ -61,7 +63,7 @@ func TestRestoreAsCode(t *testing.T) {
 		for _, k := range versions {
 			t.Run("kyverno-"+k.version, func(t *testing.T) {
 				t.Parallel()
-				runVersion(t, helm, promtool, k, oracleBin, repos, &results)
+				runVersion(t, helm, promtool, k, oracleBin, repos, &results, k.version == newest)
 			})
 		}
 	})
@@ -72,7 +74,8 @@ func TestRestoreAsCode(t *testing.T) {
 // runVersion runs everything on one Kyverno version: the version's default HTTP flags, the
 // chart's server-side dry run, then both policy sets; each set's cleanup policy stays installed
 // after its set, so both cleanups are awaited together at the end (one cleanup minute, not two).
-func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleBin string, repos repositories, results *measurements) {
+// With newest, the secured oracle's callers are checked too (whoMayAsk).
+func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleBin string, repos repositories, results *measurements, newest bool) {
 	t.Run("controller-flags", func(t *testing.T) { controllerFlags(t, k) })
 
 	s := startStack(t)
@@ -82,6 +85,7 @@ func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleB
 	o := newOracle(t, s, oracleBin, repos.green)
 	o.start(t)
 
+	prepareKyvernoClient(t, s) // as Kyverno's chart has it; the plain oracle ignores the token
 	s.startKyverno(t, k, true)
 	t.Run("default-http-flags", func(t *testing.T) { defaultHTTPFlags(t, s.kube, helm, k, o, results) })
 
@@ -113,6 +117,9 @@ func runVersion(t *testing.T, helm, promtool string, k kyvernoUnderTest, oracleB
 	}
 
 	t.Run("predecessor-policy", func(t *testing.T) { predecessorPolicy(t, s, k, oracleBin, repos.green) })
+
+	// While the cleanups are pending, as the layouts.
+	t.Run("who-may-ask", func(t *testing.T) { whoMayAsk(t, s, helm, k, oracleBin, repos.green, newest) })
 
 	// The restic scenarios, on upstream VolSync's controller (which runs from here on: it would
 	// write status into the layouts' Kopia resources, which they compare).

@@ -51,7 +51,7 @@ func newKube(url, token, kubeconfig, kubectl string) *kube {
 }
 
 // do sends body (JSON-encoded unless it is a string) to path. A transport error fails the test.
-func (k *kube) do(t *testing.T, method, path string, body any, contentType string) apiResult {
+func (k *kube) do(t testing.TB, method, path string, body any, contentType string) apiResult {
 	t.Helper()
 
 	var rd io.Reader
@@ -112,7 +112,7 @@ func (k *kube) exists(t *testing.T, path string) bool {
 }
 
 // mustOK sends the request and requires a 2xx answer.
-func (k *kube) mustOK(t *testing.T, method, path string, body any, contentType string) apiResult {
+func (k *kube) mustOK(t testing.TB, method, path string, body any, contentType string) apiResult {
 	t.Helper()
 
 	r := k.do(t, method, path, body, contentType)
@@ -132,7 +132,7 @@ func (k *kube) kubectlRun(stdin string, args ...string) (string, error) {
 }
 
 // apply applies YAML server-side (field manager e2e) and fails the test on error.
-func (k *kube) apply(t *testing.T, yaml string, extra ...string) string {
+func (k *kube) apply(t testing.TB, yaml string, extra ...string) string {
 	t.Helper()
 
 	out, err := k.kubectlRun(yaml, append([]string{"apply", "--server-side", "--force-conflicts", "--field-manager", "e2e", "-f", "-"}, extra...)...)

@@ -180,17 +180,44 @@ func kyvernoEnv(name, svc string) []string {
 func (s *stack) startAdmissionController(t *testing.T, k kyvernoUnderTest, defaultHTTP bool) *proc {
 	t.Helper()
 
-	p := startProc(t, s.dir, "kyverno-admission-controller", k.bin("kyverno"), kyvernoEnv("kyverno-admission-controller", "kyverno-svc"),
-		append(s.kyvernoFlags(t, k, defaultHTTP), "--serverIP="+hostPort(s.webhookPort), "--webhookServerHost=127.0.0.1",
+	env := kyvernoEnv("kyverno-admission-controller", "kyverno-svc")
+	if s.oracleCA != nil {
+		env = append(env, "SSL_CERT_FILE="+s.oracleCA.File)
+	}
+
+	bin, env, wrap := s.scopedToken(k, k.bin("kyverno"), env)
+	p := startProc(t, s.dir, "kyverno-admission-controller", bin, env,
+		append(wrap, append(s.kyvernoFlags(t, k, defaultHTTP), "--serverIP="+hostPort(s.webhookPort), "--webhookServerHost=127.0.0.1",
 			fmt.Sprintf("--webhookServerPort=%d", s.webhookPort),
 			"--caSecretName=kyverno-svc.kyverno.svc.kyverno-tls-ca",
 			"--tlsSecretName=kyverno-svc.kyverno.svc.kyverno-tls-pair",
 			"--backgroundServiceAccountName=system:serviceaccount:kyverno:kyverno-background-controller",
 			"--reportsServiceAccountName=system:serviceaccount:kyverno:kyverno-reports-controller",
-			"--controllerRuntimeMetricsAddress=0", fmt.Sprintf("--admissionReports=%t", s.admissionReports))...)
+			"--controllerRuntimeMetricsAddress=0", fmt.Sprintf("--admissionReports=%t", s.admissionReports))...)...)
 	s.all = append(s.all, p.pid())
 
 	return p
+}
+
+// kyvernoTokenDir is where Kyverno 1.17.2 reads the token it sends on service calls, a path
+// fixed in its code (pkg/engine/apicall/executor.go, getToken).
+const kyvernoTokenDir = "/var/run/secrets/kyverno/apicall"
+
+// scopedToken gives the admission controller s.kyvernoToken as Kyverno's chart does: from 1.18
+// through KYVERNO_SCOPED_TOKEN_PATH; for 1.17.2, whose path is fixed, the controller runs in a
+// private mount namespace (unshare, root) where a tmpfs over /run holds the token at that path,
+// so nothing on the host changes. It returns the binary, environment and leading arguments.
+func (s *stack) scopedToken(k kyvernoUnderTest, bin string, env []string) (string, []string, []string) {
+	switch {
+	case s.kyvernoToken == "":
+		return bin, env, nil
+	case k.scopedTokenEnv:
+		return bin, append(env, "KYVERNO_SCOPED_TOKEN_PATH="+s.kyvernoToken), nil
+	}
+
+	script := `set -e; mount -t tmpfs tmpfs /run; mkdir -p ` + kyvernoTokenDir + `; cp "$1" ` + kyvernoTokenDir + `/token; shift; exec "$@"`
+
+	return "unshare", env, []string{"--mount", "--propagation", "private", "sh", "-c", script, "sh", s.kyvernoToken, bin}
 }
 
 // startKyverno starts version k's admission, background and cleanup controllers (the

@@ -39,7 +39,7 @@ type oracle struct {
 
 // newKopiaRepository writes a repository with the real kopia CLI holding one snapshot per
 // source, as VolSync's Kopia mover writes them.
-func newKopiaRepository(t *testing.T, dir string, sources []string) string {
+func newKopiaRepository(t testing.TB, dir string, sources []string) string {
 	t.Helper()
 
 	data := filepath.Join(dir, "data")

@@ -29,8 +29,9 @@ var renderedKind = regexp.MustCompile(`(?m)^kind: (\S+)$`)
 // the version's autoSet, and on a version whose default blocklist refuses ClusterIPs to CEL
 // calls, the CEL set once the override is stated.
 func policySetAuto(t *testing.T, k *kube, helm string, kv kyvernoUnderTest) {
-	require.Equal(t, kv.defaultBlocksPrivate, kv.autoSet == "clusterpolicy",
-		"the chart installs the CEL set by default except where the version's default --httpBlocklist refuses a ClusterIP (default-http-flags)")
+	require.Equal(t, kv.defaultBlocksPrivate || kv.mutatingNoResourceLib, kv.autoSet == "clusterpolicy",
+		"the chart installs the CEL set by default except where the version's default --httpBlocklist refuses a ClusterIP (default-http-flags) "+
+			"or its MutatingPolicy cannot read the token of the default authentication (who-may-ask)")
 
 	install := func(args ...string) (string, error) {
 		// Another release name: the gate scenarios' objects of release exist, without Helm's

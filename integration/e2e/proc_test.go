@@ -27,7 +27,7 @@ type proc struct {
 
 // startProc starts bin with args and env (added to a minimal environment). It is not stopped
 // automatically: the stack stops its processes in a safe order (see stack.stop).
-func startProc(t *testing.T, dir, name, bin string, env []string, args ...string) *proc {
+func startProc(t testing.TB, dir, name, bin string, env []string, args ...string) *proc {
 	t.Helper()
 
 	logPath := filepath.Join(dir, name+".log")
@@ -99,7 +99,7 @@ func pidGone(pid int) bool {
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -34,11 +34,19 @@ type stack struct {
 	// admissionReports: the admission controller writes admission reports (off but for the gate
 	// self-test's check that its canary leaves none).
 	admissionReports bool
+	// kyvernoToken, when set, is the file holding the token the admission controller sends on
+	// service calls (as Kyverno's chart projects it: a token of its service account for the
+	// audience kyverno-svc.kyverno.io).
+	kyvernoToken string
+	// oracleCA, when set, signs the secured oracle's certificate; the admission controller
+	// trusts it as its system trust store (SSL_CERT_FILE), as Kyverno's chart's
+	// caCertificates.data has it: the CEL set's http library trusts nothing else.
+	oracleCA *harness.TestCA
 }
 
 // startStack starts etcd and kube-apiserver and registers the cleanup that stops everything in
 // the safe order (controllers, kube-apiserver and its exit, etcd), then checks no PID is left.
-func startStack(t *testing.T) *stack {
+func startStack(t testing.TB) *stack {
 	t.Helper()
 
 	etcdBin, apiserverBin, kubectl := harness.Tool(t, "etcd"), harness.Tool(t, "kube-apiserver"), harness.Tool(t, "kubectl")
@@ -115,7 +123,7 @@ current-context: e2e
 
 // stop stops the Kyverno controllers, then kube-apiserver (waiting for its exit), then etcd:
 // stopped together, the API server hangs. Then it checks that no started process is left.
-func (s *stack) stop(t *testing.T) {
+func (s *stack) stop(t testing.TB) {
 	for _, p := range s.controllers {
 		if !p.stop(20 * time.Second) {
 			t.Logf("%s ignored SIGTERM for 20s: killed", p.name)
@@ -149,7 +157,7 @@ func (s *stack) stop(t *testing.T) {
 	_ = os.RemoveAll(s.dir)
 }
 
-func randomHex(t *testing.T) string {
+func randomHex(t testing.TB) string {
 	t.Helper()
 
 	b := make([]byte, 16)
@@ -161,7 +169,7 @@ func randomHex(t *testing.T) string {
 
 // writeServiceAccountKeys writes sa.key and sa.pub, the key pair the API server signs and
 // checks service account tokens with.
-func writeServiceAccountKeys(t *testing.T, dir string) {
+func writeServiceAccountKeys(t testing.TB, dir string) {
 	t.Helper()
 
 	key, err := rsa.GenerateKey(rand.Reader, 2048)

@@ -57,8 +57,11 @@ var supportRows = []supportRow{ //nolint:gochecknoglobals // the table
 	}},
 	{"The chart's manifests accepted (server-side dry run)", "chart/server-side-dry-run", always(ok)},
 	{"`policies.engine: auto` (the default) on the API server's API versions: refused without `policies.kyverno.version`; with it, the set installed", "chart/policy-set-auto", func(r kyvernoRelease, _ string) string {
-		if r.autoSet == "cel" {
+		switch {
+		case r.autoSet == "cel":
 			return ok + " CEL"
+		case r.mutatingNoResourceLib:
+			return ok + " ClusterPolicy (CEL with `auth.enabled: false`)"
 		}
 
 		return ok + " ClusterPolicy (CEL with `httpBlocklistOverridden`)"

@@ -40,6 +40,15 @@ type kyvernoRelease struct {
 	// on this version. Every version today (they add about 25 s to a version's run); a version
 	// on which they would cost too much can be left out here, and the support table says so.
 	layouts bool
+	// scopedTokenEnv: the controllers read the token they send on service calls from
+	// $KYVERNO_SCOPED_TOKEN_PATH (1.18+); 1.17.2 reads /var/run/secrets/kyverno/apicall/token
+	// only (pkg/engine/apicall/executor.go, getToken).
+	scopedTokenEnv bool
+	// mutatingNoResourceLib: a MutatingPolicy cannot evaluate the resource library (1.17.2:
+	// "nil pointer dereference" evaluating a variable that reads a Secret with resource.Get), so
+	// the CEL set with authentication, whose token comes from resource.Get, never mutates: the
+	// ValidatingPolicy then denies the PVCs to restore (fail safe; README, "Who may ask").
+	mutatingNoResourceLib bool
 	// restic: the restic scenarios (upstream VolSync's controller and its restic mover script run
 	// by the Job runner, backups restored byte for byte) run on this version: the newest only.
 	// They prove that the movers and the oracle agree, which does not depend on Kyverno's version:
@@ -98,7 +107,8 @@ const (
 // two lists differ, so a version is never run without expectations, nor dropped silently.
 var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 	{
-		version: "v1.17.2", layouts: true, autoSet: "cel",
+		version: "v1.17.2", layouts: true, mutatingNoResourceLib: true,
+		autoSet: "clusterpolicy", // the CEL set only with auth.enabled=false (mutatingNoResourceLib)
 		sets: map[string]setExpectations{
 			// No --apiCallTimeout: a hanging oracle outlasts the webhook deadline.
 			"clusterpolicy": {hangDeniedCleanly: false, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
@@ -109,7 +119,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 		},
 	},
 	{
-		version: "v1.18.2", layouts: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
+		version: "v1.18.2", layouts: true, scopedTokenEnv: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksPrivate: true,
 		celNon2xxBody: true, autoSet: "clusterpolicy", // the CEL set only with policies.kyverno.httpBlocklistOverridden
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
@@ -117,7 +127,7 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 		},
 	},
 	{
-		version: "v1.19.1", layouts: true, restic: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
+		version: "v1.19.1", layouts: true, restic: true, scopedTokenEnv: true, hasAPICallTimeout: true, hasHTTPBlocklist: true, defaultBlocksCEL: true, defaultBlocksAPICall: true,
 		celNon2xxBody: true, autoSet: "cel",
 		sets: map[string]setExpectations{
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},

@@ -68,6 +68,8 @@ type Oracle struct {
 	done   chan struct{}
 	// raceChecked: the log was searched for race reports (once, by the first Stop).
 	raceChecked atomic.Bool
+	client      *http.Client
+	token       string
 }
 
 // OracleOptions start the real program.
@@ -77,6 +79,9 @@ type OracleOptions struct {
 	Args []string
 	// UID, when non-zero, runs the process as that user (requires root).
 	UID uint32
+	// CAFile is the CA the test's requests trust (the program serves HTTPS); Token is the
+	// bearer token they send (the program authenticates callers).
+	CAFile, Token string
 }
 
 // StartOracle starts the program on 127.0.0.1:0 and waits until it says where it listens.
@@ -97,7 +102,13 @@ func StartOracle(t testing.TB, opts OracleOptions) *Oracle {
 		t.Fatal(err)
 	}
 
-	o := &Oracle{cmd: cmd, done: make(chan struct{})}
+	client, err := httpClient(opts.CAFile)
+	if err != nil {
+		t.Fatalf("CA %s: %v", opts.CAFile, err)
+	}
+
+	client.Timeout = 0 // the requests' contexts bound them
+	o := &Oracle{cmd: cmd, done: make(chan struct{}), client: client, token: opts.Token}
 	cmd.Stderr = writerFunc(func(p []byte) (int, error) {
 		o.mu.Lock()
 		defer o.mu.Unlock()
@@ -210,7 +221,7 @@ func (o *Oracle) Get(t testing.TB, path string) Response {
 		t.Fatal(err)
 	}
 
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := o.do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
@@ -229,6 +240,15 @@ func (o *Oracle) Get(t testing.TB, path string) Response {
 	}
 
 	return r
+}
+
+// do sends req with the test's token, trusting the test's CA.
+func (o *Oracle) do(req *http.Request) (*http.Response, error) {
+	if o.token != "" {
+		req.Header.Set("Authorization", "Bearer "+o.token)
+	}
+
+	return o.client.Do(req)
 }
 
 // WaitReady polls /readyz until it answers 200.
@@ -278,7 +298,7 @@ func (o *Oracle) MetricValue(name string, labels ...string) (float64, error) {
 		return 0, err
 	}
 
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := o.do(req)
 	if err != nil {
 		return 0, fmt.Errorf("GET /metrics: %w", err)
 	}

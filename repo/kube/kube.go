@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -164,5 +165,39 @@ func classify(err error) (repo.DryRun, error) {
 		return repo.DryRun{Verdict: repo.DryRunDenied, Message: msg}, nil
 	default:
 		return repo.DryRun{}, err
+	}
+}
+
+// ErrNoToken: the kubeconfig's current user has no bearer token (a client certificate, an exec
+// plugin or an auth provider instead).
+var ErrNoToken = errors.New("kube: the kubeconfig's user has no bearer token")
+
+// BearerToken is the bearer token of the kubeconfig's current user (its token, or the content of
+// its tokenFile), for a command asking backup-oracle as that user. kubeconfig empty: the
+// KUBECONFIG variable's files, else ~/.kube/config (kubectl's rules). The token's audience is
+// the API server's: backup-oracle accepts it only when configured to (AUTH_AUDIENCES).
+func BearerToken(kubeconfig string) (string, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return "", fmt.Errorf("kube: read kubeconfig: %w", err)
+	}
+
+	switch {
+	case rc.BearerToken != "":
+		return rc.BearerToken, nil
+	case rc.BearerTokenFile != "":
+		b, err := os.ReadFile(rc.BearerTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("kube: kubeconfig token file: %w", err)
+		}
+
+		return strings.TrimSpace(string(b)), nil
+	default:
+		return "", ErrNoToken
 	}
 }
