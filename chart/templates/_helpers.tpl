@@ -625,6 +625,61 @@ runs; nothing else, nowhere else.
 {{- end -}}
 
 {{/*
+bo.cutoverSide: this release's side of a declared cutover (README, "Blue/green migration"):
+"leaving" when cutover.from names this release's own backend (backends[] role own): the chart
+runs the final-backup Job; "arriving" when it names another backend: the oracle waits for the
+final backups (CUTOVER_AT, CUTOVER_FROM); "none" without a cutover.
+*/}}
+{{- define "bo.cutoverSide" -}}
+{{- $c := .Values.cutover -}}
+{{- if not (or $c.at $c.from) -}}none
+{{- else if and .Values.backends (eq $c.from (include "bo.ownBackend" . | fromJson).name) -}}leaving
+{{- else -}}arriving
+{{- end -}}
+{{- end -}}
+
+{{/*
+bo.cutoverMode: what the cutover Job of this release does: "run" (leaving), "undo" (no cutover,
+in blue/green mode, cutover.undoJob: restores what a removed cutover changed) or "" (none).
+*/}}
+{{- define "bo.cutoverMode" -}}
+{{- $side := include "bo.cutoverSide" . -}}
+{{- if eq $side "leaving" -}}run
+{{- else if and (eq $side "none") .Values.backends .Values.cutover.undoJob -}}undo
+{{- end -}}
+{{- end -}}
+
+{{/*
+The Kubernetes API rights of the cutover Job's service account, as RBAC rules (a ClusterRole: the
+backup-labelled PVCs may be in any namespace): the one place the chart states them. They are what
+`backup-oracle cutover <mode> --rights` lists for the Job's arguments (a chart test compares the
+two; repo/kube states each call's rule next to the call). Argument: (dict "mode" "run"|"undo"
+"scale" bool).
+*/}}
+{{- define "bo.cutoverRules" -}}
+- apiGroups: [volsync.backube]
+  resources: [replicationsources]
+  verbs: [list, patch]
+{{- if eq .mode "run" }}
+- apiGroups: [""]
+  resources: [persistentvolumeclaims, pods]
+  verbs: [list]
+{{- if .scale }}
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [get, patch]
+{{- end }}
+{{- else if .scale }}
+- apiGroups: [apps]
+  resources: [deployments, statefulsets]
+  verbs: [list, patch]
+{{- end }}
+{{- end -}}
+
+{{/*
 TLS material (README, "Who may ask"): {ca, crt, key} PEM, computed once per render and kept in
 .Values (so every template sees the same). cert-manager or existingSecret: only the CA
 (tls.caBundle; the certificate is not the chart's). Else the Secret <fullname>-tls when it

@@ -54,17 +54,16 @@ type k8sObject struct {
 				ServiceAccountName           string `yaml:"serviceAccountName"`
 				AutomountServiceAccountToken *bool  `yaml:"automountServiceAccountToken"`
 				Containers                   []struct {
-					Env []struct{ Name, Value string }
+					Args []string `yaml:"args"`
+					Env  []struct{ Name, Value string }
 				}
 			}
 		}
 	}
 }
 
-// renderedRights returns the rights the render grants the Deployment's service account (through
-// every RoleBinding and ClusterRoleBinding naming it), whether its token is mounted, and the
-// Deployment's environment.
-func renderedRights(t *testing.T, out string) (granted []string, automount bool, env []string) {
+// parseObjects splits a render into the objects the rights comparison reads.
+func parseObjects(t *testing.T, out string) []k8sObject {
 	t.Helper()
 
 	var objs []k8sObject
@@ -78,6 +77,16 @@ func renderedRights(t *testing.T, out string) (granted []string, automount bool,
 		objs = append(objs, o)
 	}
 
+	return objs
+}
+
+// renderedRights returns the rights the render grants the Deployment's service account (through
+// every RoleBinding and ClusterRoleBinding naming it), whether its token is mounted, and the
+// Deployment's environment.
+func renderedRights(t *testing.T, out string) (granted []string, automount bool, env []string) {
+	t.Helper()
+
+	objs := parseObjects(t, out)
 	sa := ""
 
 	for _, o := range objs {
@@ -95,6 +104,11 @@ func renderedRights(t *testing.T, out string) (granted []string, automount bool,
 		t.Fatal("no Deployment with a serviceAccountName in the render")
 	}
 
+	return grantedTo(objs, sa), automount, env
+}
+
+// grantedTo is what the render grants service account sa (of the release's namespace), flattened.
+func grantedTo(objs []k8sObject, sa string) []string {
 	var rules []rule
 
 	for _, b := range objs {
@@ -121,7 +135,7 @@ func renderedRights(t *testing.T, out string) (granted []string, automount bool,
 		}
 	}
 
-	return flatten(rules), automount, env
+	return flatten(rules)
 }
 
 // TestRightsMatchTheBinary: the rights the chart grants the oracle's service account are exactly
@@ -169,6 +183,84 @@ func TestRightsMatchTheBinary(t *testing.T) {
 			if want := []string{" authentication.k8s.io/tokenreviews create", " authorization.k8s.io/subjectaccessreviews create",
 				"backup-oracle-canary /persistentvolumeclaims create"}; name == "default.yaml" && !slices.Equal(granted, want) {
 				t.Errorf("the default render grants %v; want %v", granted, want)
+			}
+		})
+	}
+}
+
+// TestCutoverJobRightsMatchTheBinary: each cutover Job the chart renders runs as its own service
+// account, granted exactly what the binary says that invocation needs (`backup-oracle <the Job's
+// arguments> --rights` with the Job's environment); which Job a release gets follows its side of
+// the cutover: the colour being left runs the final backups, a new colour none, a blue/green
+// release without a cutover the undo (unless turned off), a single-backend release none.
+func TestCutoverJobRightsMatchTheBinary(t *testing.T) {
+	bin := toolBin(t, "BACKUP_ORACLE_BIN")
+
+	renders := map[string][]string{
+		"leaving, waiting for the GitOps engine": {"-f", "../testdata/values/blue-green-cutover-leaving.yaml", "--set", "cutover.job.scaleWorkloads=false"},
+		"undo, scaling back":                     {"-f", "../testdata/values/blue-green.yaml", "--set", "cutover.job.scaleWorkloads=true"},
+		"undo off":                               {"-f", "../testdata/values/blue-green.yaml", "--set", "cutover.undoJob=false"},
+	}
+	for _, values := range valueSets(t) {
+		renders[filepath.Base(values)] = []string{"-f", values}
+	}
+
+	wantArgs := map[string][]string{
+		"blue-green-cutover-leaving.yaml":        {"cutover", "run", "--scale-workloads"},
+		"leaving, waiting for the GitOps engine": {"cutover", "run", "--timeout=2h"},
+		"blue-green.yaml":                        {"cutover", "undo", "--termination-log=/dev/termination-log"},
+		"restic-blue-green.yaml":                 {"cutover", "undo", "--termination-log=/dev/termination-log"}, // the trigger is the movers' common spec
+		"undo, scaling back":                     {"cutover", "undo", "--scale-workloads"},
+	}
+
+	for name, args := range renders {
+		t.Run(name, func(t *testing.T) {
+			objs := parseObjects(t, mustRender(t, args...))
+			jobs := 0
+
+			for _, job := range objs {
+				if job.Kind != "Job" {
+					continue
+				}
+
+				jobs++
+				pod := job.Spec.Template.Spec
+				c := pod.Containers[0]
+
+				if want := wantArgs[name]; !slices.Equal(c.Args[:len(want)], want) {
+					t.Errorf("Job %s runs %v; want it to start with %v", job.Metadata.Name, c.Args, want)
+				}
+
+				cmd := exec.Command(bin, append(slices.Clone(c.Args), "--rights")...)
+				cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+
+				for _, e := range c.Env {
+					cmd.Env = append(cmd.Env, e.Name+"="+e.Value)
+				}
+
+				raw, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("backup-oracle %v --rights: %v", c.Args, err)
+				}
+
+				var needed []rule
+				if err := json.Unmarshal(raw, &needed); err != nil {
+					t.Fatalf("decode %s: %v", raw, err)
+				}
+
+				granted := grantedTo(objs, pod.ServiceAccountName)
+				if want := flatten(needed); len(want) == 0 || !slices.Equal(granted, want) {
+					t.Errorf("the chart grants the cutover Job\n  %v\nthe binary needs\n  %v", granted, want)
+				}
+
+				oracle, _, _ := renderedRights(t, mustRender(t, args...))
+				if pod.ServiceAccountName == "" || slices.ContainsFunc(granted, func(r string) bool { return slices.Contains(oracle, r) && strings.Contains(r, "replicationsources") }) {
+					t.Errorf("the Job runs as %q and the oracle shares its rights %v", pod.ServiceAccountName, oracle)
+				}
+			}
+
+			if want := len(wantArgs[name]) > 0; (jobs == 1) != want || jobs > 1 {
+				t.Errorf("%d cutover Jobs rendered; want %v", jobs, want)
 			}
 		})
 	}

@@ -23,6 +23,7 @@ Usage:
   backup-oracle kinds [-o json]    list the backend kinds and the settings each reads
   backup-oracle rights [-o json]   the Kubernetes API rights this configuration needs (the chart's Role)
   backup-oracle gate check         run one gate self-test now: armed (exit 0), disarmed (3), refusing (4), unchecked (1)
+  backup-oracle cutover run|undo   the colour being left of a cutover: the final backups (exit 0 done, 3 not done), or undo them
 
 Operator commands (same settings; each has -h with examples and exit codes):
   backup-oracle check NS/PVC       will it restore? restore (exit 0), fresh (3), unknown (4)

@@ -48,7 +48,8 @@ func main() {
 
 // run is the whole program: with no command the server, which returns the exit code (0 ok,
 // 1 runtime failure, 2 bad config) when ctx is cancelled or it cannot start; environ is the
-// environment, KEY=VALUE; `kinds`, `rights`, `gate check` (gatecmd.go), or an
+// environment, KEY=VALUE; `kinds`, `rights`, `gate check` (gatecmd.go), `cutover run|undo`
+// (cutovercmd.go), or an
 // operator command (check, snapshots, list, identity, explain: see cli.go and their exit codes).
 func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
@@ -59,6 +60,8 @@ func run(ctx context.Context, args, environ []string, stdout, stderr io.Writer) 
 			return runGate(ctx, args[1:], environ, stdout, stderr)
 		case "rights":
 			return runRights(args[1:], environ, stdout, stderr)
+		case "cutover":
+			return runCutover(ctx, args[1:], environ, stdout, stderr)
 		}
 	}
 

@@ -78,6 +78,10 @@ type setExpectations struct {
 	// maxCalls bounds the oracle calls of one labelled PVC (an upper bound: the oracle counts a
 	// request after answering it, so a scrape can miss the last one).
 	maxCalls int
+	// generateRewritesRS: an update of a PVC makes the set's generate policy rewrite its existing
+	// ReplicationSource (Kyverno 1.19's GeneratingPolicy, whatever synchronize says), dropping a
+	// manual trigger set since (TestCutover).
+	generateRewritesRS bool
 }
 
 const (
@@ -129,7 +133,8 @@ var kyvernoReleases = []kyvernoRelease{ //nolint:gochecknoglobals // test table
 			"clusterpolicy": {hangDeniedCleanly: true, unknownMessage: cpUnknownMessage, unknownReason: true, downMessage: cpDownMessage, nearMissReason: true, maxCalls: 2},
 			// Kyverno 1.19.1's CEL http.Get has no timeout (--apiCallTimeout does not apply to
 			// it): with a hanging oracle the webhook times out.
-			"cel": {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3},
+			"cel": {hangDeniedCleanly: false, unknownMessage: celUnknownMessage, unknownReason: true, downMessage: celDownMessage, nearMissReason: true, maxCalls: 3,
+				generateRewritesRS: true},
 		},
 	},
 }

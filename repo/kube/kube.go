@@ -4,7 +4,7 @@
 // is rendered from the same statement and a chart test compares the two (`backup-oracle rights`).
 //
 // Only cmd wires it. Its consumers declare the small interfaces they need (the gate self-test's
-// gate.DryRunCreator), so their tests use function-field fakes, and this package is exercised
+// gate.DryRunCreator, the cutover's cutover.ReplicationSources and the others), so their tests use function-field fakes, and this package is exercised
 // against the real API server of the e2e stack.
 package kube
 
@@ -19,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -42,6 +43,7 @@ type Config struct {
 // bounded by their context only (no client-wide timeout).
 type Client struct {
 	cs   kubernetes.Interface
+	dyn  dynamic.Interface // the custom resources (VolSync's)
 	host string
 }
 
@@ -75,7 +77,12 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("kube: client for %s: %w", rc.Host, err)
 	}
 
-	return &Client{cs: cs, host: rc.Host}, nil
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kube: dynamic client for %s: %w", rc.Host, err)
+	}
+
+	return &Client{cs: cs, dyn: dyn, host: rc.Host}, nil
 }
 
 // Host is the API server's address, for messages.
