@@ -1,6 +1,8 @@
 package server
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -14,10 +16,30 @@ type readyResponse struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// ErrDraining marks a readiness error of a replica that is stopping but still answers
+// authoritatively (SIGTERM received, serving for the shutdown delay while Kubernetes removes it
+// from the Service): not ready for the kubelet, ready for an admission that reached it anyway.
+var ErrDraining = errors.New("draining")
+
 // readyz is the fail-closed gate: 200 only when every index is loaded and fresh. No I/O.
+// ?admission=true asks for the policies (the CEL set calls it through the Service, so it may
+// reach a draining replica): a draining replica whose indexes are ready answers 200 with the
+// reason, as its /exists answers stay authoritative until it stops.
 func (h *handler) readyz(c *gin.Context) {
+	admission := c.Query("admission")
+	if admission != "" && admission != "true" {
+		c.JSON(http.StatusBadRequest, errorBody{Error: fmt.Sprintf("%s: admission=%q: want true or nothing", repo.ErrInvalidParameter, admission)})
+		return
+	}
+
 	if err := h.oracle.Ready(); err != nil {
+		if admission == "true" && errors.Is(err, ErrDraining) {
+			c.JSON(http.StatusOK, readyResponse{Ready: true, Reason: err.Error()})
+			return
+		}
+
 		c.JSON(http.StatusServiceUnavailable, readyResponse{Reason: err.Error()})
+
 		return
 	}
 

@@ -160,6 +160,9 @@ func TestEndpoints(t *testing.T) {
 	notReady := oracle()
 	notReady.ready = func() error { return repo.ErrStale }
 
+	draining := oracle()
+	draining.ready = func() error { return fmt.Errorf("shutting down (%w)", server.ErrDraining) }
+
 	incomplete := oracle()
 	incomplete.inventory = func() []repo.Inventory {
 		return append(oracle().Inventory(), repo.Inventory{Backend: "restic-s3", Err: fmt.Errorf("%w: the first refresh of restic-s3 has not finished", repo.ErrNotLoaded)})
@@ -199,6 +202,10 @@ func TestEndpoints(t *testing.T) {
 		{"not found", oracle(), http.MethodGet, "/nope", http.StatusNotFound, "not-found.json"},
 		{"ready", oracle(), http.MethodGet, "/readyz", http.StatusOK, "ready.json"},
 		{"not ready", notReady, http.MethodGet, "/readyz", http.StatusServiceUnavailable, "not-ready.json"},
+		{"draining: not ready for the kubelet", draining, http.MethodGet, "/readyz", http.StatusServiceUnavailable, "draining.json"},
+		{"draining: ready for an admission that reached it", draining, http.MethodGet, "/readyz?admission=true", http.StatusOK, "draining-admission.json"},
+		{"not ready is not ready for admission either", notReady, http.MethodGet, "/readyz?admission=true", http.StatusServiceUnavailable, "not-ready.json"},
+		{"invalid admission parameter", oracle(), http.MethodGet, "/readyz?admission=1", http.StatusBadRequest, "readyz-bad-admission.json"},
 		{"healthz while not ready", notReady, http.MethodGet, "/healthz", http.StatusOK, "healthz.json"},
 		{"status", oracle(), http.MethodGet, "/status", http.StatusOK, "status.json"},
 		{"explain restore", oracle(), http.MethodGet, "/explain/web/restore.app", http.StatusOK, "explain-restore.json"},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,10 +12,11 @@ import (
 
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/repo/ledger"
+	"github.com/backup-oracle/backup-oracle/server"
 )
 
-// errShuttingDown is /readyz's reason once SIGTERM arrived.
-var errShuttingDown = errors.New("shutting down: SIGTERM received, finishing in-flight requests") //nolint:gochecknoglobals // a sentinel error
+// errShuttingDown is /readyz's reason once SIGTERM arrived while the indexes are ready.
+var errShuttingDown = fmt.Errorf("shutting down: SIGTERM received, finishing in-flight requests (%w)", server.ErrDraining) //nolint:gochecknoglobals // a sentinel error
 
 // drainingOracle is the caches as the server sees them, with readiness failing once the
 // process is stopping, so Kubernetes takes the pod out of the Service before it stops serving.
@@ -27,11 +27,16 @@ type drainingOracle struct {
 
 // Ready implements server.Oracle.
 func (d drainingOracle) Ready() error {
-	if d.stopping.Load() {
+	err := d.Group.Ready()
+
+	switch {
+	case d.stopping.Load() && err != nil: // not draining: its answers are not authoritative either
+		return fmt.Errorf("shutting down: SIGTERM received: %w", err)
+	case d.stopping.Load():
 		return errShuttingDown
 	}
 
-	return d.Group.Ready()
+	return err
 }
 
 // shutdown is how the process stops on SIGTERM.

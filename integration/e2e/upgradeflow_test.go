@@ -57,7 +57,10 @@ func upgradeFromPrevious(t *testing.T, rel released, k kyvernoUnderTest) {
 
 	svc := startService(t)
 	userArgs := []string{"-n", release, "-f", values, "--set", "policies.oracleURL=" + svc.URL()}
-	newArgs := append(slices.Clone(userArgs), "--set", "policies.kyverno.version="+k.version)
+	// 0.2.0 turns TLS and authentication on by default; the upgrade path tested is the one the
+	// chart README's "Upgrading" gives for a rollout without a window: first with both off (the
+	// policies keep calling http:// while the old replicas serve it), then on.
+	newArgs := append(slices.Clone(userArgs), "--set", "policies.kyverno.version="+k.version, "--set", "tls.enabled=false", "--set", "auth.enabled=false")
 	oci := []string{"oci://" + rel.chart, "--version", rel.version, "--plain-http"}
 
 	t.Run("oci-server-side-dry-run", func(t *testing.T) {
