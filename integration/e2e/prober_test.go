@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -25,15 +26,29 @@ type prober struct {
 	ns     string
 	reason bool // the denial carries the oracle's near-miss reason (kyvernoRelease)
 
-	mu      sync.Mutex
-	phase   string
-	cycles  map[string]int      // complete cycles per phase
-	wrong   map[string][]string // what went wrong, per phase
+	mu     sync.Mutex
+	phase  string
+	cycles map[string]int      // complete cycles per phase
+	wrong  map[string][]string // what went wrong, per phase
+	// drained counts, per phase, denials because the replica asked was draining and did not
+	// know ?admission=true (a previous release's binary): safe (never admitted), not wrong.
+	drained map[string]int
 	created int
 }
 
+// errDrainingDenial: the PVC was denied because the CEL policies' /readyz reached a draining
+// replica of a release before ?admission=true.
+var errDrainingDenial = errors.New("denied by a draining replica") //nolint:gochecknoglobals // a sentinel error
+
+// drainingDenial reports whether a refused admission is the policies' "not ready" denial of a
+// replica in its shutdown delay.
+func drainingDenial(code int, body map[string]any) bool {
+	return (code == http.StatusBadRequest || code == http.StatusForbidden) &&
+		strings.Contains(message(body), "is not ready (shutting down: SIGTERM received")
+}
+
 func newProber(k *kube, ns string, reason bool) *prober {
-	return &prober{k: k, ns: ns, reason: reason, phase: "before", cycles: map[string]int{}, wrong: map[string][]string{}}
+	return &prober{k: k, ns: ns, reason: reason, phase: "before", cycles: map[string]int{}, wrong: map[string][]string{}, drained: map[string]int{}}
 }
 
 // setPhase names the phase the next cycles count for.
@@ -61,10 +76,16 @@ func (p *prober) run(ctx context.Context) <-chan struct{} {
 
 // cycle probes the three cases once; a cycle that straddles two phases counts for the later.
 func (p *prober) cycle() {
-	var wrong []string
+	var (
+		wrong   []string
+		drained int
+	)
 
 	for _, c := range []func() error{p.restore, p.fresh, p.nearMiss} {
-		if err := c(); err != nil {
+		switch err := c(); {
+		case errors.Is(err, errDrainingDenial):
+			drained++
+		case err != nil:
 			wrong = append(wrong, err.Error())
 		}
 	}
@@ -74,6 +95,7 @@ func (p *prober) cycle() {
 
 	p.cycles[p.phase]++
 	p.wrong[p.phase] = append(p.wrong[p.phase], wrong...)
+	p.drained[p.phase] += drained
 }
 
 // results returns the cycles and what went wrong, per phase.
@@ -84,11 +106,23 @@ func (p *prober) results() (map[string]int, map[string][]string) {
 	return p.cycles, p.wrong
 }
 
+// drainedDenials returns, per phase, the denials by a draining replica (errDrainingDenial).
+func (p *prober) drainedDenials() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	return p.drained
+}
+
 // restore creates the PVC postgres, whose backup the repository holds, and deletes it again.
 func (p *prober) restore() error {
 	code, body, err := p.create("postgres", "hourly")
 	if err != nil {
 		return err
+	}
+
+	if drainingDenial(code, body) {
+		return errDrainingDenial
 	}
 
 	if code != http.StatusCreated {
@@ -116,6 +150,10 @@ func (p *prober) fresh() error {
 		return err
 	}
 
+	if drainingDenial(code, body) {
+		return errDrainingDenial
+	}
+
 	if code != http.StatusCreated {
 		return fmt.Errorf("fresh: %s: %d %s", name, code, message(body))
 	}
@@ -138,6 +176,10 @@ func (p *prober) nearMiss() error {
 		_ = p.remove(nearMissPVC)
 
 		return fmt.Errorf("near miss: %s was admitted", nearMissPVC)
+	}
+
+	if drainingDenial(code, body) {
+		return errDrainingDenial
 	}
 
 	if code != http.StatusBadRequest && code != http.StatusForbidden {
