@@ -283,7 +283,7 @@ func TestRun(t *testing.T) {
 	one := func(string, []string) ([]repo.PVC, error) { return []repo.PVC{shop}, nil }
 
 	t.Run("until done", func(t *testing.T) {
-		now := at
+		clk := &fakeClock{now: at}
 		rs := idle()
 		passes := 0
 		f := &fake{claims: one, sources: func(bool) ([]repo.ReplicationSource, error) {
@@ -295,7 +295,7 @@ func TestRun(t *testing.T) {
 			return []repo.ReplicationSource{rs}, nil
 		}}
 		f.setTrig = func(got repo.ReplicationSource, trigger, _ string) error {
-			rs.Manual, rs.LastManualSync, rs.LastSync = trigger, trigger, now // VolSync, at once
+			rs.Manual, rs.LastManualSync, rs.LastSync = trigger, trigger, clk.now // VolSync, at once
 
 			return nil
 		}
@@ -304,14 +304,7 @@ func TestRun(t *testing.T) {
 		r, err := cutover.New(cutover.Options{
 			Cutover: repo.Cutover{At: at}, LabelKey: "backup", LabelValues: []string{"hourly"},
 			Claims: f, Pods: f, Sources: f, Interval: time.Minute, Registerer: reg,
-			Now: func() time.Time { return now },
-			After: func(d time.Duration) <-chan time.Time {
-				now = now.Add(d)
-				ch := make(chan time.Time, 1)
-				ch <- now
-
-				return ch
-			},
+			Now: clk.Now, After: clk.After,
 		})
 		require.NoError(t, err)
 
@@ -327,21 +320,14 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("timeout", func(t *testing.T) {
-		now := at
+		clk := &fakeClock{now: at}
 		f := &fake{claims: one, sources: sources(idle()), setTrig: func(repo.ReplicationSource, string, string) error {
 			return fmt.Errorf("x: %w", repo.ErrChanged)
 		}}
 		r, err := cutover.New(cutover.Options{
 			Cutover: repo.Cutover{At: at}, LabelKey: "backup", LabelValues: []string{"hourly"},
 			Claims: f, Pods: f, Sources: f, Interval: time.Minute, Timeout: 10 * time.Minute,
-			Now: func() time.Time { return now },
-			After: func(d time.Duration) <-chan time.Time {
-				now = now.Add(d)
-				ch := make(chan time.Time, 1)
-				ch <- now
-
-				return ch
-			},
+			Now: clk.Now, After: clk.After,
 		})
 		require.NoError(t, err)
 
@@ -353,25 +339,32 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("no pass possible", func(t *testing.T) {
-		now := at
+		clk := &fakeClock{now: at}
 		f := &fake{claims: one, sources: func(bool) ([]repo.ReplicationSource, error) { return nil, errors.New("unreachable") }}
 		r, err := cutover.New(cutover.Options{
 			Cutover: repo.Cutover{At: at}, LabelKey: "backup", LabelValues: []string{"hourly"},
 			Claims: f, Pods: f, Sources: f, Interval: time.Minute, Timeout: 2 * time.Minute,
-			Now: func() time.Time { return now },
-			After: func(d time.Duration) <-chan time.Time {
-				now = now.Add(d)
-				ch := make(chan time.Time, 1)
-				ch <- now
-
-				return ch
-			},
+			Now: clk.Now, After: clk.After,
 		})
 		require.NoError(t, err)
 
 		_, err = r.Run(context.Background())
 		require.ErrorContains(t, err, "cutover: no pass could be made in 2m0s: unreachable")
 	})
+}
+
+// fakeClock is a Runner's clock in a test: After advances it by the duration asked for and
+// fires at once, so a run of passes takes no real time.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+	c.now = c.now.Add(d)
+	ch := make(chan time.Time, 1)
+	ch <- c.now
+
+	return ch
 }
 
 // gauge is the value of name{state} in reg.
