@@ -247,6 +247,17 @@ func TestIndexMergesAsKopia(t *testing.T) {
 			unverifiable: []string{"a"},
 		},
 		{
+			// An id kopia did not make (not 32 hex digits) keeps its text, and at an equal start
+			// time snapshots sort by their ids' text, hex or not (repo.SortSnapshots).
+			name: "ids that are not 32 hex digits keep their text",
+			contents: []string{
+				snapshotEntry("zz-restored-by-hand", 1, 1, "a-backup", "") + "," + snapshotEntry(idA, 1, 1, "a-backup", ""),
+				snapshotEntry("00-imported", 1, 1, "a-backup", "") + "," + snapshotEntry("k", 1, 0, "a-backup", "") + "," +
+					snapshotEntry(idC, 1, 1, "c-backup", ""),
+			},
+			want: map[string][]string{"a": {"k", "00-imported", idA, "zz-restored-by-hand"}, "c": {idC}},
+		},
+		{
 			name:     "a broken manifest deleted later is gone",
 			contents: []string{`{"id":"` + idB + `","labels":{"type":"snapshot","username":"a-backup","hostname":"web","path":"/data"},"modified":"2026-11-30T00:00:00Z","data":[]}`, deletion(idB, 5)},
 			want:     map[string][]string{"a": nil},
@@ -350,4 +361,33 @@ func FuzzParseManifestContent(f *testing.F) {
 			assert.Equal(t, e.Deleted, c.entries[i].flags&flagDeleted != 0)
 		}
 	})
+}
+
+// TestIndexStats: sources and complete snapshots are counted once each, after the merge, and
+// the memory estimate (IndexStats.Bytes, which the index-size alert reads) grows by its constant
+// per manifest entry read (superseded and deleted ones too, until kopia compacts them), per
+// complete snapshot and per source.
+func TestIndexStats(t *testing.T) {
+	contents := []string{
+		snapshotEntry(idA, 1, 1, "a-backup", "") + "," + snapshotEntry(idB, 1, 2, "a-backup", ""),
+		deletion(idB, 2) + "," + snapshotEntry(idC, 1, 1, "c-backup", "") + "," +
+			snapshotEntry("checkpoint", 1, 3, "a-backup", `,"incomplete":"checkpoint"`),
+	}
+
+	var parsed []*manifestContent
+
+	for _, doc := range contents {
+		c, err := parseManifestContent(gz(t, `{"entries":[`+doc+`]}`))
+		require.NoError(t, err)
+
+		parsed = append(parsed, c)
+	}
+
+	st := newIndex(repo.DefaultKopiaIdentity(), nil, parsed).Stats()
+
+	assert.Equal(t, 2, st.Sources, "a-backup and c-backup")
+	assert.Equal(t, 2, st.Snapshots, "idA and idC: idB is deleted, the checkpoint is incomplete")
+	assert.Equal(t, 5*bytesPerEntry+2*bytesPerSnapshot+2*bytesPerSource, st.Bytes)
+	assert.Positive(t, bytesPerEntry)
+	assert.Positive(t, bytesPerSource)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/backup-oracle/backup-oracle/integration/harness"
 	"github.com/backup-oracle/backup-oracle/repo"
+	"github.com/backup-oracle/backup-oracle/repo/restic"
 )
 
 // TestOnlySnapshotsTheMoverRestores: with the password, a PVC's repository answers with, counts
@@ -68,6 +69,8 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 	assert.Equal(t, 5, stats.Sources, "foreign-only and two-paths hold no snapshot the mover restores")
 	assert.Equal(t, 5, stats.Snapshots, "the foreign snapshots are not counted")
 	assert.Equal(t, 4, stats.Unrestorable, "but counted apart: foreign-only's two, foreign-later's newer one, two-paths' one")
+	assert.Equal(t, int64(7*restic.BytesPerRepository+5*restic.BytesPerSnapshot), stats.Bytes,
+		"the memory estimate: each repository read, and each snapshot counted")
 
 	for _, c := range []struct {
 		pvc   repo.PVC
