@@ -19,13 +19,8 @@ import (
 // whatever the list order, and names the other; a PVC backed up in one only restores from that
 // one; one repository unreadable makes every answer unknown.
 func TestBlueGreenNewestWins(t *testing.T) {
-	base := t.TempDir()
-	data := filepath.Join(base, "data")
-	require.NoError(t, os.MkdirAll(data, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o644))
-
-	green := harness.NewKopiaRepository(t, filepath.Join(base, "green"), kopiaPassword)
-	blue := harness.NewKopiaRepository(t, filepath.Join(base, "blue"), kopiaPassword)
+	c := newKopiaColours(t)
+	data, green, blue := c.data, c.green, c.blue
 
 	green.Snapshot(data, "app-backup@shop:/data") // the previous cycle's
 	green.Snapshot(data, "own-only-backup@shop:/data")
@@ -33,21 +28,8 @@ func TestBlueGreenNewestWins(t *testing.T) {
 	blue.Snapshot(data, "app-backup@shop:/data") // the cluster being replaced: newer
 	blue.Snapshot(data, "blue-only-backup@shop:/data")
 
-	pw := filepath.Join(base, "pw")
-	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword), 0o600))
-
-	file := filepath.Join(base, "backends.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(`backends:
-  - name: green
-    type: kopia-fs
-    kopia: {repositoryPath: `+green.Path+`, passwordFile: `+pw+`}
-  - name: blue
-    type: kopia-fs
-    kopia: {repositoryPath: `+blue.Path+`, passwordFile: `+pw+`}
-`), 0o600))
-
 	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: []string{
-		"BACKENDS_FILE=" + file, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
+		"BACKENDS_FILE=" + c.backends, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
 	}})
 	o.WaitReady(t, 30*time.Second)
 
@@ -116,13 +98,8 @@ func TestBlueGreenResticPair(t *testing.T) {
 // after the instant, by the real kopia CLI) is indexed, restore from blue. A PVC without any
 // snapshot in blue is decided as always. /status, the console and the metrics show the wait.
 func TestCutoverWaitsForTheFinalBackup(t *testing.T) {
-	base := t.TempDir()
-	data := filepath.Join(base, "data")
-	require.NoError(t, os.MkdirAll(data, 0o755))
-	require.NoError(t, os.WriteFile(filepath.Join(data, "f"), []byte("x"), 0o644))
-
-	green := harness.NewKopiaRepository(t, filepath.Join(base, "green"), kopiaPassword)
-	blue := harness.NewKopiaRepository(t, filepath.Join(base, "blue"), kopiaPassword)
+	c := newKopiaColours(t)
+	data, green, blue := c.data, c.green, c.blue
 
 	blue.Snapshot(data, "app-backup@shop:/data") // the last scheduled backup of the old colour
 	green.Snapshot(data, "own-only-backup@shop:/data")
@@ -130,21 +107,8 @@ func TestCutoverWaitsForTheFinalBackup(t *testing.T) {
 
 	at := time.Now().UTC().Truncate(time.Second)
 
-	pw := filepath.Join(base, "pw")
-	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword), 0o600))
-
-	file := filepath.Join(base, "backends.yaml")
-	require.NoError(t, os.WriteFile(file, []byte(`backends:
-  - name: green
-    type: kopia-fs
-    kopia: {repositoryPath: `+green.Path+`, passwordFile: `+pw+`}
-  - name: blue
-    type: kopia-fs
-    kopia: {repositoryPath: `+blue.Path+`, passwordFile: `+pw+`}
-`), 0o600))
-
 	o := harness.StartOracle(t, harness.OracleOptions{Bin: oracleBin, Env: []string{
-		"BACKENDS_FILE=" + file, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
+		"BACKENDS_FILE=" + c.backends, "REFRESH_INTERVAL=300ms", "MAX_INDEX_AGE=10s",
 		"CUTOVER_AT=" + at.Format(time.RFC3339), "CUTOVER_FROM=blue",
 	}})
 	o.WaitReady(t, 30*time.Second)
@@ -185,6 +149,39 @@ func TestCutoverWaitsForTheFinalBackup(t *testing.T) {
 
 	_, metrics = get(t, o.URL+"/metrics")
 	assert.Contains(t, metrics, "backup_oracle_cutover_waiting_pvcs 0")
+}
+
+// kopiaColours is two empty Kopia repositories made by the real kopia CLI, green and blue, a
+// directory holding one file to snapshot into them, and a backends file listing them in that
+// order (the password in a file beside it).
+type kopiaColours struct {
+	data, backends string
+	green, blue    *harness.KopiaCLI
+}
+
+func newKopiaColours(t *testing.T) kopiaColours {
+	t.Helper()
+
+	base := t.TempDir()
+	c := kopiaColours{data: filepath.Join(base, "data"), backends: filepath.Join(base, "backends.yaml")}
+	require.NoError(t, os.MkdirAll(c.data, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(c.data, "f"), []byte("x"), 0o644))
+
+	c.green = harness.NewKopiaRepository(t, filepath.Join(base, "green"), kopiaPassword)
+	c.blue = harness.NewKopiaRepository(t, filepath.Join(base, "blue"), kopiaPassword)
+
+	pw := filepath.Join(base, "pw")
+	require.NoError(t, os.WriteFile(pw, []byte(kopiaPassword), 0o600))
+	require.NoError(t, os.WriteFile(c.backends, []byte(`backends:
+  - name: green
+    type: kopia-fs
+    kopia: {repositoryPath: `+c.green.Path+`, passwordFile: `+pw+`}
+  - name: blue
+    type: kopia-fs
+    kopia: {repositoryPath: `+c.blue.Path+`, passwordFile: `+pw+`}
+`), 0o600))
+
+	return c
 }
 
 // getObject gets url and decodes its JSON object.

@@ -115,4 +115,20 @@ func TestNearMissesByRule(t *testing.T) {
 		assert.Equal(t, []string{"snap-a@snaps:/data"}, nearSources(idx.NearMisses(repo.PVC{Namespace: "snaps", Name: "a"})))
 		assert.Empty(t, idx.NearMisses(repo.PVC{Namespace: "legacy", Name: "db-bk-0"}))
 	})
+	t.Run("the schemes the other sources follow: most sources first", func(t *testing.T) {
+		f := newFixture(t)
+		f.write(append(volsyncLayout(), src("db-bk", "legacy", "/data"), src("cache-bk", "legacy", "/data"), src("files-bk", "legacy", "/data"),
+			src("app", "web", "/srv/app"), src("app", "web", "/srv/db"))...)
+
+		want := repo.LayoutFit{Considered: 9, Others: []repo.SchemeCount{
+			{Scheme: "{pvc}-volsync", Sources: 4, Examples: []string{"data-volsync@media:/data", "jellyfin-config-volsync@media:/data", "radarr-volsync@media:/data"}},
+			{Scheme: "{pvc}-bk", Sources: 3, Examples: []string{"cache-bk@legacy:/data", "db-bk@legacy:/data", "files-bk@legacy:/data"}},
+			{Scheme: "path /srv/app", Sources: 1, Examples: []string{"app@web:/srv/app"}},
+			{Scheme: "path /srv/db", Sources: 1, Examples: []string{"app@web:/srv/db"}},
+		}}
+
+		for range 3 { // the schemes are counted in a map: each load iterates it in another order
+			assert.Equal(t, want, loadWith(t, f.path, identity, "").Stats().Layout, "by count, then by name")
+		}
+	})
 }
