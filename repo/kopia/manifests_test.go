@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -390,4 +391,29 @@ func TestIndexStats(t *testing.T) {
 	assert.Equal(t, 5*bytesPerEntry+2*bytesPerSnapshot+2*bytesPerSource, st.Bytes)
 	assert.Positive(t, bytesPerEntry)
 	assert.Positive(t, bytesPerSource)
+}
+
+// TestNearMissesWithoutCompleteSnapshots: a near miss that holds only an interrupted backup (a
+// checkpoint) or only a manifest that cannot be decoded is still a near miss, with no snapshot
+// counted and no time: data may be there, so the PVC must not be fresh.
+func TestNearMissesWithoutCompleteSnapshots(t *testing.T) {
+	at := func(path, entry string) string { return strings.Replace(entry, `"path":"/data"`, `"path":"`+path+`"`, 1) }
+	doc := snapshotEntry(idA, 1, 1, "other-backup", "") + "," +
+		at("/srv/app", snapshotEntry(idB, 1, 1, "app-backup", `,"incomplete":"checkpoint"`)) + "," +
+		`{"id":"` + idC + `","labels":{"type":"snapshot","username":"app-backup","hostname":"web","path":"/srv/db"},"modified":"2026-11-30T00:00:00Z","data":{"stats":{"fileCount":"many"}}}`
+
+	c, err := parseManifestContent(gz(t, `{"entries":[`+doc+`]}`))
+	require.NoError(t, err)
+
+	idx := newIndex(repo.DefaultKopiaIdentity(), nil, []*manifestContent{c})
+	app := repo.PVC{Namespace: "web", Name: "app"}
+
+	f, err := idx.Find(context.Background(), app)
+	require.NoError(t, err)
+	assert.Empty(t, f.Snapshots, "its own source holds nothing")
+
+	assert.Equal(t, []repo.NearMiss{
+		{Source: "app-backup@web:/srv/app", Rule: ruleOtherPath},
+		{Source: "app-backup@web:/srv/db", Rule: ruleOtherPath},
+	}, idx.NearMisses(app))
 }
