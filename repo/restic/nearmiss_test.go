@@ -2,6 +2,7 @@ package restic_test
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
@@ -55,6 +56,9 @@ func TestPerPVCNearMisses(t *testing.T) {
 	write("volsync/shop/snapshots", 1) // a PVC named "snapshots": volsync/shop is still no repository
 
 	write("volsync/clusterA/shop/orders", 1) // one level deeper (a movers' base …/volsync/clusterA)
+	// A file someone left at that level: the level is still descended into (only a config object
+	// makes a directory a repository).
+	require.NoError(t, os.WriteFile(st.fsPath("volsync/clusterA/README"), []byte("cluster A's backups"), 0o600))
 
 	// The case: prefix "" (the bucket's root), the movers' base one level deeper. A
 	// level named like a namespace is descended into where the layout's own directory holds no
