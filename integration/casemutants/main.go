@@ -37,7 +37,7 @@ func mutants() []mutant {
 		{"./repo/kopia", "repo/identity.go", "MaxKopiaUsernameLen = 50", "MaxKopiaUsernameLen = 49", "Kopia username cut at 49 (the Kopia adapter's tests)"},
 		{"./cache", "cache/cache.go", "age > c.opts.MaxIndexAge", "age < 0", "staleness check removed"},
 		{"./cache", "cache/cache.go", "idx, start, prev.generation+1", "idx, end, prev.generation+1", "an index dated by the end of its load"},
-		{"./repo/kopia", "repo/kopia/kopia.go", "broken[src] = fmt.Errorf(", "_ = fmt.Errorf(", "a snapshot manifest that cannot be loaded is dropped"},
+		{"./repo/kopia", "repo/kopia/manifests.go", "c.broken[k] = fmt.Errorf(", "_ = fmt.Errorf(", "a snapshot manifest that cannot be loaded is dropped"},
 		{"./repo/kopia", "repo/kopia/kopia.go", `if os.Getenv(ignoreMalformedManifests) != "" {`, "if false {", "kopia allowed to skip unreadable manifests"},
 		// Conditions of case clauses, which gremlins never mutates.
 		{"./repo", "repo/decision.go", "case err != nil:", "case false:", "a backend error is ignored: fresh from an empty finding"},
@@ -57,7 +57,18 @@ func mutants() []mutant {
 		{"./repo/kopia", "repo/kopia/index.go", "case len(e.snapshots) == 0 && e.incomplete > 0:", "case e.incomplete > 0:", "a checkpoint next to complete snapshots withholds restore"},
 		{"./repo/restic", "repo/restic/index.go", "case pending == 0:", "case false:", "verified repositories reported unverified"},
 		{"./repo/restic", "repo/restic/index.go", "case failed != nil:", "case false:", "a snapshot that failed verification reported as merely pending"},
-		{"./repo/restic", "repo/restic/index.go", "case r.verifier == nil:", "case false:", "without a password, snapshots go to the verifier"},
+		{"./repo/restic", "repo/restic/index.go", "case !r.verifies(dir):\n\t\t\tv.snapshots = unverified(list)", "case false:\n\t\t\tv.snapshots = unverified(list)",
+			"without a password, the fleet listing's snapshots go to the verifier"},
+		{"./repo/restic", "repo/restic/index.go", "case !r.verifies(dir):\n\t\tf.Snapshots = unverified(objs)", "case false:\n\t\tf.Snapshots = unverified(objs)",
+			"without a password, a lookup's snapshots go to the verifier"},
+		// The adapters' switch clauses added since: what a mover would restore, what kopia wrote.
+		{"./repo/restic", "repo/restic/index.go", "case misread > 0:", "case false:", "a snapshot the mover would misread leaves the repository answerable"},
+		{"./repo/restic", "repo/restic/index.go", "case pending == 0 && len(kept) == 0 && skipped > 0:", "case false:",
+			"a repository whose snapshots the mover would all skip answers fresh"},
+		{"./repo/kopia", "repo/kopia/index.go", "case e.flags&flagBroken != 0:", "case false:", "an undecodable manifest counted as a complete snapshot"},
+		{"./repo/kopia", "repo/kopia/index.go", "case e.flags&flagIncomplete != 0:", "case false:", "a checkpoint counted as a complete snapshot"},
+		{"./repo/kopia", "repo/kopia/nearmiss.go", "case src.UserName == self.UserName && src.Host == self.Host:", "case false:",
+			"the same username under another path is no near miss"},
 		// Issue 18: near misses by rule, the layout fit, the cutover.
 		{"./repo/kopia", "repo/kopia/nearmiss.go", "case named:", "case named && false:", "the naming-scheme rule removed (only paths and cuts)"},
 		{"./repo/kopia", "repo/kopia/nearmiss.go", "case i.schemes.NamesPVC(src.Path, pvc):", "case strings.HasSuffix(src.Path, \"/\"+pvc.Name):", "the movers' default path read as a PVC name (the old rule)"},
