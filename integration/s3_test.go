@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -97,6 +99,53 @@ func TestResticS3EndToEnd(t *testing.T) {
 
 	assert.NotContains(t, o.Stderr(), resticPassword)
 	assert.NotContains(t, o.Stderr(), s3.SecretKey)
+}
+
+// TestResticCheckConfigOpenVerifies: --check-config --open, as an init container runs it,
+// verifies restic's snapshots with the password before it answers: a repository the password
+// does not open (written by the real restic CLI with another password) fails the check and is
+// named; with every repository opening, the check passes.
+func TestResticCheckConfigOpenVerifies(t *testing.T) {
+	s3 := harness.StartS3(t)
+	bucket := s3.CreateBucket("volsync")
+	cli := harness.NewResticCLI(t, s3)
+	url := func(ns, pvc string) string { return "s3:" + s3.URL + "/" + bucket + "/" + ns + "/" + pvc }
+
+	cli.Init(url("web", "app"), resticPassword, "2")
+	cli.Backup(url("web", "app"), resticPassword)
+
+	dir, env := secretFiles(t, s3, resticPassword)
+	check := func() (int, string) {
+		cmd := exec.Command(oracleBin, "--check-config", "--open") //nolint:gosec // the binary under test
+		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TMPDIR=" + os.TempDir(), "BACKEND_TYPE=s3", "S3_ENDPOINT=" + s3.Endpoint,
+			"S3_BUCKET=" + bucket, "S3_SECURE=false", "RESTIC_PASSWORD_FILE=" + filepath.Join(dir, "password")}, env...)
+
+		out, err := cmd.CombinedOutput()
+
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return exit.ExitCode(), string(out)
+		}
+
+		require.NoError(t, err, "%s", out)
+
+		return 0, string(out)
+	}
+
+	code, out := check()
+	assert.Equal(t, 0, code, out)
+	assert.Contains(t, out, "backend 1: opened: 1 sources")
+	assert.NotContains(t, out, "FAILED")
+
+	cli.Init(url("web", "db"), "another password", "2")
+	cli.Backup(url("web", "db"), "another password")
+
+	code, out = check()
+	assert.Equal(t, 1, code, out)
+	assert.Contains(t, out, "backend 1: FAILED: wrong password for 1 repository(ies)")
+	assert.Contains(t, out, "s3:"+bucket+"/web/db: restic: verify repository")
+	assert.NotContains(t, out, "s3:"+bucket+"/web/app: ", "the repository the password opens is not listed")
+	assert.NotContains(t, out, resticPassword)
 }
 
 func TestKopiaS3EndToEnd(t *testing.T) {

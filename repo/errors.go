@@ -25,6 +25,10 @@ var (
 	// ErrPending: snapshots exist whose verification is queued or running; the answer may change
 	// within seconds, so it is never memoised.
 	ErrPending = errors.New("verification pending")
+	// ErrWrongPassword: the configured password opens none of a repository's keys (restic's key
+	// files). It comes with ErrUnverifiable: the configuration is wrong, not the data, so
+	// --check-config --open fails on it.
+	ErrWrongPassword = errors.New("wrong password")
 )
 
 // Problemf formats a configuration problem: the error wraps ErrInvalidConfig but its message is

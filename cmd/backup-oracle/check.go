@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
+	"time"
 
 	"github.com/backup-oracle/backup-oracle/cache"
 	"github.com/backup-oracle/backup-oracle/repo"
@@ -97,6 +100,14 @@ func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int 
 			continue
 		}
 
+		inv, err := settle(ctx, c, cfg.RefreshTimeout)
+		if err != nil {
+			fmt.Fprintf(stdout, "  backend %d: FAILED: %v\n", i+1, err)
+			code = 1
+
+			continue
+		}
+
 		st := c.Status().Stats
 		id := ""
 		if st.RepositoryID != "" {
@@ -109,9 +120,96 @@ func checkConfig(ctx context.Context, cfg Config, stdout, stderr io.Writer) int 
 		if printLayout(stdout, i+1, st.Layout) {
 			code = 1
 		}
+
+		if printUnverified(stdout, i+1, inv, cfg.RefreshTimeout) {
+			code = 1
+		}
 	}
 
 	return code
+}
+
+// settleInterval is the pause between two refreshes of settle.
+const settleInterval = time.Second
+
+// settle refreshes c again while its inventory lists sources whose verification is pending
+// (restic verifies each repository's snapshots with the password in the background, and a load
+// waits for them at most restic.DefaultVerifyWait), for at most wait in all (the refresh
+// timeout), and returns the last inventory. An error is a refresh that failed meanwhile.
+func settle(ctx context.Context, c *cache.Cache, wait time.Duration) (repo.Inventory, error) {
+	deadline := time.Now().Add(wait)
+
+	for {
+		inv := c.Inventory()
+		if inv.Err != nil {
+			return inv, inv.Err
+		}
+
+		if !slices.ContainsFunc(inv.Stored, func(s repo.Stored) bool { return errors.Is(s.Err, repo.ErrPending) }) || !time.Now().Before(deadline) {
+			return inv, nil
+		}
+
+		select {
+		case <-ctx.Done():
+			return inv, nil
+		case <-time.After(settleInterval):
+		}
+
+		if err := c.Refresh(ctx); err != nil {
+			return inv, err
+		}
+	}
+}
+
+// printUnverified prints the sources the index cannot vouch for, by kind, and reports whether
+// one is a wrong password: --check-config --open fails on that (the configuration is wrong), not
+// on the data's own state (an interrupted backup, a damaged snapshot, a verification still
+// running after wait), which the server answers unknown per PVC and /status shows.
+func printUnverified(w io.Writer, n int, inv repo.Inventory, wait time.Duration) bool {
+	var wrong, pending, other []repo.Stored
+
+	for _, s := range inv.Stored {
+		switch {
+		case s.Err == nil:
+		case errors.Is(s.Err, repo.ErrWrongPassword):
+			wrong = append(wrong, s)
+		case errors.Is(s.Err, repo.ErrPending):
+			pending = append(pending, s)
+		default:
+			other = append(other, s)
+		}
+	}
+
+	if len(wrong) > 0 {
+		fmt.Fprintf(w, "  backend %d: FAILED: wrong password for %d repository(ies): no key file opens with it, so their PVCs are answered unknown:\n", n, len(wrong))
+		printSources(w, wrong)
+	}
+
+	if len(pending) > 0 {
+		fmt.Fprintf(w, "  backend %d: %d source(s) not verified within %s; the server goes on verifying them (answered unknown until then):\n", n, len(pending), wait)
+		printSources(w, pending)
+	}
+
+	if len(other) > 0 {
+		fmt.Fprintf(w, "  backend %d: %d source(s) the index cannot vouch for (answered unknown):\n", n, len(other))
+		printSources(w, other)
+	}
+
+	return len(wrong) > 0
+}
+
+// maxListed is how many sources printSources names before it counts the rest.
+const maxListed = 5
+
+func printSources(w io.Writer, list []repo.Stored) {
+	for i, s := range list {
+		if i == maxListed {
+			fmt.Fprintf(w, "    ... and %d more\n", len(list)-maxListed)
+			break
+		}
+
+		fmt.Fprintf(w, "    %s: %v\n", s.Source, s.Err)
+	}
 }
 
 // printLayout prints a minority fit of the identity settings (repo.LayoutFit) and reports

@@ -397,7 +397,9 @@ func TestIndexStats(t *testing.T) {
 // checkpoint) or only a manifest that cannot be decoded is still a near miss, with no snapshot
 // counted and no time: data may be there, so the PVC must not be fresh.
 func TestNearMissesWithoutCompleteSnapshots(t *testing.T) {
-	at := func(path, entry string) string { return strings.Replace(entry, `"path":"/data"`, `"path":"`+path+`"`, 1) }
+	at := func(path, entry string) string {
+		return strings.Replace(entry, `"path":"/data"`, `"path":"`+path+`"`, 1)
+	}
 	doc := snapshotEntry(idA, 1, 1, "other-backup", "") + "," +
 		at("/srv/app", snapshotEntry(idB, 1, 1, "app-backup", `,"incomplete":"checkpoint"`)) + "," +
 		`{"id":"` + idC + `","labels":{"type":"snapshot","username":"app-backup","hostname":"web","path":"/srv/db"},"modified":"2026-11-30T00:00:00Z","data":{"stats":{"fileCount":"many"}}}`

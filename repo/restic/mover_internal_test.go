@@ -47,11 +47,15 @@ func TestMoverRule(t *testing.T) {
 // counts the others, and counts misread snapshots whether or not they are considered.
 func TestMoverSnapshots(t *testing.T) {
 	own := func(id string) repo.Snapshot { return repo.Snapshot{ID: id, Host: "volsync", Paths: []string{"/data"}} }
-	foreign := func(id string) repo.Snapshot { return repo.Snapshot{ID: id, Host: "laptop", Paths: []string{"/srv/app"}} }
+	foreign := func(id string) repo.Snapshot {
+		return repo.Snapshot{ID: id, Host: "laptop", Paths: []string{"/srv/app"}}
+	}
 	misread := func(id string) repo.Snapshot {
 		return repo.Snapshot{ID: id, Host: "laptop", Paths: []string{"/srv/app", "/data"}}
 	}
-	both := func(id string) repo.Snapshot { return repo.Snapshot{ID: id, Host: "volsync", Paths: []string{"/data", "/x/data"}} }
+	both := func(id string) repo.Snapshot {
+		return repo.Snapshot{ID: id, Host: "volsync", Paths: []string{"/data", "/x/data"}}
+	}
 
 	cases := []struct {
 		name             string

@@ -17,8 +17,16 @@ import (
 // maxKeyFiles is how many key files are tried per repository, as restic does.
 const maxKeyFiles = 20
 
-// errWrongPassword: no key file of the repository opens with the configured password.
-var errWrongPassword = errors.New("no key file opens with the password")
+// errWrongPassword: no key file of the repository opens with the configured password. It is
+// repo.ErrWrongPassword (errors.Is) with restic's words.
+var errWrongPassword error = wrongPassword{}
+
+type wrongPassword struct{}
+
+func (wrongPassword) Error() string { return "no key file opens with the password" }
+
+// Is makes errors.Is(err, repo.ErrWrongPassword) true.
+func (wrongPassword) Is(target error) bool { return target == repo.ErrWrongPassword }
 
 // cachedKey is a repository's master key and the config id it was checked against.
 type cachedKey struct {
