@@ -72,35 +72,53 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 	assert.Equal(t, int64(7*restic.BytesPerRepository+5*restic.BytesPerSnapshot), stats.Bytes,
 		"the memory estimate: each repository read, and each snapshot counted")
 
-	for _, c := range []struct {
-		pvc   repo.PVC
-		hosts []string // of the snapshots found, oldest first
-	}{
-		{moverOnly, []string{"volsync"}},
-		{foreignLater, []string{"volsync"}},
-		{otherHost, []string{"laptop"}},
-		{dataTag, []string{"laptop"}},
-		{secondTag, []string{"laptop"}},
-	} {
-		f, err := idx.Find(context.Background(), c.pvc)
-		require.NoError(t, err, c.pvc)
+	// What each PVC's lookup finds: from the fleet listing, and (the default settings) from the
+	// lookup's own listing of its repository, which a fleet refresh interval turns on.
+	finds := func(t *testing.T, idx repo.Index) {
+		t.Helper()
 
-		var hosts []string
-		for _, s := range f.Snapshots {
-			hosts = append(hosts, s.Host)
+		for _, c := range []struct {
+			pvc   repo.PVC
+			hosts []string // of the snapshots found, oldest first
+		}{
+			{moverOnly, []string{"volsync"}},
+			{foreignLater, []string{"volsync"}},
+			{otherHost, []string{"laptop"}},
+			{dataTag, []string{"laptop"}},
+			{secondTag, []string{"laptop"}},
+		} {
+			f, err := idx.Find(context.Background(), c.pvc)
+			require.NoError(t, err, c.pvc)
+
+			var hosts []string
+			for _, s := range f.Snapshots {
+				hosts = append(hosts, s.Host)
+			}
+
+			assert.Equal(t, c.hosts, hosts, "%s: only the snapshots the mover restores", c.pvc)
 		}
 
-		assert.Equal(t, c.hosts, hosts, "%s: only the snapshots the mover restores", c.pvc)
+		_, err := idx.Find(context.Background(), foreignOnly)
+		require.ErrorIs(t, err, repo.ErrNotSelected, "snapshots exist, the mover would restore none: neither restore nor fresh")
+		assert.Contains(t, err.Error(), "holds 2 snapshot(s), none of which VolSync's restic mover would restore")
+
+		_, misread := idx.Find(context.Background(), twoPaths)
+		require.ErrorIs(t, misread, repo.ErrNotSelected, "a snapshot the mover would misread: no answer can say what it restores")
+		assert.Contains(t, misread.Error(), "with several paths of which a later one contains")
 	}
 
+	finds(t, idx)
+
+	t.Run("lookups confirm their PVC", func(t *testing.T) {
+		opts := opts
+		opts.FleetRefreshInterval, opts.LookupWait = 10*time.Minute, time.Minute
+
+		idx, err := newRepo(t, opts).Load(context.Background())
+		require.NoError(t, err)
+		finds(t, idx)
+	})
+
 	_, err = idx.Find(context.Background(), foreignOnly)
-	require.ErrorIs(t, err, repo.ErrNotSelected, "snapshots exist, the mover would restore none: neither restore nor fresh")
-	assert.Contains(t, err.Error(), "holds 2 snapshot(s), none of which VolSync's restic mover would restore")
-
-	_, misread := idx.Find(context.Background(), twoPaths)
-	require.ErrorIs(t, misread, repo.ErrNotSelected, "a snapshot the mover would misread: no answer can say what it restores")
-	assert.Contains(t, misread.Error(), "with several paths of which a later one contains")
-
 	a := repo.Decide(foreignOnly, "restic", repo.Finding{}, time.Now(), err)
 	assert.Equal(t, repo.Unknown, a.Decision)
 
