@@ -109,6 +109,14 @@ func TestOnlySnapshotsTheMoverRestores(t *testing.T) {
 
 	finds(t, idx)
 
+	// Nearby (for operators): the namespace's other repositories holding snapshots, the mover's
+	// or not.
+	nearby := idx.Nearby(moverOnly)
+	assert.Len(t, nearby, 6)
+	assert.Contains(t, nearby, st.source(rel(foreignOnly)))
+	assert.NotContains(t, nearby, st.source(rel(moverOnly)), "not its own")
+	assert.Empty(t, idx.Nearby(pvc("elsewhere", "app")), "another namespace's are not nearby")
+
 	t.Run("lookups confirm their PVC", func(t *testing.T) {
 		opts := opts
 		opts.FleetRefreshInterval, opts.LookupWait = 10*time.Minute, time.Minute

@@ -26,6 +26,7 @@ func TestSharedRepository(t *testing.T) {
 	cli.Backup(st.url(shared), password, "team-a/app")
 	cli.Backup(st.url(shared), password, "team-a/app")
 	cli.Backup(st.url(shared), password, "team-b/db", "daily")
+	cli.Backup(st.url(shared), password, "web") // tagged with the bare PVC name
 
 	opts := st.options()
 	opts.Layout, opts.Prefix, opts.Password, opts.VerifyWait = restic.LayoutShared, shared, password, time.Minute
@@ -53,7 +54,8 @@ func TestSharedRepository(t *testing.T) {
 	}
 
 	stats := idx.Stats()
-	assert.Equal(t, repo.IndexStats{Sources: 2, Snapshots: 3}, repo.IndexStats{Sources: stats.Sources, Snapshots: stats.Snapshots}, "tags team-a/app and team-b/db")
+	assert.Equal(t, repo.IndexStats{Sources: 2, Snapshots: 4}, repo.IndexStats{Sources: stats.Sources, Snapshots: stats.Snapshots},
+		"tags team-a/app and team-b/db (the bare tag names no PVC)")
 	assert.Positive(t, stats.Bytes, "the index estimates its memory")
 
 	var inventory []string
@@ -65,6 +67,26 @@ func TestSharedRepository(t *testing.T) {
 		st.source(shared) + "#tag=team-a/app team-a/app 2",
 		st.source(shared) + "#tag=team-b/db team-b/db 1",
 	}, inventory, "one entry per PVC tag")
+
+	// A snapshot tagged with the bare PVC name (a hand-made backup, or a tag template without the
+	// namespace) may be any namespace's web: a near miss of each, never another PVC's.
+	f, err := idx.Find(context.Background(), pvc("team-c", "web"))
+	require.NoError(t, err)
+	assert.Empty(t, f.Snapshots)
+
+	near := idx.NearMisses(pvc("team-c", "web"))
+	require.Len(t, near, 1)
+	assert.Equal(t, st.source(shared)+"#tag=web", near[0].Source)
+	assert.Equal(t, "snapshots tagged with the bare PVC name instead of team-c/web", near[0].Rule)
+	assert.Equal(t, 1, near[0].Snapshots)
+	assert.False(t, near[0].Latest.IsZero(), "dated by the snapshot")
+	assert.Empty(t, idx.NearMisses(pvc("team-a", "app")), "no snapshot is tagged with the bare name app")
+	assert.Empty(t, idx.NearMisses(pvc("team-c", "other")))
+
+	// Nearby: the namespace's other tags, for operators.
+	assert.Equal(t, []string{st.source(shared) + "#tag=team-a/app"}, idx.Nearby(pvc("team-a", "other")))
+	assert.Equal(t, []string{st.source(shared) + "#tag=team-b/db"}, idx.Nearby(pvc("team-b", "app")))
+	assert.Empty(t, idx.Nearby(pvc("team-a", "app")), "its own tag is not nearby")
 
 	// A snapshot that cannot be verified could belong to any PVC: those without a verified
 	// snapshot become unknown, those with one still have a backup.
