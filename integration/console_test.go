@@ -39,9 +39,26 @@ func chromium(t *testing.T) string {
 func browser(t *testing.T) context.Context {
 	t.Helper()
 
+	// The profile is not a t.TempDir: Chromium's helper processes may still write into it for a
+	// moment after the browser is stopped, and TempDir's removal then fails the test. Removed
+	// after the browser's cleanup below (cleanups run last first), retried until it is done.
+	profile, err := os.MkdirTemp("", "backup-oracle-console-")
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		for range 100 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+
+			time.Sleep(100 * time.Millisecond)
+		}
+
+		t.Logf("browser profile %s not removed", profile)
+	})
+
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("disable-gpu", true),
 		chromedp.Flag("disable-quic", true),
