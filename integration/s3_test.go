@@ -1,11 +1,9 @@
 package integration
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -116,20 +114,8 @@ func TestResticCheckConfigOpenVerifies(t *testing.T) {
 
 	dir, env := secretFiles(t, s3, resticPassword)
 	check := func() (int, string) {
-		cmd := exec.Command(oracleBin, "--check-config", "--open") //nolint:gosec // the binary under test
-		cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TMPDIR=" + os.TempDir(), "BACKEND_TYPE=s3", "S3_ENDPOINT=" + s3.Endpoint,
-			"S3_BUCKET=" + bucket, "S3_SECURE=false", "RESTIC_PASSWORD_FILE=" + filepath.Join(dir, "password")}, env...)
-
-		out, err := cmd.CombinedOutput()
-
-		var exit *exec.ExitError
-		if errors.As(err, &exit) {
-			return exit.ExitCode(), string(out)
-		}
-
-		require.NoError(t, err, "%s", out)
-
-		return 0, string(out)
+		return runCheckConfigOpen(t, append([]string{"BACKEND_TYPE=s3", "S3_ENDPOINT=" + s3.Endpoint, "S3_BUCKET=" + bucket, "S3_SECURE=false",
+			"RESTIC_PASSWORD_FILE=" + filepath.Join(dir, "password")}, env...)...)
 	}
 
 	code, out := check()

@@ -31,13 +31,22 @@ func volsyncWorld(t *testing.T, extra ...string) *kopiaWorld {
 	return w
 }
 
-// checkConfigOpen runs --check-config --open and returns its exit code and output.
+// checkConfigOpen runs --check-config --open on w's repository and returns its exit code and
+// output.
 func checkConfigOpen(t *testing.T, w *kopiaWorld, env ...string) (int, string) {
 	t.Helper()
 
+	return runCheckConfigOpen(t, append([]string{"BACKEND_TYPE=kopia-fs",
+		"KOPIA_REPOSITORY_PATH=" + w.cli.Path, "KOPIA_PASSWORD_FILE=" + w.passwordFile(t, kopiaPassword)}, env...)...)
+}
+
+// runCheckConfigOpen runs --check-config --open with only env (and PATH, TMPDIR) and returns its
+// exit code and output.
+func runCheckConfigOpen(t *testing.T, env ...string) (int, string) {
+	t.Helper()
+
 	cmd := exec.Command(oracleBin, "--check-config", "--open") //nolint:gosec // the binary under test
-	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TMPDIR=" + os.TempDir(), "BACKEND_TYPE=kopia-fs",
-		"KOPIA_REPOSITORY_PATH=" + w.cli.Path, "KOPIA_PASSWORD_FILE=" + w.passwordFile(t, kopiaPassword)}, env...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "TMPDIR=" + os.TempDir()}, env...)
 
 	out, err := cmd.CombinedOutput()
 	if err != nil {
